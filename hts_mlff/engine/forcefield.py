@@ -1,0 +1,123 @@
+"""The one force-field contract of the engine, and a checker for it.
+
+A force field maps a :class:`BatchState` to per-system energies, per-atom forces and
+per-system stresses::
+
+    forward(state, *, compute_stress=True) -> ForceOutput
+        energy  (n_systems,)       eV
+        forces  (n_atoms, 3)       eV/Å
+        stress  (n_systems, 3, 3)  eV/Å³, ASE sign convention σ = (1/V) ∂E/∂ε
+                                   (negative under compression; P_virial = −tr σ / 3)
+
+Force fields that need neighbours declare ``cutoff_A``; the engine attaches a Verlet list
+covering it to the state (``state.neighbors``), otherwise the force field builds one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from hts_mlff.engine.state import BatchState
+
+
+@dataclass
+class ForceOutput:
+    """Result of one force-field evaluation (see module docstring for shapes and units)."""
+
+    energy: torch.Tensor
+    forces: torch.Tensor
+    stress: torch.Tensor | None
+
+
+class ForceField(ABC):
+    """Base class of every force field the engine can drive."""
+
+    #: Interaction range in Å; the engine's neighbour list covers it.
+    cutoff_A: float = 0.0
+
+    @abstractmethod
+    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+        """Energies, forces and (optionally) stresses of every system in ``state``."""
+
+    def __call__(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+        return self.forward(state, compute_stress=compute_stress)
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable description; with the weights it defines the checksum."""
+
+    def checksum(self) -> str:
+        """Content hash that changes whenever results could change."""
+        payload = json.dumps({"class": type(self).__name__, **self.config()}, sort_keys=True)
+        return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+
+    def as_ase_calculator(self, *, device: str = "cpu", dtype: torch.dtype = torch.float64):
+        """An ASE Calculator (energy, forces, stress) backed by this force field."""
+        from hts_mlff.forcefields.ase_adapter import ForceFieldCalculator
+
+        return ForceFieldCalculator(self, device=device, dtype=dtype)
+
+
+def check_forcefield(
+    forcefield: ForceField,
+    state: BatchState,
+    *,
+    displacement_A: float = 1e-4,
+    n_probe_atoms: int = 4,
+    atol_eV_per_A: float = 1e-4,
+) -> list[str]:
+    """Check a force field against the contract; returns a list of problems (empty = fine).
+
+    Checks shapes, dtypes, finiteness, that batched evaluation equals one-system
+    evaluation, and that forces equal −∂E/∂r by central finite differences on a few atoms.
+    """
+    problems: list[str] = []
+    out = forcefield.forward(state, compute_stress=True)
+    n_sys, n_at = state.n_systems, state.n_atoms
+    expected = {"energy": (n_sys,), "forces": (n_at, 3), "stress": (n_sys, 3, 3)}
+    for name, shape in expected.items():
+        value = getattr(out, name)
+        if value is None or tuple(value.shape) != shape:
+            problems.append(f"{name}: expected shape {shape}, got {None if value is None else tuple(value.shape)}")
+        elif not torch.isfinite(value).all():
+            problems.append(f"{name}: contains NaN or inf")
+    if problems:
+        return problems
+    for system in range(n_sys):
+        sl = state.system_slice(system)
+        single = BatchState(
+            positions=state.positions[sl].clone(),
+            velocities=state.velocities[sl].clone(),
+            masses=state.masses[sl].clone(),
+            atomic_numbers=state.atomic_numbers[sl].clone(),
+            cell=state.cell[system : system + 1].clone(),
+            system_idx=torch.zeros(sl.stop - sl.start, dtype=torch.int64, device=state.device),
+        )
+        one = forcefield.forward(single, compute_stress=True)
+        if not torch.allclose(one.forces, out.forces[sl], atol=1e-6, rtol=1e-6):
+            problems.append(f"system {system}: batched forces differ from single-system forces")
+        if not torch.allclose(one.energy[0], out.energy[system], atol=1e-6, rtol=1e-9):
+            problems.append(f"system {system}: batched energy differs from single-system energy")
+    rng = np.random.default_rng(0)
+    for atom in rng.choice(n_at, size=min(n_probe_atoms, n_at), replace=False).tolist():
+        system = int(state.system_idx[atom])
+        for axis in range(3):
+            energies = []
+            for sign in (1.0, -1.0):
+                probe = state.clone()
+                probe.positions[atom, axis] += sign * displacement_A
+                energies.append(float(forcefield.forward(probe, compute_stress=False).energy[system]))
+            numeric = -(energies[0] - energies[1]) / (2 * displacement_A)
+            analytic = float(out.forces[atom, axis])
+            if abs(numeric - analytic) > atol_eV_per_A + 1e-3 * abs(analytic):
+                problems.append(
+                    f"atom {atom} axis {axis}: force {analytic:.6g} eV/Å but −dE/dx = {numeric:.6g} eV/Å"
+                )
+    return problems

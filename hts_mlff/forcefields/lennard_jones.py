@@ -1,0 +1,127 @@
+r"""Lennard-Jones pair potential, batched over systems and species pairs.
+
+.. math::
+
+    V(r) = 4\epsilon\left[(\sigma/r)^{12} - (\sigma/r)^6\right] - V_\text{shift}, \quad r < r_c
+
+with :math:`V_\text{shift} = 4\epsilon[(\sigma/r_c)^{12} - (\sigma/r_c)^6]` when ``shift``
+is on (energy continuous at the cutoff; forces are unchanged). For a pair vector
+:math:`\mathbf{d} = \mathbf{r}_j - \mathbf{r}_i`, with :math:`s_6 = (\sigma/r)^6`,
+
+.. math::
+
+    \mathbf{F}_j = -\mathbf{F}_i = \frac{24\epsilon}{r^2}\,(2 s_6^2 - s_6)\,\mathbf{d},
+    \qquad
+    \sigma_{ab} = -\frac{1}{V}\sum_\text{pairs} \frac{24\epsilon}{r^2}(2 s_6^2 - s_6)\, d_a d_b .
+
+Only multiplications and divisions touch the pair values, so results do not depend on
+where a system sits in the batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.neighbors import neighbors_for
+from hts_mlff.engine.state import BatchState, sum_per_system
+
+
+@dataclass(frozen=True)
+class PairParameters:
+    """ε (eV) and σ (Å) of one species pair, by atomic number."""
+
+    z_a: int
+    z_b: int
+    epsilon_eV: float
+    sigma_A: float
+
+
+class LennardJones(ForceField):
+    """Lennard-Jones force field.
+
+    Args:
+        epsilon_eV: well depth for every pair not listed in ``pairs``.
+        sigma_A: zero-crossing distance for every pair not listed in ``pairs``.
+        cutoff_A: interaction cutoff.
+        shift: subtract V(r_c) so the energy is continuous at the cutoff.
+        pairs: per species-pair overrides.
+    """
+
+    def __init__(
+        self,
+        epsilon_eV: float = 0.010327,
+        *,
+        sigma_A: float = 3.405,
+        cutoff_A: float = 8.5,
+        shift: bool = True,
+        pairs: list[PairParameters] | None = None,
+    ) -> None:
+        if epsilon_eV < 0 or sigma_A <= 0 or cutoff_A <= 0:
+            raise ValueError("epsilon_eV must be ≥ 0, sigma_A and cutoff_A > 0")
+        self.epsilon_eV = float(epsilon_eV)
+        self.sigma_A = float(sigma_A)
+        self.cutoff_A = float(cutoff_A)
+        self.shift = bool(shift)
+        self.pairs = list(pairs or [])
+        self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "epsilon_eV": self.epsilon_eV,
+            "sigma_A": self.sigma_A,
+            "cutoff_A": self.cutoff_A,
+            "shift": self.shift,
+            "pairs": [vars(p) for p in self.pairs],
+        }
+
+    def _pair_tables(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(119, 119) tables of ε and σ² indexed by atomic numbers."""
+        key = (device, dtype)
+        if key not in self._tables:
+            eps = torch.full((119, 119), self.epsilon_eV, dtype=dtype)
+            sig = torch.full((119, 119), self.sigma_A, dtype=dtype)
+            for p in self.pairs:
+                for a, b in ((p.z_a, p.z_b), (p.z_b, p.z_a)):
+                    eps[a, b] = p.epsilon_eV
+                    sig[a, b] = p.sigma_A
+            self._tables[key] = (eps.to(device), (sig * sig).to(device))
+        return self._tables[key]
+
+    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        d = nl.pair_vectors(state)
+        r2 = (d * d).sum(dim=1)
+        inside = r2 < self.cutoff_A * self.cutoff_A
+        if self.pairs:
+            eps_t, sig2_t = self._pair_tables(state.device, state.dtype)
+            zi, zj = state.atomic_numbers[nl.pair_i], state.atomic_numbers[nl.pair_j]
+            eps, sig2 = eps_t[zi, zj], sig2_t[zi, zj]
+        else:
+            eps = torch.tensor(self.epsilon_eV, dtype=state.dtype, device=state.device)
+            sig2 = torch.tensor(self.sigma_A**2, dtype=state.dtype, device=state.device)
+        safe_r2 = torch.where(inside, r2, torch.ones_like(r2))
+        s2 = sig2 / safe_r2
+        s6 = s2 * s2 * s2
+        e_pair = 4.0 * eps * (s6 * s6 - s6)
+        if self.shift:
+            c2 = sig2 / (self.cutoff_A * self.cutoff_A)
+            c6 = c2 * c2 * c2
+            e_pair = e_pair - 4.0 * eps * (c6 * c6 - c6)
+        zero = torch.zeros_like(r2)
+        e_pair = torch.where(inside, e_pair, zero)
+        # f_over_r = −(dV/dr)/r, so F_j = f_over_r · d.
+        f_over_r = torch.where(inside, 24.0 * eps * (2.0 * s6 * s6 - s6) / safe_r2, zero)
+        fvec = f_over_r[:, None] * d
+        forces = torch.zeros_like(state.positions)
+        forces.index_add_(0, nl.pair_j, fvec)
+        forces.index_add_(0, nl.pair_i, fvec.neg_())
+        energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
+        stress = None
+        if compute_stress:
+            virial = -fvec[:, :, None] * d[:, None, :]
+            stress = sum_per_system(virial, nl.pair_system, state.n_systems) / state.volume[:, None, None]
+        return ForceOutput(energy=energy, forces=forces, stress=stress)

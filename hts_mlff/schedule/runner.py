@@ -1,0 +1,231 @@
+"""Coordinator: prepare the store, start a cluster, submit packs, follow them to the end.
+
+The coordinator writes the store template once, submits every pack that still has tasks
+without a completion marker, and collects small summaries as packs finish (results are
+written by the workers themselves). Interrupting it at any moment leaves the store
+readable; running again skips completed tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hts_mlff.schedule.pack_job import PackJob, md_protocol, run_pack_job
+from hts_mlff.spec.load import LoadedCampaign
+from hts_mlff.store.layout import CampaignStore, StoreError, StoreLayout, spec_hash
+from hts_mlff.tasks import AXES, Plan, expand
+
+
+@dataclass
+class RunReport:
+    """What one ``run_campaign`` call did."""
+
+    store_path: Path
+    n_tasks: int
+    n_skipped: int
+    n_run: int
+    n_failed: int
+    atom_steps: int
+    wall_s: float
+    packs: list[dict[str, Any]] = field(default_factory=list)
+    dashboard: str | None = None
+
+
+def manifest_of(plan: Plan) -> dict[str, Any]:
+    tasks = plan.tasks
+    slot = np.empty(len(tasks), dtype=np.int64)
+    pack = np.empty(len(tasks), dtype=np.int64)
+    for p in plan.packs:
+        slot[p.rows] = p.slots
+        pack[p.rows] = p.index
+    columns: dict[str, list[Any]] = {"task_id": tasks.task_id.tolist()}
+    for axis in AXES:
+        columns[axis] = getattr(tasks, axis).tolist()
+    columns.update(n_atoms=tasks.n_atoms.tolist(), slot=slot.tolist(), pack=pack.tolist())
+    packs = [{"index": p.index, "slot_start": p.slot_start, "n": len(p.rows)} for p in plan.packs]
+    return {"columns": columns, "packs": packs, "chunk_size": plan.chunk_size}
+
+
+def layout_of(plan: Plan) -> StoreLayout:
+    p = plan.campaign.protocol
+    return StoreLayout(
+        n_slots=plan.n_slots,
+        chunk_size=plan.chunk_size,
+        n_frames=plan.n_frames,
+        max_atoms=plan.max_atoms,
+        n_position_snapshots=plan.n_snapshots(p.save_positions_every_samples),
+        n_velocity_snapshots=plan.n_snapshots(p.save_velocities_every_samples),
+    )
+
+
+def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
+    """Create the store, or check that an existing one belongs to this campaign."""
+    spec_json = loaded.spec.model_dump_json()
+    store = CampaignStore(loaded.store_path)
+    if store.path.exists() and any(store.path.iterdir()):
+        attrs = store.check_readable()
+        if attrs.get("campaign") != loaded.spec.name:
+            raise StoreError(
+                f"{store.path}: belongs to campaign {attrs.get('campaign')!r}, not {loaded.spec.name!r}; "
+                "choose another 'store' path"
+            )
+        if attrs.get("spec_hash") != spec_hash(spec_json):
+            raise StoreError(
+                f"{store.path}: written by an earlier version of campaign {loaded.spec.name!r} "
+                "with different settings; give the edited campaign a new 'store' path "
+                "(existing results are left untouched)"
+            )
+        store.clean_partial_files()
+        return store
+    protocol = md_protocol(loaded.spec)
+    dt = protocol.timestep_fs * protocol.sample_every_steps
+    snapshot_times = {}
+    for name, every in (
+        ("position_time_fs", protocol.positions_every_samples),
+        ("velocitie_time_fs", protocol.velocities_every_samples),
+    ):
+        if every > 0:
+            snapshot_times[name] = np.arange(plan.n_snapshots(every)) * every * dt
+    store.create(
+        layout=layout_of(plan),
+        campaign_name=loaded.spec.name,
+        campaign_file=str(loaded.path),
+        campaign_text=loaded.text,
+        spec_json=spec_json,
+        manifest=manifest_of(plan),
+        time_fs=np.arange(plan.n_frames) * dt,
+        snapshot_times=snapshot_times,
+    )
+    return store
+
+
+@contextmanager
+def run_lock(store: CampaignStore):
+    """Refuse to run two coordinators on one store at once (stale locks are taken over)."""
+    lock = store.bookkeeping / "run.lock"
+    host = socket.gethostname()
+    if lock.exists():
+        try:
+            holder = json.loads(lock.read_text())
+        except ValueError:
+            holder = {}
+        if holder.get("host") == host and _pid_alive(int(holder.get("pid", -1))):
+            raise StoreError(f"{store.path}: another run (pid {holder['pid']}) is using this store")
+    lock.write_text(json.dumps({"host": host, "pid": os.getpid(), "since": time.time()}))
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def pending_jobs(loaded: LoadedCampaign, plan: Plan, store: CampaignStore, *, threads: int | None) -> list[PackJob]:
+    """One job per pack that still has tasks without a completion marker."""
+    done = set(store.done_markers())
+    spec_json = loaded.spec.model_dump_json()
+    jobs = []
+    for pack in plan.packs:
+        rows = [int(r) for r in pack.rows if plan.tasks.task_id[r] not in done]
+        if not rows:
+            continue
+        if len(rows) != len(pack.rows):
+            # Part of the pack finished before an interruption: rerun the rest in their own slots.
+            first = int(np.searchsorted(pack.rows, rows[0]))
+            if rows != [int(r) for r in pack.rows[first:]]:
+                rows = [int(r) for r in pack.rows]
+        offset = int(np.searchsorted(pack.rows, rows[0]))
+        jobs.append(
+            PackJob(
+                campaign_name=loaded.spec.name,
+                spec_json=spec_json,
+                base_dir=str(loaded.base_dir),
+                store_path=str(store.path),
+                pack_index=pack.index,
+                slot_start=pack.slot_start + offset,
+                tasks=[plan.tasks.row(r) for r in rows],
+                threads=threads,
+            )
+        )
+    return jobs
+
+
+def run_campaign(
+    loaded: LoadedCampaign,
+    *,
+    client: Any | None = None,
+    on_event: Callable[[str, dict[str, Any]], None] | None = None,
+) -> RunReport:
+    """Run every task of a campaign that is not done yet.
+
+    Args:
+        loaded: a validated campaign (:func:`hts_mlff.load_campaign`).
+        client: an existing ``distributed.Client``; default: start the campaign's cluster.
+        on_event: progress callback, called as ``on_event(kind, info)`` with kinds
+            ``start`` (totals, dashboard), ``pack`` (a finished pack) and ``end``.
+    """
+    from distributed import as_completed
+
+    from hts_mlff.schedule.clusters import start_client
+
+    started = time.perf_counter()
+    plan = expand(loaded.spec, base_dir=loaded.base_dir)
+    store = prepare_store(loaded, plan)
+    emit = on_event or (lambda kind, info: None)
+    with run_lock(store):
+        own_client = client is None
+        if own_client:
+            client, threads = start_client(loaded.spec)
+        else:
+            threads = loaded.spec.execution.threads_per_pack
+        try:
+            jobs = pending_jobs(loaded, plan, store, threads=threads)
+            n_pending = sum(len(j.tasks) for j in jobs)
+            report = RunReport(
+                store_path=store.path, n_tasks=len(plan.tasks), n_skipped=len(plan.tasks) - n_pending,
+                n_run=0, n_failed=0, atom_steps=0, wall_s=0.0, dashboard=client.dashboard_link,
+            )
+            emit("start", {
+                "n_tasks": len(plan.tasks), "n_pending": n_pending, "n_packs": len(jobs),
+                "atom_steps": sum(len(j.tasks) for j in jobs) * plan.total_steps * int(plan.tasks.n_atoms.mean() if len(plan.tasks) else 0),
+                "dashboard": client.dashboard_link,
+            })
+            futures = [client.submit(run_pack_job, job, pure=False, key=f"pack-{job.pack_index}-{loaded.spec.name}") for job in jobs]
+            for future in as_completed(futures):
+                summary = future.result()
+                report.n_run += summary["n_tasks"]
+                report.n_failed += summary["n_failed"]
+                report.atom_steps += summary["atom_steps"]
+                report.packs.append(summary)
+                future.release()
+                emit("pack", summary)
+        finally:
+            if own_client:
+                cluster = client.cluster
+                client.close()
+                if cluster is not None:
+                    cluster.close()
+    store.consolidate()
+    report.wall_s = time.perf_counter() - started
+    emit("end", vars(report))
+    return report

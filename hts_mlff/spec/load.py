@@ -1,0 +1,281 @@
+"""Load and validate a campaign file, reporting every problem at once with file:line.
+
+Each problem names the file, the line, the dotted field path, what was expected and,
+for unknown keys, the closest allowed key ("did you mean").
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from hts_mlff.spec.model import Campaign
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a campaign file."""
+
+    file: str
+    line: int
+    path: str
+    message: str
+    warning: bool = False
+
+    def __str__(self) -> str:
+        kind = "warning" if self.warning else "error"
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {kind}: {self.path or '<top level>'}: {self.message}"
+
+
+class CampaignError(ValueError):
+    """A campaign file has problems; ``problems`` lists every one."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass
+class LoadedCampaign:
+    """A validated campaign with where it came from."""
+
+    spec: Campaign
+    path: Path
+    text: str
+    warnings: list[Problem]
+
+    @property
+    def base_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def store_path(self) -> Path:
+        return (self.base_dir / self.spec.store).resolve()
+
+
+# ----------------------------------------------------------------------------- YAML with line numbers
+def _compose_with_lines(text: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML; return the data and a map from field path to 1-based line."""
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    lines: dict[Loc, int] = {}
+
+    def walk(n: yaml.Node | None, loc: Loc) -> None:
+        if n is None:
+            return
+        lines.setdefault(loc, n.start_mark.line + 1)
+        if isinstance(n, yaml.MappingNode):
+            for key, value in n.value:
+                k = yaml.SafeLoader(key.value).construct_scalar(key) if isinstance(key, yaml.ScalarNode) else str(key)
+                lines[(*loc, k)] = key.start_mark.line + 1
+                walk(value, (*loc, k))
+                lines[(*loc, k, "__value__")] = value.start_mark.line + 1
+        elif isinstance(n, yaml.SequenceNode):
+            for i, item in enumerate(n.value):
+                lines[(*loc, i)] = item.start_mark.line + 1
+                walk(item, (*loc, i))
+
+    walk(node, ())
+    data = yaml.safe_load(text)
+    return data, lines
+
+
+def _line_of(lines: dict[Loc, int], loc: Loc) -> int:
+    for end in range(len(loc), -1, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return 1
+
+
+# ----------------------------------------------------------------------------- model introspection
+def _unwrap(tp: Any) -> list[Any]:
+    """Member types of Optional/Union/Annotated, flattened."""
+    origin = get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(get_args(tp)[0])
+    if origin in (Union, types.UnionType):
+        return [m for a in get_args(tp) for m in _unwrap(a)]
+    return [tp]
+
+
+def _model_at(loc: Loc) -> tuple[type[BaseModel] | None, Loc]:
+    """Follow a pydantic error location through the models.
+
+    Returns the model owning the last element (for "did you mean") and the location with
+    discriminator tags removed (the path as written in YAML).
+    """
+    current: list[Any] = [Campaign]
+    yaml_loc: list[str | int] = []
+    owner: type[BaseModel] | None = Campaign
+    for part in loc:
+        models = [t for t in current if isinstance(t, type) and issubclass(t, BaseModel)]
+        nxt: list[Any] = []
+        tagged = False
+        for t in current:
+            origin = get_origin(t)
+            if origin in (dict,) and not isinstance(part, int):
+                nxt.extend(_unwrap(get_args(t)[1]))
+            elif origin in (list, tuple) and isinstance(part, int):
+                nxt.extend(_unwrap(get_args(t)[0]))
+        for m in models:
+            if part in m.model_fields:
+                owner = m
+                nxt.extend(_unwrap(m.model_fields[part].annotation))
+            else:
+                kind = m.model_fields.get("kind")
+                if kind is not None and part in get_args(kind.annotation):
+                    nxt.append(m)
+                    tagged = True
+        if not tagged:
+            yaml_loc.append(part)
+        if models and not tagged and not any(part in m.model_fields for m in models):
+            owner = models[0]
+        current = nxt or current
+        if tagged:
+            current = [t for t in nxt if isinstance(t, type)]
+    return owner, tuple(yaml_loc)
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
+    owner, _ = _model_at(loc[:-1] + ("__probe__",))
+    if owner is None:
+        return []
+    return list(owner.model_fields)
+
+
+def _format_path(loc: Loc) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+# ----------------------------------------------------------------------------- semantic checks
+def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base_dir: Path) -> list[Problem]:
+    problems: list[Problem] = []
+
+    def add(loc: Loc, message: str, *, warning: bool = False) -> None:
+        problems.append(Problem(file, _line_of(lines, loc), _format_path(loc), message, warning))
+
+    for axis, names, known in (
+        ("forcefield", spec.sweep.forcefield, spec.forcefields),
+        ("system", spec.sweep.system, spec.systems),
+    ):
+        for i, name in enumerate(names or []):
+            if name not in known:
+                hint = difflib.get_close_matches(name, list(known), n=1)
+                extra = f"; did you mean {hint[0]!r}?" if hint else ""
+                add(("sweep", axis, i), f"unknown {axis} {name!r}; defined: {sorted(known)}{extra}")
+    for name, system in spec.systems.items():
+        if system.kind == "file":
+            path = (base_dir / system.path)
+            if not path.is_file():
+                add(("systems", name, "path"), f"structure file not found: {path}")
+    seen: dict[str, int] = {}
+    for g, group in enumerate(spec.sweep.zip):
+        sizes = {axis: len(_axis_values(spec, axis)) for axis in group}
+        if len(set(sizes.values())) > 1:
+            add(("sweep", "zip", g), f"zipped axes must have equal lengths, got {sizes}")
+        for axis in group:
+            if axis in seen:
+                add(("sweep", "zip", g), f"axis {axis!r} already zipped in group {seen[axis]}")
+            seen[axis] = g
+    # Timestep sanity: the fastest vibration of the lightest species must be resolved.
+    masses = _system_min_masses(spec, base_dir)
+    if masses:
+        lightest = min(masses)
+        limit_fs = 1.5 * math.sqrt(lightest)  # ≈ 15 fs for Ar, 1.5 fs for H
+        if spec.protocol.timestep_fs > limit_fs:
+            add(
+                ("protocol", "timestep_fs"),
+                f"{spec.protocol.timestep_fs} fs is large for the lightest mass {lightest:.3g} amu "
+                f"(suggest ≤ {limit_fs:.2g} fs); trajectories may explode",
+                warning=True,
+            )
+    return problems
+
+
+def _axis_values(spec: Campaign, axis: str) -> list[Any]:
+    value = getattr(spec.sweep, axis)
+    if value is None:
+        return list(spec.forcefields if axis == "forcefield" else spec.systems)
+    return list(value)
+
+
+def _system_min_masses(spec: Campaign, base_dir: Path) -> list[float]:
+    from ase.data import atomic_masses, atomic_numbers
+
+    out = []
+    for system in spec.systems.values():
+        if system.kind == "fcc" and system.element in atomic_numbers:
+            out.append(float(atomic_masses[atomic_numbers[system.element]]))
+    return out
+
+
+# ----------------------------------------------------------------------------- entry point
+def parse_campaign(text: str, *, file: str = "<campaign>", base_dir: Path | None = None) -> tuple[Campaign, list[Problem]]:
+    """Validate campaign text; raise :class:`CampaignError` listing every error."""
+    base = base_dir or Path.cwd()
+    try:
+        data, lines = _compose_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise CampaignError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(data, dict):
+        raise CampaignError([Problem(file, 1, "", "a campaign file must be a mapping of sections")])
+    try:
+        spec = Campaign.model_validate(data)
+    except ValidationError as exc:
+        raise CampaignError(_pydantic_problems(exc, file=file, lines=lines)) from None
+    problems = _semantic_problems(spec, file=file, lines=lines, base_dir=base)
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise CampaignError(problems)
+    return spec, problems
+
+
+def _pydantic_problems(exc: ValidationError, *, file: str, lines: dict[Loc, int]) -> list[Problem]:
+    problems = []
+    for err in exc.errors():
+        owner, yaml_loc = _model_at(tuple(err["loc"]))
+        line = _line_of(lines, yaml_loc)
+        if err["type"] == "extra_forbidden":
+            key = str(yaml_loc[-1])
+            allowed = _allowed_keys(tuple(err["loc"]))
+            hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
+            message = f"unknown key {key!r}"
+            message += f"; did you mean {hint[0]!r}?" if hint else ""
+            message += f" (allowed: {', '.join(allowed)})"
+        elif err["type"] == "missing":
+            message = "required field is missing"
+        elif err["type"] in ("literal_error", "union_tag_invalid"):
+            message = f"{err['msg']} (got {err.get('input')!r})"
+        else:
+            message = f"{err['msg']} (got {err.get('input')!r})"
+            line = lines.get((*yaml_loc[:-1], yaml_loc[-1], "__value__"), line) if yaml_loc else line
+        problems.append(Problem(file, line, _format_path(yaml_loc), message))
+    return problems
+
+
+def load_campaign(path: str | Path) -> LoadedCampaign:
+    """Read and validate a campaign YAML file.
+
+    Raises:
+        CampaignError: listing every problem with file:line, field path and expectation.
+        FileNotFoundError: when ``path`` does not exist.
+    """
+    p = Path(path).resolve()
+    text = p.read_text()
+    spec, warnings = parse_campaign(text, file=str(path), base_dir=p.parent)
+    return LoadedCampaign(spec=spec, path=p, text=text, warnings=warnings)

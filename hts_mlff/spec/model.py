@@ -1,0 +1,183 @@
+"""The campaign file as typed models. Units live in key names; unknown keys are errors.
+
+The JSON Schema in ``schemas/campaign.schema.json`` is generated from these models
+(``hts-mlff schema``) and checked in; a test fails when the two drift.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+FORMAT_VERSION = 1
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ----------------------------------------------------------------------------- systems
+class RandomVacancies(Strict):
+    """Remove ``count`` atoms at sites drawn from the replica's own random stream."""
+
+    count: PositiveInt
+
+
+class FccSystem(Strict):
+    """Face-centred cubic crystal: cubic 4-atom cell repeated ``repeat`` times."""
+
+    kind: Literal["fcc"]
+    element: str = Field(description="Chemical symbol, e.g. Ar.")
+    lattice_A: PositiveFloat | None = Field(None, description="Cubic lattice constant in Å.")
+    number_density_per_A3: PositiveFloat | None = Field(None, description="Atoms per Å³ (sets the lattice).")
+    mass_density_g_per_cm3: PositiveFloat | None = Field(None, description="g/cm³ (sets the lattice).")
+    repeat: tuple[PositiveInt, PositiveInt, PositiveInt] = (4, 4, 4)
+    vacancies: list[NonNegativeInt] | RandomVacancies = Field(
+        default_factory=list, description="Atom indices to remove, or {count: k} random sites per replica."
+    )
+
+    @model_validator(mode="after")
+    def _one_lattice_source(self) -> FccSystem:
+        given = [self.lattice_A, self.number_density_per_A3, self.mass_density_g_per_cm3]
+        if sum(v is not None for v in given) != 1:
+            raise ValueError("give exactly one of lattice_A, number_density_per_A3, mass_density_g_per_cm3")
+        return self
+
+
+class FileSystem(Strict):
+    """Any structure file ASE can read (path relative to the campaign file)."""
+
+    kind: Literal["file"]
+    path: str
+    index: int = Field(-1, description="Frame of a multi-frame file.")
+    format: str | None = Field(None, description="ASE format name when the suffix is ambiguous.")
+    repeat: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
+
+
+SystemSpec = Annotated[FccSystem | FileSystem, Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------- force fields
+class LJPair(Strict):
+    species: tuple[str, str]
+    epsilon_eV: float = Field(ge=0)
+    sigma_A: PositiveFloat
+
+
+class LennardJonesSpec(Strict):
+    """Lennard-Jones 12-6 pair potential (the seeds' reference for argon)."""
+
+    kind: Literal["lennard_jones"]
+    epsilon_eV: float = Field(ge=0)
+    sigma_A: PositiveFloat
+    cutoff_A: PositiveFloat
+    shift: bool = True
+    pairs: list[LJPair] = Field(default_factory=list)
+
+
+ForceFieldSpec = Annotated[LennardJonesSpec, Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------- protocol
+class GuardSpec(Strict):
+    """Bounds beyond which a replica counts as failed and is frozen."""
+
+    max_force_eV_per_A: PositiveFloat = 10.0
+    max_step_displacement_A: PositiveFloat = 0.5
+    min_pair_distance_A: float = Field(1.0, ge=0)
+    check_every_steps: NonNegativeInt = Field(0, description="0: at every sample.")
+
+
+class MinimizeSpec(Strict):
+    """Optional FIRE relaxation before the dynamics."""
+
+    max_steps: NonNegativeInt = 0
+    fmax_eV_per_A: PositiveFloat = 1e-3
+    relax_cell: bool = False
+
+
+class ProtocolSpec(Strict):
+    """One MD protocol for every task of the campaign."""
+
+    ensemble: Literal["nve", "nvt", "npt"] = "nvt"
+    timestep_fs: PositiveFloat
+    equilibration_steps: NonNegativeInt = 0
+    production_steps: PositiveInt
+    sample_every_steps: PositiveInt = 10
+    friction_per_fs: PositiveFloat = Field(0.01, description="Langevin friction γ.")
+    barostat_time_constant_fs: PositiveFloat = 1000.0
+    compressibility_per_bar: PositiveFloat = 1e-4
+    initial_temperature_K: float | None = Field(None, ge=0, description="Default: the task temperature.")
+    save_positions_every_samples: NonNegativeInt = Field(0, description="0: never.")
+    save_velocities_every_samples: NonNegativeInt = Field(0, description="0: never.")
+    neighbor_skin_A: float = Field(1.0, ge=0)
+    minimize: MinimizeSpec = MinimizeSpec()
+    guard: GuardSpec = GuardSpec()
+
+    @model_validator(mode="after")
+    def _sampling_divides(self) -> ProtocolSpec:
+        if self.sample_every_steps > self.production_steps:
+            raise ValueError("sample_every_steps must not exceed production_steps")
+        return self
+
+
+# ----------------------------------------------------------------------------- sweep
+AxisName = Literal["seed", "temperature_K", "pressure_bar", "forcefield", "system", "window"]
+
+
+class SweepSpec(Strict):
+    """Axes of the task product. ``zip`` groups axes that advance together."""
+
+    seed: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
+    temperature_K: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
+    pressure_bar: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    forcefield: list[str] | None = Field(None, description="Default: every force field.")
+    system: list[str] | None = Field(None, description="Default: every system.")
+    window: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
+    zip: list[list[AxisName]] = Field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- execution / cluster
+class ExecutionSpec(Strict):
+    """Where and how packs run."""
+
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["float64", "float32"] = "float64"
+    pack_size: PositiveInt | Literal["auto"] = "auto"
+    max_atoms_per_pack: PositiveInt = Field(32768, description="Memory model: 'auto' packs hold at most this many atoms.")
+    threads_per_pack: PositiveInt | None = Field(None, description="torch intra-op threads; default: the worker's cores.")
+    checkpoint_every_steps: NonNegativeInt = Field(0, description="0: no mid-pack checkpoints.")
+
+
+class LocalClusterSpec(Strict):
+    """An embedded distributed.LocalCluster (the default)."""
+
+    kind: Literal["local"] = "local"
+    n_workers: PositiveInt = 1
+    threads_per_worker: PositiveInt = 1
+    processes: bool = True
+    memory_limit: str = "auto"
+    dashboard_address: str = ":8787"
+
+
+ClusterSpec = Annotated[LocalClusterSpec, Field(discriminator="kind")]
+
+
+# ----------------------------------------------------------------------------- campaign
+AnalysisName = Literal["thermo"]
+
+
+class Campaign(Strict):
+    """A campaign file."""
+
+    format_version: Literal[1] = FORMAT_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Identifies the campaign's store.")
+    store: str = Field(description="Zarr store path, relative to the campaign file.")
+    systems: dict[str, SystemSpec] = Field(min_length=1)
+    forcefields: dict[str, ForceFieldSpec] = Field(min_length=1)
+    protocol: ProtocolSpec
+    sweep: SweepSpec
+    analyses: list[AnalysisName] = Field(default_factory=lambda: ["thermo"])
+    execution: ExecutionSpec = ExecutionSpec()
+    cluster: ClusterSpec = LocalClusterSpec()
