@@ -149,7 +149,9 @@ def expand(campaign: Campaign, *, base_dir: Path) -> Plan:
     prefixes = {}
     for ff, sys_name in itertools.product(campaign.forcefields, campaign.systems):
         system_json = json.dumps(campaign.systems[sys_name].model_dump(mode="json"), sort_keys=True)
-        prefixes[ff, sys_name] = f"v{FORMAT_VERSION}|{checksums[ff]}|{system_json}|{protocol_json}|".encode()
+        prefixes[ff, sys_name] = (
+            f"v{FORMAT_VERSION}|{checksums[ff]}|{system_json}|{protocol_json}|{campaign.execution.dtype}|".encode()
+        )
 
     cols = _columns(campaign)
     blake = hashlib.blake2b

@@ -87,8 +87,8 @@ class Dynamics:
         temperature_K: torch.Tensor,
         pressure_bar: torch.Tensor,
         friction_per_fs: float = 0.01,
-        barostat_time_constant_fs: float = 1000.0,
-        compressibility_per_bar: float = 1e-4,
+        barostat_time_constant_fs: float = 2000.0,
+        compressibility_per_bar: float = 5e-5,
     ) -> None:
         self.forcefield = forcefield
         self.neighbor_list = neighbor_list

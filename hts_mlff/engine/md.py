@@ -39,8 +39,8 @@ class MDProtocol:
     ensemble: str = "nvt"
     equilibration_steps: int = 0
     friction_per_fs: float = 0.01
-    barostat_time_constant_fs: float = 1000.0
-    compressibility_per_bar: float = 1e-4
+    barostat_time_constant_fs: float = 2000.0
+    compressibility_per_bar: float = 5e-5
     positions_every_samples: int = 0
     velocities_every_samples: int = 0
     skin_A: float = 1.0

@@ -29,9 +29,12 @@ def _canonical_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> tuple[
     n = int(max(i2.max(), j2.max())) + 1
     low = s2.min(axis=0)
     span = int((s2.max(axis=0) - low).max()) + 1
-    code = (i2 * n + j2) * span**3
-    code += ((s2[:, 0] - low[0]) * span + (s2[:, 1] - low[1])) * span + (s2[:, 2] - low[2])
-    order = np.argsort(code)
+    if n * n * span**3 < 2**62:  # one integer sort key
+        code = (i2 * n + j2) * span**3
+        code += ((s2[:, 0] - low[0]) * span + (s2[:, 1] - low[1])) * span + (s2[:, 2] - low[2])
+        order = np.argsort(code)
+    else:
+        order = np.lexsort((s2[:, 2], s2[:, 1], s2[:, 0], j2, i2))
     return i2[order], j2[order], s2[order]
 
 

@@ -116,12 +116,12 @@ class LennardJones(ForceField):
         # f_over_r = −(dV/dr)/r, so F_j = f_over_r · d.
         f_over_r = torch.where(inside, 24.0 * eps * (2.0 * s6 * s6 - s6) / safe_r2, zero)
         fvec = f_over_r[:, None] * d
-        forces = torch.zeros_like(state.positions)
-        forces.index_add_(0, nl.pair_j, fvec)
-        forces.index_add_(0, nl.pair_i, fvec.neg_())
         energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
         stress = None
         if compute_stress:
             virial = -fvec[:, :, None] * d[:, None, :]
             stress = sum_per_system(virial, nl.pair_system, state.n_systems) / state.volume[:, None, None]
+        forces = torch.zeros_like(state.positions)
+        forces.index_add_(0, nl.pair_j, fvec)
+        forces.index_add_(0, nl.pair_i, fvec.neg_())  # in place: fvec is not used after this
         return ForceOutput(energy=energy, forces=forces, stress=stress)

@@ -22,7 +22,7 @@ import numpy as np
 
 from hts_mlff.schedule.pack_job import PackJob, md_protocol, run_pack_job
 from hts_mlff.spec.load import LoadedCampaign
-from hts_mlff.store.layout import CampaignStore, StoreError, StoreLayout, spec_hash
+from hts_mlff.store.layout import CampaignStore, StoreError, StoreLayout
 from hts_mlff.tasks import AXES, Plan, expand
 
 
@@ -69,7 +69,13 @@ def layout_of(plan: Plan) -> StoreLayout:
 
 
 def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
-    """Create the store, or check that an existing one belongs to this campaign."""
+    """Create the store, or check that an existing one belongs to this campaign.
+
+    An existing store is reused when every task of the campaign is already laid out in it
+    (settings that do not change results — pack size, cluster, device — may differ, and
+    sweep values may have been removed). Tasks the store has no slot for are refused
+    with a clear message; nothing in the store is modified then.
+    """
     spec_json = loaded.spec.model_dump_json()
     store = CampaignStore(loaded.store_path)
     if store.path.exists() and any(store.path.iterdir()):
@@ -79,11 +85,13 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
                 f"{store.path}: belongs to campaign {attrs.get('campaign')!r}, not {loaded.spec.name!r}; "
                 "choose another 'store' path"
             )
-        if attrs.get("spec_hash") != spec_hash(spec_json):
+        known = set(store.manifest()["columns"]["task_id"])
+        new = [t for t in plan.tasks.task_id if t not in known]
+        if new:
             raise StoreError(
-                f"{store.path}: written by an earlier version of campaign {loaded.spec.name!r} "
-                "with different settings; give the edited campaign a new 'store' path "
-                "(existing results are left untouched)"
+                f"{store.path}: the campaign now has {len(new)} task(s) this store has no place for "
+                "(a changed protocol, system, force field, dtype or added sweep values); "
+                "give the edited campaign a new 'store' path (existing results are left untouched)"
             )
         store.clean_partial_files()
         return store
@@ -141,29 +149,41 @@ def _pid_alive(pid: int) -> bool:
 
 
 def pending_jobs(loaded: LoadedCampaign, plan: Plan, store: CampaignStore, *, threads: int | None) -> list[PackJob]:
-    """One job per pack that still has tasks without a completion marker."""
+    """One job per stored pack that still has tasks of this campaign without a marker.
+
+    Slots come from the store's manifest, so a resumed run writes exactly where the
+    first run would have.
+    """
     done = set(store.done_markers())
+    wanted = set(plan.tasks.task_id.tolist())
+    manifest = store.manifest()
+    columns = manifest["columns"]
+    names = list(columns)
+    by_pack: dict[int, list[dict[str, Any]]] = {}
+    for k in range(len(columns["task_id"])):
+        task_id = columns["task_id"][k]
+        if task_id in done or task_id not in wanted:
+            continue
+        row = {name: columns[name][k] for name in names}
+        by_pack.setdefault(row["pack"], []).append(row)
     spec_json = loaded.spec.model_dump_json()
     jobs = []
-    for pack in plan.packs:
-        rows = [int(r) for r in pack.rows if plan.tasks.task_id[r] not in done]
-        if not rows:
-            continue
-        if len(rows) != len(pack.rows):
-            # Part of the pack finished before an interruption: rerun the rest in their own slots.
-            first = int(np.searchsorted(pack.rows, rows[0]))
-            if rows != [int(r) for r in pack.rows[first:]]:
-                rows = [int(r) for r in pack.rows]
-        offset = int(np.searchsorted(pack.rows, rows[0]))
+    for pack_index in sorted(by_pack):
+        rows = sorted(by_pack[pack_index], key=lambda r: r["slot"])
+        # A job writes a contiguous run of slots: fill gaps (already done tasks) by rerunning them.
+        lo, hi = rows[0]["slot"], rows[-1]["slot"]
+        if hi - lo + 1 != len(rows):
+            slot_to_row = {columns["slot"][k]: k for k in range(len(columns["task_id"])) if columns["pack"][k] == pack_index}
+            rows = [{name: columns[name][slot_to_row[s]] for name in names} for s in range(lo, hi + 1)]
         jobs.append(
             PackJob(
                 campaign_name=loaded.spec.name,
                 spec_json=spec_json,
                 base_dir=str(loaded.base_dir),
                 store_path=str(store.path),
-                pack_index=pack.index,
-                slot_start=pack.slot_start + offset,
-                tasks=[plan.tasks.row(r) for r in rows],
+                pack_index=pack_index,
+                slot_start=lo,
+                tasks=rows,
                 threads=threads,
             )
         )

@@ -194,7 +194,7 @@ def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base
     masses = _system_min_masses(spec, base_dir)
     if masses:
         lightest = min(masses)
-        limit_fs = 1.5 * math.sqrt(lightest)  # ≈ 15 fs for Ar, 1.5 fs for H
+        limit_fs = 2.5 * math.sqrt(lightest)  # ≈ 16 fs for Ar, 2.5 fs for H
         if spec.protocol.timestep_fs > limit_fs:
             add(
                 ("protocol", "timestep_fs"),

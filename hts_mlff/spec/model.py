@@ -106,8 +106,10 @@ class ProtocolSpec(Strict):
     production_steps: PositiveInt
     sample_every_steps: PositiveInt = 10
     friction_per_fs: PositiveFloat = Field(0.01, description="Langevin friction γ.")
-    barostat_time_constant_fs: PositiveFloat = 1000.0
-    compressibility_per_bar: PositiveFloat = 1e-4
+    barostat_time_constant_fs: PositiveFloat = Field(
+        2000.0, description="τ_p of the stochastic cell-rescaling barostat; τ_p·β_true/β should exceed a few ps."
+    )
+    compressibility_per_bar: PositiveFloat = Field(5e-5, description="β used by the barostat (sets its response only).")
     initial_temperature_K: float | None = Field(None, ge=0, description="Default: the task temperature.")
     save_positions_every_samples: NonNegativeInt = Field(0, description="0: never.")
     save_velocities_every_samples: NonNegativeInt = Field(0, description="0: never.")
