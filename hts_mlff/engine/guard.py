@@ -90,11 +90,11 @@ class StabilityGuard:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {
-            "active": self.active.cpu(),
-            "failure_step": self.failure_step.cpu(),
-            "failure_reason": self.failure_reason.cpu(),
-            "good_positions": self._good_positions.cpu(),
-            "good_cell": self._good_cell.cpu(),
+            "active": self.active.cpu().clone(),
+            "failure_step": self.failure_step.cpu().clone(),
+            "failure_reason": self.failure_reason.cpu().clone(),
+            "good_positions": self._good_positions.cpu().clone(),
+            "good_cell": self._good_cell.cpu().clone(),
         }
 
     def load_state_dict(self, data: dict[str, torch.Tensor], *, device: torch.device) -> None:

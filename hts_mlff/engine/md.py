@@ -183,9 +183,9 @@ def run_md(
             on_checkpoint(
                 {
                     "step": after,
-                    "positions": state.positions.detach().cpu(),
-                    "velocities": state.velocities.detach().cpu(),
-                    "cell": state.cell.detach().cpu(),
+                    "positions": state.positions.detach().cpu().clone(),
+                    "velocities": state.velocities.detach().cpu().clone(),
+                    "cell": state.cell.detach().cpu().clone(),
                     "guard": guard.state_dict(),
                     "recorder": {k: torch.from_numpy(v.copy()) for k, v in recorder.state_dict().items()},
                 }
