@@ -36,9 +36,12 @@ def test_rebuild_after_cell_strain():
     state = batch([argon(repeat=3)])
     nl = NeighborList(8.5, skin_A=0.5)
     nl.update(state)
-    scale = 1.04
-    state.positions *= scale
-    state.cell *= scale
+    # A uniform strain ε changes pair distances by at most ε·(cutoff + skin).
+    state.positions *= 1.02
+    state.cell *= 1.02
+    assert not nl.needs_rebuild(state)  # 0.02 · 9 Å = 0.18 Å < skin
+    state.positions *= 1.05
+    state.cell *= 1.05
     assert nl.needs_rebuild(state)
 
 
