@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,7 +13,7 @@ from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="High-throughput MLFF screening by batched MD.")
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file.")]
 StorePath = Annotated[Path, typer.Argument(help="Campaign Zarr store.")]

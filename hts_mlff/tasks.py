@@ -134,7 +134,9 @@ def _columns(campaign: Campaign) -> dict[str, np.ndarray]:
     for g, group in enumerate(groups):
         for axis in group:
             values = _axis_values(campaign, axis)
-            dtype = object if axis in ("forcefield", "system") else (np.int64 if axis in ("seed", "window") else np.float64)
+            dtype = (
+                object if axis in ("forcefield", "system") else (np.int64 if axis in ("seed", "window") else np.float64)
+            )
             columns[axis] = np.array(values, dtype=dtype)[index[g]]
     return columns
 

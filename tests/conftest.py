@@ -47,3 +47,14 @@ def batch(atoms_list: list[Atoms], *, dtype: torch.dtype = torch.float64) -> Bat
 
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40)
+    client = Client(cluster)
+    yield client
+    client.close()
+    cluster.close()

@@ -117,7 +117,5 @@ def check_forcefield(
             numeric = -(energies[0] - energies[1]) / (2 * displacement_A)
             analytic = float(out.forces[atom, axis])
             if abs(numeric - analytic) > atol_eV_per_A + 1e-3 * abs(analytic):
-                problems.append(
-                    f"atom {atom} axis {axis}: force {analytic:.6g} eV/Å but −dE/dx = {numeric:.6g} eV/Å"
-                )
+                problems.append(f"atom {atom} axis {axis}: force {analytic:.6g} eV/Å but −dE/dx = {numeric:.6g} eV/Å")
     return problems

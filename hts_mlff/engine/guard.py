@@ -59,10 +59,14 @@ class StabilityGuard:
         finite = (max_per_system((~finite_atoms).to(state.dtype), sysidx, n) <= 0) & torch.isfinite(output.energy)
         max_force = max_per_system(torch.nan_to_num(force_norm, nan=torch.inf), sysidx, n)
         max_step = max_per_system(torch.nan_to_num(speed, nan=torch.inf), sysidx, n) * timestep_fs
-        reason = torch.where(max_step > self.limits.max_step_displacement_A, int(FailureReason.DISPLACEMENT_BOUND), reason)
+        reason = torch.where(
+            max_step > self.limits.max_step_displacement_A, int(FailureReason.DISPLACEMENT_BOUND), reason
+        )
         reason = torch.where(max_force > self.limits.max_force_eV_per_A, int(FailureReason.FORCE_BOUND), reason)
         if self.limits.min_pair_distance_A > 0 and state.neighbors is not None:
-            reason = torch.where(self._min_pair_distance(state) < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason)
+            reason = torch.where(
+                self._min_pair_distance(state) < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason
+            )
         reason = torch.where(finite, reason, int(FailureReason.NON_FINITE))
         new = (reason != FailureReason.NONE) & self.active
         if bool(new.any()):

@@ -117,7 +117,9 @@ class Dynamics:
     def _elements(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
         if self._element_system is None or self._element_system.shape[0] != 3 * state.n_atoms:
             self._element_system = state.system_idx.repeat_interleave(3)
-            self._element_local = (3 * state.local_atom_index()[:, None] + torch.arange(3, device=state.device)).reshape(-1)
+            self._element_local = (
+                3 * state.local_atom_index()[:, None] + torch.arange(3, device=state.device)
+            ).reshape(-1)
         return self._element_system, self._element_local
 
     def compute_forces(self, state: BatchState, *, compute_stress: bool) -> ForceOutput:
@@ -154,7 +156,9 @@ class Dynamics:
 
     def _langevin_o(self, state: BatchState, *, step: int) -> None:
         c1 = math.exp(-self.friction_per_fs * self.timestep_fs)
-        kt_over_m = (BOLTZMANN_EV_PER_K * self.temperature_K[state.system_idx] / state.masses) * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
+        kt_over_m = (
+            BOLTZMANN_EV_PER_K * self.temperature_K[state.system_idx] / state.masses
+        ) * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
         sigma = torch.sqrt((1.0 - c1 * c1) * kt_over_m)[:, None] * self._atom_mask(state)
         es, el = self._elements(state)
         xi = self.random.normal(Stream.LANGEVIN, step, element_system=es, element_local=el, dtype=state.dtype)

@@ -179,7 +179,12 @@ def run_md(
         if on_progress is not None and pending >= sample_every:
             on_progress(pending)
             pending = 0
-        if on_checkpoint is not None and checkpoint_every_steps > 0 and after % checkpoint_every_steps == 0 and after < protocol.total_steps:
+        if (
+            on_checkpoint is not None
+            and checkpoint_every_steps > 0
+            and after % checkpoint_every_steps == 0
+            and after < protocol.total_steps
+        ):
             on_checkpoint(
                 {
                     "step": after,

@@ -85,7 +85,7 @@ def fire_minimize(
         ff = sum_per_system((f_atoms * f_atoms).sum(1), sysidx, n_sys) + (f_cell * f_cell).sum((1, 2))
         uphill = vf <= 0
         mix = alpha * torch.sqrt(vv) / torch.sqrt(ff).clamp(min=1e-30)
-        keep = (1 - alpha)
+        keep = 1 - alpha
         v_atoms = keep[sysidx][:, None] * v_atoms + mix[sysidx][:, None] * f_atoms
         v_cell = keep[:, None, None] * v_cell + mix[:, None, None] * f_cell
         accelerate = (~uphill) & (n_pos > 5)

@@ -123,7 +123,10 @@ class NeighborList:
             all_j.append(j + lo)
             all_s.append(s)
             all_sys.append(np.full(len(i), system, dtype=np.int64))
-        cat = (lambda parts, shape: np.concatenate(parts) if parts else np.zeros(shape, dtype=np.int64))
+
+        def cat(parts, shape):
+            return np.concatenate(parts) if parts else np.zeros(shape, dtype=np.int64)
+
         dev = state.device
         self.pair_i = torch.as_tensor(cat(all_i, (0,)), device=dev)
         self.pair_j = torch.as_tensor(cat(all_j, (0,)), device=dev)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class ForceFieldCalculator(Calculator):
     """ASE Calculator wrapping a :class:`ForceField` (energy eV, forces eV/Å, stress eV/Å³)."""
 
-    implemented_properties = ["energy", "free_energy", "forces", "stress"]
+    implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
     def __init__(self, forcefield: ForceField, *, device: str = "cpu", dtype: torch.dtype = torch.float64) -> None:
         super().__init__()

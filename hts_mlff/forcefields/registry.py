@@ -16,5 +16,7 @@ def build_forcefield(spec: LennardJonesSpec) -> ForceField:
         for pair in spec.pairs:
             a, b = (atomic_numbers[s] for s in pair.species)
             pairs.append(PairParameters(a, b, pair.epsilon_eV, pair.sigma_A))
-        return LennardJones(spec.epsilon_eV, sigma_A=spec.sigma_A, cutoff_A=spec.cutoff_A, shift=spec.shift, pairs=pairs)
+        return LennardJones(
+            spec.epsilon_eV, sigma_A=spec.sigma_A, cutoff_A=spec.cutoff_A, shift=spec.shift, pairs=pairs
+        )
     raise TypeError(f"no force field for spec {type(spec).__name__}")

@@ -213,7 +213,7 @@ def _load_checkpoint(path: Path, *, task_ids: list[str]) -> dict[str, Any] | Non
         return None
     try:
         data = torch.load(path, weights_only=True)
-    except Exception:  # noqa: BLE001 - a torn or foreign checkpoint is ignored, the pack restarts
+    except Exception:
         return None
     if data.get("task_ids") != task_ids:
         return None

@@ -173,7 +173,9 @@ def pending_jobs(loaded: LoadedCampaign, plan: Plan, store: CampaignStore, *, th
         # A job writes a contiguous run of slots: fill gaps (already done tasks) by rerunning them.
         lo, hi = rows[0]["slot"], rows[-1]["slot"]
         if hi - lo + 1 != len(rows):
-            slot_to_row = {columns["slot"][k]: k for k in range(len(columns["task_id"])) if columns["pack"][k] == pack_index}
+            slot_to_row = {
+                columns["slot"][k]: k for k in range(len(columns["task_id"])) if columns["pack"][k] == pack_index
+            }
             rows = [{name: columns[name][slot_to_row[s]] for name in names} for s in range(lo, hi + 1)]
         jobs.append(
             PackJob(
@@ -222,15 +224,31 @@ def run_campaign(
             jobs = pending_jobs(loaded, plan, store, threads=threads)
             n_pending = sum(len(j.tasks) for j in jobs)
             report = RunReport(
-                store_path=store.path, n_tasks=len(plan.tasks), n_skipped=len(plan.tasks) - n_pending,
-                n_run=0, n_failed=0, atom_steps=0, wall_s=0.0, dashboard=client.dashboard_link,
+                store_path=store.path,
+                n_tasks=len(plan.tasks),
+                n_skipped=len(plan.tasks) - n_pending,
+                n_run=0,
+                n_failed=0,
+                atom_steps=0,
+                wall_s=0.0,
+                dashboard=client.dashboard_link,
             )
-            emit("start", {
-                "n_tasks": len(plan.tasks), "n_pending": n_pending, "n_packs": len(jobs),
-                "atom_steps": sum(len(j.tasks) for j in jobs) * plan.total_steps * int(plan.tasks.n_atoms.mean() if len(plan.tasks) else 0),
-                "dashboard": client.dashboard_link,
-            })
-            futures = [client.submit(run_pack_job, job, pure=False, key=f"pack-{job.pack_index}-{loaded.spec.name}") for job in jobs]
+            emit(
+                "start",
+                {
+                    "n_tasks": len(plan.tasks),
+                    "n_pending": n_pending,
+                    "n_packs": len(jobs),
+                    "atom_steps": sum(len(j.tasks) for j in jobs)
+                    * plan.total_steps
+                    * int(plan.tasks.n_atoms.mean() if len(plan.tasks) else 0),
+                    "dashboard": client.dashboard_link,
+                },
+            )
+            futures = [
+                client.submit(run_pack_job, job, pure=False, key=f"pack-{job.pack_index}-{loaded.spec.name}")
+                for job in jobs
+            ]
             for future in as_completed(futures):
                 summary = future.result()
                 report.n_run += summary["n_tasks"]

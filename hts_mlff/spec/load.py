@@ -147,7 +147,7 @@ def _model_at(loc: Loc) -> tuple[type[BaseModel] | None, Loc]:
 
 
 def _allowed_keys(loc: Loc) -> list[str]:
-    owner, _ = _model_at(loc[:-1] + ("__probe__",))
+    owner, _ = _model_at((*loc[:-1], "__probe__"))
     if owner is None:
         return []
     return list(owner.model_fields)
@@ -178,7 +178,7 @@ def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base
                 add(("sweep", axis, i), f"unknown {axis} {name!r}; defined: {sorted(known)}{extra}")
     for name, system in spec.systems.items():
         if system.kind == "file":
-            path = (base_dir / system.path)
+            path = base_dir / system.path
             if not path.is_file():
                 add(("systems", name, "path"), f"structure file not found: {path}")
     seen: dict[str, int] = {}
@@ -223,7 +223,9 @@ def _system_min_masses(spec: Campaign, base_dir: Path) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- entry point
-def parse_campaign(text: str, *, file: str = "<campaign>", base_dir: Path | None = None) -> tuple[Campaign, list[Problem]]:
+def parse_campaign(
+    text: str, *, file: str = "<campaign>", base_dir: Path | None = None
+) -> tuple[Campaign, list[Problem]]:
     """Validate campaign text; raise :class:`CampaignError` listing every error."""
     base = base_dir or Path.cwd()
     try:
@@ -248,7 +250,7 @@ def parse_campaign(text: str, *, file: str = "<campaign>", base_dir: Path | None
 def _pydantic_problems(exc: ValidationError, *, file: str, lines: dict[Loc, int]) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        owner, yaml_loc = _model_at(tuple(err["loc"]))
+        _owner, yaml_loc = _model_at(tuple(err["loc"]))
         line = _line_of(lines, yaml_loc)
         if err["type"] == "extra_forbidden":
             key = str(yaml_loc[-1])
@@ -259,7 +261,12 @@ def _pydantic_problems(exc: ValidationError, *, file: str, lines: dict[Loc, int]
             message += f" (allowed: {', '.join(allowed)})"
         elif err["type"] == "missing":
             message = "required field is missing"
-        elif err["type"] in ("literal_error", "union_tag_invalid"):
+        elif err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            yaml_loc = (*yaml_loc, ctx.get("discriminator", "kind").strip("'"))
+            line = lines.get((*yaml_loc, "__value__"), _line_of(lines, yaml_loc))
+            message = f"unknown kind {ctx.get('tag')!r}; expected one of {ctx.get('expected_tags')}"
+        elif err["type"] == "literal_error":
             message = f"{err['msg']} (got {err.get('input')!r})"
         else:
             message = f"{err['msg']} (got {err.get('input')!r})"

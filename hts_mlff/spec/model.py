@@ -147,8 +147,12 @@ class ExecutionSpec(Strict):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["float64", "float32"] = "float64"
     pack_size: PositiveInt | Literal["auto"] = "auto"
-    max_atoms_per_pack: PositiveInt = Field(32768, description="Memory model: 'auto' packs hold at most this many atoms.")
-    threads_per_pack: PositiveInt | None = Field(None, description="torch intra-op threads; default: the worker's cores.")
+    max_atoms_per_pack: PositiveInt = Field(
+        32768, description="Memory model: 'auto' packs hold at most this many atoms."
+    )
+    threads_per_pack: PositiveInt | None = Field(
+        None, description="torch intra-op threads; default: the worker's cores."
+    )
     checkpoint_every_steps: NonNegativeInt = Field(0, description="0: no mid-pack checkpoints.")
 
 

@@ -101,26 +101,48 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
             "attrs": {"units": unit, "long_name": name.rsplit("_", 1)[0].replace("_", " ")},
         }
     specs["n_atoms"] = {
-        "shape": (layout.n_slots,), "chunks": (c,), "dtype": "int32", "fill_value": 0,
-        "dims": ["traj"], "attrs": {"long_name": "number of atoms"},
+        "shape": (layout.n_slots,),
+        "chunks": (c,),
+        "dtype": "int32",
+        "fill_value": 0,
+        "dims": ["traj"],
+        "attrs": {"long_name": "number of atoms"},
     }
     specs["failure_step"] = {
-        "shape": (layout.n_slots,), "chunks": (c,), "dtype": "int64", "fill_value": -1,
-        "dims": ["traj"], "attrs": {"long_name": "step at which the guard froze the replica (-1: never)"},
+        "shape": (layout.n_slots,),
+        "chunks": (c,),
+        "dtype": "int64",
+        "fill_value": -1,
+        "dims": ["traj"],
+        "attrs": {"long_name": "step at which the guard froze the replica (-1: never)"},
     }
     specs["failure_reason"] = {
-        "shape": (layout.n_slots,), "chunks": (c,), "dtype": "int8", "fill_value": 0,
+        "shape": (layout.n_slots,),
+        "chunks": (c,),
+        "dtype": "int8",
+        "fill_value": 0,
         "dims": ["traj"],
-        "attrs": {"long_name": "why the replica was frozen", "flag_values": [r.value for r in FailureReason],
-                  "flag_meanings": " ".join(r.name.lower() for r in FailureReason)},
+        "attrs": {
+            "long_name": "why the replica was frozen",
+            "flag_values": [r.value for r in FailureReason],
+            "flag_meanings": " ".join(r.name.lower() for r in FailureReason),
+        },
     }
     specs["final_positions"] = {
-        "shape": (layout.n_slots, layout.max_atoms, 3), "chunks": (c, layout.max_atoms, 3), "dtype": "float64",
-        "fill_value": np.nan, "dims": ["traj", "atom", "xyz"], "attrs": {"units": "Å", "long_name": "final unwrapped positions"},
+        "shape": (layout.n_slots, layout.max_atoms, 3),
+        "chunks": (c, layout.max_atoms, 3),
+        "dtype": "float64",
+        "fill_value": np.nan,
+        "dims": ["traj", "atom", "xyz"],
+        "attrs": {"units": "Å", "long_name": "final unwrapped positions"},
     }
     specs["final_cell"] = {
-        "shape": (layout.n_slots, 3, 3), "chunks": (c, 3, 3), "dtype": "float64", "fill_value": np.nan,
-        "dims": ["traj", "cell_vector", "xyz"], "attrs": {"units": "Å", "long_name": "final cell (rows are vectors)"},
+        "shape": (layout.n_slots, 3, 3),
+        "chunks": (c, 3, 3),
+        "dtype": "float64",
+        "fill_value": np.nan,
+        "dims": ["traj", "cell_vector", "xyz"],
+        "attrs": {"units": "Å", "long_name": "final cell (rows are vectors)"},
     }
     for name, n_snap, unit in (
         ("positions", layout.n_position_snapshots, "Å"),
@@ -130,7 +152,8 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
             specs[name] = {
                 "shape": (layout.n_slots, n_snap, layout.max_atoms, 3),
                 "chunks": (c, _snapshot_chunk(layout, n_snap), layout.max_atoms, 3),
-                "dtype": "float64", "fill_value": np.nan,
+                "dtype": "float64",
+                "fill_value": np.nan,
                 "dims": ["traj", f"{name[:-1] if name.endswith('s') else name}_time_fs", "atom", "xyz"],
                 "attrs": {"units": unit, "long_name": f"unwrapped {name}" if name == "positions" else name},
             }
@@ -225,14 +248,24 @@ class CampaignStore:
         root = zarr.open_group(self.path, mode="w-", zarr_format=3, attributes=attrs)
         for name, spec in array_specs(layout).items():
             root.create_array(
-                name, shape=spec["shape"], chunks=spec["chunks"], dtype=spec["dtype"],
-                fill_value=spec["fill_value"], dimension_names=spec["dims"], attributes=spec["attrs"],
+                name,
+                shape=spec["shape"],
+                chunks=spec["chunks"],
+                dtype=spec["dtype"],
+                fill_value=spec["fill_value"],
+                dimension_names=spec["dims"],
+                attributes=spec["attrs"],
             )
         coords = {"time_fs": time_fs, **snapshot_times}
         for name, values in coords.items():
             arr = root.create_array(
-                name, shape=values.shape, chunks=values.shape or (1,), dtype="float64", fill_value=np.nan,
-                dimension_names=[name], attributes={"units": "fs", "long_name": "time since production start"},
+                name,
+                shape=values.shape,
+                chunks=values.shape or (1,),
+                dtype="float64",
+                fill_value=np.nan,
+                dimension_names=[name],
+                attributes={"units": "fs", "long_name": "time since production start"},
             )
             arr[...] = values
         zarr.open_group(self.bookkeeping, mode="w", zarr_format=3, attributes={"purpose": "hts_mlff bookkeeping"})
@@ -264,7 +297,7 @@ class CampaignStore:
         for name, values in arrays.items():
             target = root[name]
             n = values.shape[0]
-            index = (slice(slot_start, slot_start + n),) + tuple(slice(0, s) for s in values.shape[1:])
+            index = (slice(slot_start, slot_start + n), *tuple(slice(0, s) for s in values.shape[1:]))
             target[index] = values
 
     def mark_done(self, task_id: str, record: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
         warnings.simplefilter("ignore")  # zarr notes the bookkeeping folders it does not own
         try:
             ds = xr.open_zarr(store.path, consolidated=False, chunks={}, zarr_format=3)
-        except Exception as exc:  # noqa: BLE001 - report any backend failure with the path
+        except Exception as exc:
             raise StoreError(f"{store.path}: cannot open arrays ({exc})") from None
     ds = ds.isel(traj=frame["slot"].to_numpy())
     if mask_incomplete:

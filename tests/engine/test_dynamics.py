@@ -41,7 +41,9 @@ def t0_lattice_A() -> float:
 
 def test_nve_total_energy_drift_is_bounded(lj):
     state = batch([argon(), argon(rattle=0.05, seed=1)])
-    result = _run(state, lj, temps=[90.0, 90.0], ensemble="nve", timestep_fs=5.0, production_steps=2000, sample_every_steps=20)
+    result = _run(
+        state, lj, temps=[90.0, 90.0], ensemble="nve", timestep_fs=5.0, production_steps=2000, sample_every_steps=20
+    )
     total = result.thermo["total_energy_eV"]
     kinetic = result.thermo["kinetic_energy_eV"]
     drift = np.abs(total - total[:, :1]).max(axis=1)
@@ -54,8 +56,17 @@ def test_nve_total_energy_drift_is_bounded(lj):
 def test_langevin_holds_per_replica_temperatures(lj):
     temps = [60.0, 120.0]
     state = batch([argon(), argon()])
-    result = _run(state, lj, temps=temps, ensemble="nvt", timestep_fs=10.78, equilibration_steps=300,
-                  production_steps=1200, sample_every_steps=10, friction_per_fs=0.01)
+    result = _run(
+        state,
+        lj,
+        temps=temps,
+        ensemble="nvt",
+        timestep_fs=10.78,
+        equilibration_steps=300,
+        production_steps=1200,
+        sample_every_steps=10,
+        friction_per_fs=0.01,
+    )
     measured = result.thermo["kinetic_temperature_K"].mean(axis=1)
     np.testing.assert_allclose(measured, temps, rtol=0.06)
 
@@ -63,9 +74,19 @@ def test_langevin_holds_per_replica_temperatures(lj):
 def test_npt_holds_per_replica_target_pressure(lj):
     pressures = [500.0, 500.0, 1500.0, 1500.0]  # compressed liquid (at 0 bar, 100 K argon boils)
     state = batch([argon() for _ in pressures])
-    result = _run(state, lj, temps=[100.0] * 4, pressures=pressures, ensemble="npt", timestep_fs=10.0,
-                  equilibration_steps=1000, production_steps=1500, sample_every_steps=5,
-                  barostat_time_constant_fs=1000.0, compressibility_per_bar=1e-4)
+    result = _run(
+        state,
+        lj,
+        temps=[100.0] * 4,
+        pressures=pressures,
+        ensemble="npt",
+        timestep_fs=10.0,
+        equilibration_steps=1000,
+        production_steps=1500,
+        sample_every_steps=5,
+        barostat_time_constant_fs=1000.0,
+        compressibility_per_bar=1e-4,
+    )
     p = result.thermo["virial_pressure_bar"].mean(axis=1)
     v = result.thermo["volume_A3"].mean(axis=1)
     assert abs(p[:2].mean() - 500.0) < 150, p
@@ -75,9 +96,18 @@ def test_npt_holds_per_replica_target_pressure(lj):
 
 def test_cold_npt_reaches_the_zero_kelvin_lattice_constant(lj, t0_lattice_A):
     state = batch([argon(a=5.45), argon(a=5.10)])
-    result = _run(state, lj, temps=[1.0, 1.0], ensemble="npt", timestep_fs=10.0, equilibration_steps=1500,
-                  production_steps=500, sample_every_steps=10, barostat_time_constant_fs=2000.0,
-                  compressibility_per_bar=5e-5)
+    result = _run(
+        state,
+        lj,
+        temps=[1.0, 1.0],
+        ensemble="npt",
+        timestep_fs=10.0,
+        equilibration_steps=1500,
+        production_steps=500,
+        sample_every_steps=10,
+        barostat_time_constant_fs=2000.0,
+        compressibility_per_bar=5e-5,
+    )
     lattice = (result.thermo["volume_A3"][:, -20:].mean(axis=1) / 64) ** (1 / 3)
     np.testing.assert_allclose(lattice, t0_lattice_A, rtol=1.5e-3)
 
@@ -101,12 +131,24 @@ def test_fire_positions_only_converges(lj):
 def test_batched_equals_single_and_pack_order_does_not_matter(lj, ensemble):
     systems = [argon(rattle=0.05, seed=1), argon(rattle=0.05, seed=2, drop=1), argon(a=5.8, rattle=0.05, seed=3)]
     temps, pressures, keys = [80.0, 100.0, 120.0], [0.0, 200.0, -100.0], [11, 22, 33]
-    common = dict(ensemble=ensemble, timestep_fs=10.0, equilibration_steps=50, production_steps=200, sample_every_steps=25,
-                  positions_every_samples=8)
+    common = dict(
+        ensemble=ensemble,
+        timestep_fs=10.0,
+        equilibration_steps=50,
+        production_steps=200,
+        sample_every_steps=25,
+        positions_every_samples=8,
+    )
     together = _run(batch(systems), lj, temps=temps, pressures=pressures, keys=keys, **common)
     order = [2, 0, 1]
-    shuffled = _run(batch([systems[k] for k in order]), lj, temps=[temps[k] for k in order],
-                    pressures=[pressures[k] for k in order], keys=[keys[k] for k in order], **common)
+    shuffled = _run(
+        batch([systems[k] for k in order]),
+        lj,
+        temps=[temps[k] for k in order],
+        pressures=[pressures[k] for k in order],
+        keys=[keys[k] for k in order],
+        **common,
+    )
     for k in range(3):
         alone = _run(batch([systems[k]]), lj, temps=[temps[k]], pressures=[pressures[k]], keys=[keys[k]], **common)
         j = order.index(k)
@@ -122,8 +164,16 @@ def test_guard_freezes_a_fused_replica_and_the_rest_go_on(lj):
     bad = argon(rattle=0.05, seed=1)
     bad.positions[1] = bad.positions[0] + [0.9, 0.0, 0.0]  # far inside the repulsive wall
     state = batch([argon(rattle=0.05, seed=2), bad])
-    result = _run(state, lj, temps=[90.0, 90.0], ensemble="nvt", timestep_fs=10.0, production_steps=100, sample_every_steps=10,
-                  guard=GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0))
+    result = _run(
+        state,
+        lj,
+        temps=[90.0, 90.0],
+        ensemble="nvt",
+        timestep_fs=10.0,
+        production_steps=100,
+        sample_every_steps=10,
+        guard=GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0),
+    )
     assert result.failure_step[0] == -1
     assert result.failure_step[1] == 0
     assert result.failure_reason[1] in (FailureReason.FORCE_BOUND, FailureReason.ATOMS_FUSED)
@@ -134,15 +184,23 @@ def test_guard_freezes_a_fused_replica_and_the_rest_go_on(lj):
 def test_guard_catches_an_explosion_mid_run(lj):
     state = batch([argon(rattle=0.05, seed=2), argon(rattle=0.05, seed=3)])
     # A 60 fs timestep is far too large for argon: replicas blow up within a few steps.
-    result = _run(state, lj, temps=[300.0, 300.0], ensemble="nve", timestep_fs=60.0, production_steps=200, sample_every_steps=5)
+    result = _run(
+        state, lj, temps=[300.0, 300.0], ensemble="nve", timestep_fs=60.0, production_steps=200, sample_every_steps=5
+    )
     assert (result.failure_step >= 0).all()
     assert all(FailureReason(r) != FailureReason.NONE for r in result.failure_reason)
 
 
 def test_checkpoint_resume_is_bit_identical(lj):
     systems = [argon(rattle=0.05, seed=1), argon(rattle=0.05, seed=2)]
-    protocol = MDProtocol(ensemble="npt", timestep_fs=10.0, equilibration_steps=40, production_steps=120, sample_every_steps=10)
-    args = dict(temperature_K=torch.tensor([90.0, 110.0], dtype=torch.float64), pressure_bar=torch.zeros(2, dtype=torch.float64), keys=[5, 6])
+    protocol = MDProtocol(
+        ensemble="npt", timestep_fs=10.0, equilibration_steps=40, production_steps=120, sample_every_steps=10
+    )
+    args = dict(
+        temperature_K=torch.tensor([90.0, 110.0], dtype=torch.float64),
+        pressure_bar=torch.zeros(2, dtype=torch.float64),
+        keys=[5, 6],
+    )
     full = run_md(batch(systems), lj, protocol=protocol, **args)
     saved = []
     run_md(batch(systems), lj, protocol=protocol, checkpoint_every_steps=70, on_checkpoint=saved.append, **args)

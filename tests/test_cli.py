@@ -1,0 +1,49 @@
+"""The command line as a user meets it: exit codes and messages."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from hts_mlff.cli import app
+from tests.conftest import REPO
+from tests.spec.test_load import GOOD
+
+runner = CliRunner()
+
+
+def test_validate_ok_and_broken(tmp_path):
+    assert runner.invoke(app, ["validate", str(REPO / "campaigns" / "quickstart.yaml")]).exit_code == 0
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(GOOD.replace("  timestep_fs: 10", "  timestep_fs: -1\n  tempreature_K: 3"))
+    result = runner.invoke(app, ["validate", str(broken)])
+    assert result.exit_code == 2
+    assert f"{broken}:12: error: protocol.timestep_fs" in result.output
+    assert "did you mean" in result.output
+    assert "2 error(s); nothing was run or written" in result.output
+
+
+def test_missing_campaign_file(tmp_path):
+    result = runner.invoke(app, ["validate", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 2 and "no such campaign file" in result.output
+
+
+def test_plan_prints_counts_without_writing(tmp_path):
+    campaign = tmp_path / "c.yaml"
+    campaign.write_text(GOOD.replace("  temperature_K: [50, 60]", "  temperature_K: [50, 60]\n  seed: [0, 1, 2]"))
+    result = runner.invoke(app, ["plan", str(campaign)])
+    assert result.exit_code == 0, result.output
+    assert "6" in result.output and "atom-steps" in result.output and "estimated store size" in result.output
+    assert not (tmp_path / "t.zarr").exists()
+
+
+def test_run_refuses_bad_campaign_and_status_reports(tmp_path, dask_client):
+    import hts_mlff
+    from tests.schedule.conftest import write_campaign
+
+    loaded = hts_mlff.load_campaign(write_campaign(tmp_path))
+    hts_mlff.run_campaign(loaded, client=dask_client)
+    result = runner.invoke(app, ["status", str(loaded.store_path)])
+    assert result.exit_code == 0, result.output
+    assert "8 done, 0 failed, 0 missing" in result.output
+    bad = runner.invoke(app, ["status", str(tmp_path / "nothing.zarr")])
+    assert bad.exit_code == 2 and "no such store" in bad.output
