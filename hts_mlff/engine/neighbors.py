@@ -38,6 +38,19 @@ def _canonical_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> tuple[
     return i2[order], j2[order], s2[order]
 
 
+def _raw_pairs(wrapped: np.ndarray, *, cell: np.ndarray, cutoff_A: float) -> tuple[np.ndarray, ...]:
+    calculator = _VesinList(cutoff=float(cutoff_A), full_list=False)
+    i, j, shifts = calculator.compute(points=wrapped, box=cell, periodic=True, quantities="ijS")
+    return i.astype(np.int64), j.astype(np.int64), shifts.astype(np.int64)
+
+
+def _wrap(positions: np.ndarray, cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fold (n, 3) positions into their (n, 3, 3) cells; returns (wrapped, integer image)."""
+    frac = np.einsum("ai,aij->aj", positions, np.linalg.inv(cells))
+    image = np.floor(frac)
+    return np.einsum("ai,aij->aj", frac - image, cells), image.astype(np.int64)
+
+
 def system_pairs(
     positions: np.ndarray, *, cell: np.ndarray, cutoff_A: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -52,16 +65,78 @@ def system_pairs(
         i, j: (n_pairs,) int64 atom indices; shifts: (n_pairs, 3) int64 such that the
         pair vector is ``positions[j] - positions[i] + shifts @ cell``.
     """
-    frac = np.linalg.solve(cell.T, positions.T).T
-    image = np.floor(frac)
-    wrapped = (frac - image) @ cell
-    calculator = _VesinList(cutoff=float(cutoff_A), full_list=False)
-    i, j, shifts = calculator.compute(points=wrapped, box=cell, periodic=True, quantities="ijS")
-    i = i.astype(np.int64)
-    j = j.astype(np.int64)
+    wrapped, image = _wrap(positions, np.broadcast_to(cell, (len(positions), 3, 3)))
+    i, j, shifts = _raw_pairs(wrapped, cell=cell, cutoff_A=cutoff_A)
     # Undo the wrapping so the shifts apply to the unwrapped positions.
-    shifts = shifts.astype(np.int64) + image[i].astype(np.int64) - image[j].astype(np.int64)
-    return _canonical_pairs(i, j, shifts)
+    return _canonical_pairs(i, j, shifts + image[i] - image[j])
+
+
+BRUTE_FORCE_MAX_ATOMS = 1024
+BRUTE_FORCE_MAX_CANDIDATES = 4_000_000
+
+
+def minimum_image_ok(cell: np.ndarray, cutoff_A: float) -> bool:
+    """True when every pair within ``cutoff_A`` has a single periodic image (cell widths > 2 r_c)."""
+    volume = abs(np.linalg.det(cell))
+    widths = [volume / np.linalg.norm(np.cross(cell[a], cell[b])) for a, b in ((1, 2), (2, 0), (0, 1))]
+    return min(widths) > 2.0 * cutoff_A
+
+
+_TRIU_CACHE: dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def _triu(n: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    key = (n, str(device))
+    if key not in _TRIU_CACHE:
+        iu, ju = torch.triu_indices(n, n, offset=1, device=device)
+        _TRIU_CACHE[key] = (iu, ju)
+    return _TRIU_CACHE[key]
+
+
+def brute_force_pairs(
+    positions: torch.Tensor, cells: torch.Tensor, *, cutoff_A: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Half pair lists of G equal-sized small systems by minimum image, all at once.
+
+    Args:
+        positions: (G, n, 3) unwrapped positions in Å.
+        cells: (G, 3, 3) Å; each must satisfy :func:`minimum_image_ok` for ``cutoff_A``.
+
+    Returns:
+        g, i, j: (n_pairs,) int64 system-in-group and atom indices, ordered by (g, i, j)
+        with i < j; shifts: (n_pairs, 3) integer-valued, pair vector = x_j − x_i + shift·cell.
+    """
+    n_groups, n = positions.shape[0], positions.shape[1]
+    iu, ju = _triu(n, positions.device)
+    # Work in fractional coordinates, one component at a time (contiguous (G, P0) arrays):
+    # the minimum-image shift is −round(Δf), and r² = Δfᵀ M Δf with the metric M = h hᵀ.
+    frac = torch.einsum("gni,gij->ign", positions, torch.linalg.inv(cells))  # (3, G, n)
+    metric = cells @ cells.transpose(1, 2)  # (G, 3, 3)
+    out_g, out_i, out_j, out_s = [], [], [], []
+    per_chunk = max(1, BRUTE_FORCE_MAX_CANDIDATES // max(len(iu), 1))
+    for lo in range(0, n_groups, per_chunk):
+        hi = min(n_groups, lo + per_chunk)
+        rows = torch.arange(hi - lo, device=positions.device)[:, None] * n
+        flat_i, flat_j = (rows + iu).reshape(-1), (rows + ju).reshape(-1)  # 1-D gathers are fastest
+        df, shifts = [], []
+        for c in range(3):
+            f = frac[c, lo:hi].reshape(-1)
+            delta = (f.index_select(0, flat_j) - f.index_select(0, flat_i)).view(hi - lo, -1)
+            shift = -torch.round(delta)
+            df.append(delta + shift)
+            shifts.append(shift)
+        m = metric[lo:hi]
+        r2 = torch.zeros_like(df[0])
+        for a in range(3):
+            r2 += m[:, a, a, None] * df[a] * df[a]
+            for b in range(a + 1, 3):
+                r2 += 2.0 * m[:, a, b, None] * df[a] * df[b]
+        g, p = (r2 < cutoff_A * cutoff_A).nonzero(as_tuple=True)
+        out_g.append(g + lo)
+        out_i.append(iu[p])
+        out_j.append(ju[p])
+        out_s.append(torch.stack([shift[g, p] for shift in shifts], dim=1))
+    return torch.cat(out_g), torch.cat(out_i), torch.cat(out_j), torch.cat(out_s)
 
 
 class NeighborList:
@@ -108,42 +183,83 @@ class NeighborList:
         return rebuilt
 
     def build(self, state: BatchState) -> None:
-        """Rebuild the pair list of every system from the current positions and cells."""
-        positions = state.positions.detach().cpu().double().numpy()
-        cells = state.cell.detach().cpu().double().numpy()
-        offsets = state.system_offsets().tolist()
-        all_i, all_j, all_s, all_sys = [], [], [], []
-        for system in range(state.n_systems):
-            lo, hi = offsets[system], offsets[system + 1]
-            pos = positions[lo:hi]
-            if not np.isfinite(pos).all():  # a failed replica; the guard freezes it
-                continue
-            i, j, s = system_pairs(pos, cell=cells[system], cutoff_A=self.cutoff_A + self.skin_A)
-            all_i.append(i + lo)
-            all_j.append(j + lo)
-            all_s.append(s)
-            all_sys.append(np.full(len(i), system, dtype=np.int64))
+        """Rebuild the pair list of every system from the current positions and cells.
 
-        def cat(parts, shape):
-            return np.concatenate(parts) if parts else np.zeros(shape, dtype=np.int64)
-
+        Small systems whose cell is wider than twice the list cutoff are done together by
+        minimum image on the state's device; the others one at a time with vesin. Either
+        way each system's pairs come out in canonical (i < j, then shift) order.
+        """
+        rc = self.cutoff_A + self.skin_A
         dev = state.device
-        self.pair_i = torch.as_tensor(cat(all_i, (0,)), device=dev)
-        self.pair_j = torch.as_tensor(cat(all_j, (0,)), device=dev)
-        self.pair_shift = torch.as_tensor(cat(all_s, (0, 3)), device=dev).to(state.dtype)
-        self.pair_system = torch.as_tensor(cat(all_sys, (0,)), device=dev)
+        cells = state.cell.detach().cpu().double().numpy()
+        counts = state.atoms_per_system.tolist()
+        offsets = state.system_offsets().tolist()
+        bad_atoms = (~torch.isfinite(state.positions.detach()).all(dim=1)).to(state.dtype)
+        finite_sys = (max_per_system(bad_atoms, state.system_idx, state.n_systems) <= 0).cpu().tolist()
+        small: dict[int, list[int]] = {}
+        large: list[int] = []
+        for system in range(state.n_systems):
+            if counts[system] < 2 or not finite_sys[system]:  # a failed replica; the guard freezes it
+                continue
+            if counts[system] <= BRUTE_FORCE_MAX_ATOMS and minimum_image_ok(cells[system], rc):
+                small.setdefault(counts[system], []).append(system)
+            else:
+                large.append(system)
+        parts_i, parts_j, parts_s = [], [], []
+        for n, systems in small.items():
+            idx = torch.tensor(systems, device=dev)
+            base = torch.tensor([offsets[k] for k in systems], device=dev)
+            pos = state.positions.detach()[base[:, None] + torch.arange(n, device=dev)]
+            g, i, j, shifts = brute_force_pairs(pos, state.cell.detach()[idx], cutoff_A=rc)
+            parts_i.append(i + base[g])
+            parts_j.append(j + base[g])
+            parts_s.append(shifts.to(torch.int64))
+        if large:
+            positions = state.positions.detach().cpu().double().numpy()
+            system_idx = state.system_idx.cpu().numpy()
+            for system in large:
+                lo, hi = offsets[system], offsets[system + 1]
+                wrapped, image = _wrap(positions[lo:hi], cells[system_idx[lo:hi]])
+                i, j, s = _raw_pairs(wrapped, cell=cells[system], cutoff_A=rc)
+                i, j, s = _canonical_pairs(i, j, s + image[i] - image[j])
+                parts_i.append(torch.as_tensor(i + lo, device=dev))
+                parts_j.append(torch.as_tensor(j + lo, device=dev))
+                parts_s.append(torch.as_tensor(s, device=dev))
+        if parts_i:
+            i, j, s = torch.cat(parts_i), torch.cat(parts_j), torch.cat(parts_s)
+            if len(parts_i) > 1:  # system-major order; each system's own order is kept
+                order = torch.sort(state.system_idx[i], stable=True).indices
+                i, j, s = i[order], j[order], s[order]
+        else:
+            i = j = torch.zeros(0, dtype=torch.int64, device=dev)
+            s = torch.zeros((0, 3), dtype=torch.int64, device=dev)
+        self.pair_i, self.pair_j = i, j
+        self.pair_shift = s.to(state.dtype)
+        self.pair_system = state.system_idx[i]
         self._ref_positions = state.positions.detach().clone()
         self._ref_cell_inv = torch.linalg.inv(state.cell.detach())
         self._shift_cart = None
         self.n_builds += 1
 
-    def pair_vectors(self, state: BatchState) -> torch.Tensor:
-        """(n_pairs, 3) vectors r_j − r_i + shift·cell in Å (differentiable in positions)."""
+    def pair_vectors_t(self, state: BatchState) -> torch.Tensor:
+        """(3, n_pairs) vectors r_j − r_i + shift·cell in Å, component-major (differentiable).
+
+        Component-major layout, gathered one Cartesian component at a time, makes the
+        gathers, squared norms and force scatter several times faster on CPU than (n_pairs, 3).
+        """
         cell = state.cell
         if self._shift_cart is None or not torch.equal(self._shift_cell, cell) or cell.requires_grad:
-            self._shift_cart = torch.einsum("pk,pkl->pl", self.pair_shift, cell[self.pair_system])
+            self._shift_cart = torch.einsum("pk,pkl->lp", self.pair_shift, cell[self.pair_system]).contiguous()
             self._shift_cell = cell.detach().clone()
-        return state.positions[self.pair_j] - state.positions[self.pair_i] + self._shift_cart
+        positions_t = state.positions.t().contiguous()
+        rows = [
+            positions_t[c].index_select(0, self.pair_j) - positions_t[c].index_select(0, self.pair_i) for c in range(3)
+        ]
+        return torch.stack(rows) + self._shift_cart
+
+    def pair_vectors(self, state: BatchState) -> torch.Tensor:
+        """(n_pairs, 3) vectors r_j − r_i + shift·cell in Å."""
+        return self.pair_vectors_t(state).t()
 
 
 def neighbors_for(state: BatchState, *, cutoff_A: float) -> NeighborList:

@@ -93,8 +93,8 @@ class LennardJones(ForceField):
 
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
-        d = nl.pair_vectors(state)
-        r2 = (d * d).sum(dim=1)
+        d = nl.pair_vectors_t(state)  # (3, n_pairs)
+        r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         inside = r2 < self.cutoff_A * self.cutoff_A
         if self.pairs:
             eps_t, sig2_t = self._pair_tables(state.device, state.dtype)
@@ -103,25 +103,27 @@ class LennardJones(ForceField):
         else:
             eps = torch.tensor(self.epsilon_eV, dtype=state.dtype, device=state.device)
             sig2 = torch.tensor(self.sigma_A**2, dtype=state.dtype, device=state.device)
-        safe_r2 = torch.where(inside, r2, torch.ones_like(r2))
-        s2 = sig2 / safe_r2
+        # Pairs between r_c and r_c + skin are multiplied by an exact zero: the sums then do
+        # not depend on which extra pairs the Verlet list holds.
+        mask = inside.to(r2.dtype)
+        s2 = sig2 / r2
         s6 = s2 * s2 * s2
         e_pair = 4.0 * eps * (s6 * s6 - s6)
         if self.shift:
             c2 = sig2 / (self.cutoff_A * self.cutoff_A)
             c6 = c2 * c2 * c2
             e_pair = e_pair - 4.0 * eps * (c6 * c6 - c6)
-        zero = torch.zeros_like(r2)
-        e_pair = torch.where(inside, e_pair, zero)
+        e_pair = e_pair * mask
         # f_over_r = −(dV/dr)/r, so F_j = f_over_r · d.
-        f_over_r = torch.where(inside, 24.0 * eps * (2.0 * s6 * s6 - s6) / safe_r2, zero)
-        fvec = f_over_r[:, None] * d
+        f_over_r = (24.0 * eps) * (2.0 * s6 * s6 - s6) / r2 * mask
+        fvec = f_over_r * d  # (3, n_pairs)
         energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
         stress = None
         if compute_stress:
-            virial = -fvec[:, :, None] * d[:, None, :]
-            stress = sum_per_system(virial, nl.pair_system, state.n_systems) / state.volume[:, None, None]
-        forces = torch.zeros_like(state.positions)
-        forces.index_add_(0, nl.pair_j, fvec)
-        forces.index_add_(0, nl.pair_i, fvec.neg_())  # in place: fvec is not used after this
-        return ForceOutput(energy=energy, forces=forces, stress=stress)
+            virial = (-fvec[:, None, :] * d[None, :, :]).reshape(9, -1)  # (9, n_pairs)
+            per_system = virial.new_zeros(9, state.n_systems).index_add_(1, nl.pair_system, virial)
+            stress = per_system.t().reshape(-1, 3, 3) / state.volume[:, None, None]
+        forces_t = state.positions.new_zeros(3, state.n_atoms)
+        forces_t.index_add_(1, nl.pair_j, fvec)
+        forces_t.index_add_(1, nl.pair_i, -fvec)
+        return ForceOutput(energy=energy, forces=forces_t.t().contiguous(), stress=stress)

@@ -100,7 +100,7 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
     snapshot_times = {}
     for name, every in (
         ("position_time_fs", protocol.positions_every_samples),
-        ("velocitie_time_fs", protocol.velocities_every_samples),
+        ("velocity_time_fs", protocol.velocities_every_samples),
     ):
         if every > 0:
             snapshot_times[name] = np.arange(plan.n_snapshots(every)) * every * dt

@@ -144,9 +144,9 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
         "dims": ["traj", "cell_vector", "xyz"],
         "attrs": {"units": "Å", "long_name": "final cell (rows are vectors)"},
     }
-    for name, n_snap, unit in (
-        ("positions", layout.n_position_snapshots, "Å"),
-        ("velocities", layout.n_velocity_snapshots, "Å/fs"),
+    for name, n_snap, unit, time_dim in (
+        ("positions", layout.n_position_snapshots, "Å", "position_time_fs"),
+        ("velocities", layout.n_velocity_snapshots, "Å/fs", "velocity_time_fs"),
     ):
         if n_snap:
             specs[name] = {
@@ -154,7 +154,7 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
                 "chunks": (c, _snapshot_chunk(layout, n_snap), layout.max_atoms, 3),
                 "dtype": "float64",
                 "fill_value": np.nan,
-                "dims": ["traj", f"{name[:-1] if name.endswith('s') else name}_time_fs", "atom", "xyz"],
+                "dims": ["traj", time_dim, "atom", "xyz"],
                 "attrs": {"units": unit, "long_name": f"unwrapped {name}" if name == "positions" else name},
             }
     return specs
