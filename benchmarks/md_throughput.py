@@ -35,7 +35,8 @@ CASES = {"1 x 256": ((4, 4, 4), 1), "1 x 4000": ((10, 10, 10), 1), "64 x 256": (
 
 
 def rate_hts(case: str, *, dtype: torch.dtype, steps: int) -> float:
-    from hts_mlff.engine import MDProtocol, run_md, state_from_arrays
+    from hts_mlff.engine import MDProtocol, run_md
+    from hts_mlff.engine.state import state_from_atoms
     from hts_mlff.forcefields import LennardJones
 
     cells, n = CASES[case]
@@ -43,14 +44,7 @@ def rate_hts(case: str, *, dtype: torch.dtype, steps: int) -> float:
     lj = LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A)
 
     def run(n_steps: int) -> float:
-        state = state_from_arrays(
-            [a.positions for a in systems],
-            cells=[np.array(a.cell) for a in systems],
-            atomic_numbers=[a.numbers for a in systems],
-            masses=[a.get_masses() for a in systems],
-            device=torch.device("cpu"),
-            dtype=dtype,
-        )
+        state = state_from_atoms(systems, device=torch.device("cpu"), dtype=dtype)
         protocol = MDProtocol(
             timestep_fs=TIMESTEP_FS, production_steps=n_steps, sample_every_steps=n_steps, ensemble="nvt"
         )

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from ase import Atoms
 from ase.build import bulk
 
-from hts_mlff.engine.state import BatchState, state_from_arrays
+from hts_mlff.engine.state import BatchState, state_from_atoms
 from hts_mlff.forcefields import LennardJones
 
 EPSILON_EV = 0.010327
@@ -36,14 +35,7 @@ def argon(*, a: float = LIQUID_LATTICE_A, repeat: int = 4, rattle: float = 0.0, 
 
 
 def batch(atoms_list: list[Atoms], *, dtype: torch.dtype = torch.float64) -> BatchState:
-    return state_from_arrays(
-        [a.get_positions() for a in atoms_list],
-        cells=[np.array(a.cell) for a in atoms_list],
-        atomic_numbers=[a.numbers for a in atoms_list],
-        masses=[a.get_masses() for a in atoms_list],
-        device=torch.device("cpu"),
-        dtype=dtype,
-    )
+    return state_from_atoms(atoms_list, device=torch.device("cpu"), dtype=dtype)
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -122,3 +122,15 @@ def state_from_arrays(
         cell=torch.as_tensor(np.stack(cells), dtype=dtype, device=device),
         system_idx=system_idx.to(device),
     )
+
+
+def state_from_atoms(atoms_list: list, *, device: torch.device, dtype: torch.dtype) -> BatchState:
+    """Stack ASE ``Atoms`` objects (fully periodic) into one state with zero velocities."""
+    return state_from_arrays(
+        [a.get_positions() for a in atoms_list],
+        cells=[np.array(a.cell) for a in atoms_list],
+        atomic_numbers=[a.numbers for a in atoms_list],
+        masses=[a.get_masses() for a in atoms_list],
+        device=device,
+        dtype=dtype,
+    )

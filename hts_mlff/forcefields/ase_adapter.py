@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-import numpy as np
 import torch
 from ase.calculators.calculator import Calculator, all_changes
 
-from hts_mlff.engine.state import state_from_arrays
+from hts_mlff.engine.state import state_from_atoms
 
 if TYPE_CHECKING:
     from hts_mlff.engine.forcefield import ForceField
@@ -29,14 +28,7 @@ class ForceFieldCalculator(Calculator):
         super().calculate(atoms, properties, system_changes)
         if not self.atoms.pbc.all():
             raise ValueError("hts_mlff force fields need a fully periodic cell (atoms.pbc all True)")
-        state = state_from_arrays(
-            [self.atoms.get_positions()],
-            cells=[np.array(self.atoms.cell)],
-            atomic_numbers=[self.atoms.numbers],
-            masses=[self.atoms.get_masses()],
-            device=self.device,
-            dtype=self.dtype,
-        )
+        state = state_from_atoms([self.atoms], device=self.device, dtype=self.dtype)
         out = self.forcefield.forward(state, compute_stress=True)
         energy = float(out.energy[0])
         stress = out.stress[0].detach().cpu().double().numpy()

@@ -23,7 +23,7 @@ from hts_mlff.engine.guard import FailureReason, GuardLimits
 from hts_mlff.engine.md import MDProtocol, run_md
 from hts_mlff.engine.minimize import fire_minimize
 from hts_mlff.engine.rng import replica_key
-from hts_mlff.engine.state import state_from_arrays
+from hts_mlff.engine.state import state_from_atoms
 from hts_mlff.forcefields.registry import build_forcefield
 from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore
@@ -114,14 +114,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         )
         for t in job.tasks
     ]
-    state = state_from_arrays(
-        [a.get_positions() for a in atoms_list],
-        cells=[np.array(a.cell) for a in atoms_list],
-        atomic_numbers=[a.numbers for a in atoms_list],
-        masses=[a.get_masses() for a in atoms_list],
-        device=device,
-        dtype=dtype,
-    )
+    state = state_from_atoms(atoms_list, device=device, dtype=dtype)
     temperature = torch.tensor([t["temperature_K"] for t in job.tasks], dtype=dtype)
     pressure = torch.tensor([t["pressure_bar"] for t in job.tasks], dtype=dtype)
     keys = [replica_key(job.campaign_name, t["task_id"]) for t in job.tasks]
