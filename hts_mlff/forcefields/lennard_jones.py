@@ -103,19 +103,20 @@ class LennardJones(ForceField):
         else:
             eps = torch.tensor(self.epsilon_eV, dtype=state.dtype, device=state.device)
             sig2 = torch.tensor(self.sigma_A**2, dtype=state.dtype, device=state.device)
-        # Pairs between r_c and r_c + skin are multiplied by an exact zero: the sums then do
+        # Pairs between r_c and r_c + skin get 1/r² = 0, so they add exact zeros: the sums do
         # not depend on which extra pairs the Verlet list holds.
         mask = inside.to(r2.dtype)
-        s2 = sig2 / r2
+        inv_r2 = mask / r2
+        s2 = sig2 * inv_r2
         s6 = s2 * s2 * s2
-        e_pair = 4.0 * eps * (s6 * s6 - s6)
+        s12 = s6 * s6
+        e_pair = (s12 - s6) * (4.0 * eps)
         if self.shift:
             c2 = sig2 / (self.cutoff_A * self.cutoff_A)
             c6 = c2 * c2 * c2
-            e_pair = e_pair - 4.0 * eps * (c6 * c6 - c6)
-        e_pair = e_pair * mask
+            e_pair = e_pair - mask * (4.0 * eps * (c6 * c6 - c6))
         # f_over_r = −(dV/dr)/r, so F_j = f_over_r · d.
-        f_over_r = (24.0 * eps) * (2.0 * s6 * s6 - s6) / r2 * mask
+        f_over_r = (2.0 * s12 - s6) * inv_r2 * (24.0 * eps)
         fvec = f_over_r * d  # (3, n_pairs)
         energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
         stress = None
