@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -48,12 +49,25 @@ class PackJob:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU."""
+    """``auto`` → CUDA when present, else CPU. On CUDA, worker k of a job uses GPU k."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
         raise RuntimeError("execution.device is 'cuda' but no CUDA device is available on this worker")
-    return torch.device(name)
+    return torch.device(f"cuda:{_worker_index() % torch.cuda.device_count()}")
+
+
+def _worker_index() -> int:
+    """Index of this worker process inside its job (the trailing number of its name), else 0."""
+    try:
+        from distributed import get_worker
+
+        match = re.search(r"(\d+)$", str(get_worker().name))
+    except (ImportError, ValueError):
+        return 0
+    return int(match.group(1)) if match else 0
 
 
 def md_protocol(campaign: Campaign) -> MDProtocol:

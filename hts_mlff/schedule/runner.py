@@ -208,20 +208,20 @@ def run_campaign(
     """
     from distributed import as_completed
 
-    from hts_mlff.schedule.clusters import start_client
+    from hts_mlff.schedule.clusters import ClusterHandle, start_cluster
 
     started = time.perf_counter()
     plan = expand(loaded.spec, base_dir=loaded.base_dir)
     store = prepare_store(loaded, plan)
     emit = on_event or (lambda kind, info: None)
     with run_lock(store):
-        own_client = client is None
-        if own_client:
-            client, threads = start_client(loaded.spec)
-        else:
-            threads = loaded.spec.execution.threads_per_pack
+        handle = (
+            start_cluster(loaded.spec)
+            if client is None
+            else ClusterHandle(client, None, loaded.spec.execution.threads_per_pack)
+        )
         try:
-            jobs = pending_jobs(loaded, plan, store, threads=threads)
+            jobs = pending_jobs(loaded, plan, store, threads=handle.threads_per_pack)
             n_pending = sum(len(j.tasks) for j in jobs)
             report = RunReport(
                 store_path=store.path,
@@ -231,7 +231,7 @@ def run_campaign(
                 n_failed=0,
                 atom_steps=0,
                 wall_s=0.0,
-                dashboard=client.dashboard_link,
+                dashboard=handle.client.dashboard_link,
             )
             emit(
                 "start",
@@ -239,17 +239,23 @@ def run_campaign(
                     "n_tasks": len(plan.tasks),
                     "n_pending": n_pending,
                     "n_packs": len(jobs),
-                    "atom_steps": sum(len(j.tasks) for j in jobs)
-                    * plan.total_steps
-                    * int(plan.tasks.n_atoms.mean() if len(plan.tasks) else 0),
-                    "dashboard": client.dashboard_link,
+                    "atom_steps": sum(sum(t["n_atoms"] for t in j.tasks) for j in jobs) * plan.total_steps,
+                    "dashboard": handle.client.dashboard_link,
                 },
             )
+            if jobs and handle.cluster is not None:
+                emit("waiting", {})
+                wait_s = getattr(loaded.spec.cluster, "wait_for_workers_s", None)
+                handle.wait_for_workers(timeout_s=wait_s)
+            resources = {"GPU": 1} if handle.use_gpu_resource else None
             futures = [
-                client.submit(run_pack_job, job, pure=False, key=f"pack-{job.pack_index}-{loaded.spec.name}")
+                handle.client.submit(
+                    run_pack_job, job, pure=False, resources=resources, key=f"pack-{job.pack_index}-{loaded.spec.name}"
+                )
                 for job in jobs
             ]
-            for future in as_completed(futures):
+            pending = as_completed(futures)
+            for future in pending:
                 summary = future.result()
                 report.n_run += summary["n_tasks"]
                 report.n_failed += summary["n_failed"]
@@ -258,11 +264,8 @@ def run_campaign(
                 future.release()
                 emit("pack", summary)
         finally:
-            if own_client:
-                cluster = client.cluster
-                client.close()
-                if cluster is not None:
-                    cluster.close()
+            if client is None:
+                handle.close()
     store.consolidate()
     report.wall_s = time.perf_counter() - started
     emit("end", vars(report))

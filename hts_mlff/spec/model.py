@@ -6,9 +6,19 @@ The JSON Schema in ``schemas/campaign.schema.json`` is generated from these mode
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 FORMAT_VERSION = 1
 
@@ -167,7 +177,80 @@ class LocalClusterSpec(Strict):
     dashboard_address: str = ":8787"
 
 
-ClusterSpec = Annotated[LocalClusterSpec, Field(discriminator="kind")]
+_UNSAFE = re.compile(r"[\n\r;`]|\$\(")
+
+
+def check_shell_safe(value: str) -> str:
+    """Refuse text that could smuggle a command into a job script."""
+    if _UNSAFE.search(value):
+        raise ValueError(f"{value!r} contains a newline, ';', a backtick or '$(', which a job script must not get")
+    return value
+
+
+#: A string that reaches a job script: no newline, ';', backtick or '$('.
+SafeStr = Annotated[str, AfterValidator(check_shell_safe)]
+
+
+class AdaptSpec(Strict):
+    """Let Dask start and stop jobs with the load, between these bounds."""
+
+    minimum_jobs: NonNegativeInt = 0
+    maximum_jobs: PositiveInt
+
+
+class JobQueueClusterSpec(Strict):
+    """Workers as batch jobs through dask-jobqueue.
+
+    Only what is given here overrides the user's Dask configuration
+    (``~/.config/dask/jobqueue.yaml``, section ``jobqueue.<kind>`` or ``config_name``).
+    """
+
+    kind: Literal["slurm", "pbs", "sge", "lsf", "htcondor"]
+    config_name: SafeStr | None = Field(None, description="Named section of jobqueue.yaml to start from.")
+    jobs: PositiveInt | None = Field(None, description="Fixed number of jobs (default 1 unless adapt is set).")
+    adapt: AdaptSpec | None = None
+    cores: PositiveInt | None = Field(None, description="Cores per job.")
+    memory: SafeStr | None = Field(None, description="Memory per job, e.g. '32GB'.")
+    processes: PositiveInt | None = Field(None, description="Worker processes per job (default: one per GPU).")
+    walltime: str | None = Field(
+        None, pattern=r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$", description="HH:MM:SS or D-HH:MM:SS."
+    )
+    queue: SafeStr | None = None
+    account: SafeStr | None = None
+    gpus_per_job: NonNegativeInt = 0
+    gpu_directive: Literal["auto", "gres", "gpus", "ngpus", "lsf", "none"] = Field(
+        "auto",
+        description="How the job asks for GPUs: gres (--gres=gpu:N), gpus (--gpus=N), ngpus (PBS -l ngpus=N), "
+        "lsf (-gpu num=N), none (put it in job_extra_directives); auto: gres on SLURM, ngpus on PBS, lsf on LSF.",
+    )
+    job_extra_directives: list[SafeStr] = Field(default_factory=list)
+    job_script_prologue: list[SafeStr] = Field(default_factory=list, description="Shell lines run before the worker.")
+    local_directory: SafeStr | None = None
+    log_directory: SafeStr | None = None
+    interface: SafeStr | None = Field(None, description="Network interface of the workers, e.g. ib0.")
+    python: SafeStr | None = Field(None, description="Python executable on the compute nodes.")
+    worker_lifetime_s: PositiveInt | None = Field(
+        None, description="Retire workers after this long (default: from the walltime, leaving a margin)."
+    )
+    wait_for_workers_s: PositiveFloat | None = Field(
+        None, description="Give up if no worker has joined after this long (default: wait for the queue)."
+    )
+
+    @model_validator(mode="after")
+    def _jobs_or_adapt(self) -> JobQueueClusterSpec:
+        if self.jobs is not None and self.adapt is not None:
+            raise ValueError("give either jobs (fixed) or adapt (min/max), not both")
+        return self
+
+
+class AddressClusterSpec(Strict):
+    """Attach to a running Dask scheduler."""
+
+    kind: Literal["address"]
+    address: str = Field(description="Scheduler address, e.g. tcp://10.0.0.5:8786, or a scheduler file path.")
+
+
+ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterSpec, Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- campaign
