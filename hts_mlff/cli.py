@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="High-throughput MLFF screening by batched MD.")
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True, highlight=False)
 
 CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file.")]
@@ -83,12 +83,19 @@ def plan(campaign: CampaignFile) -> None:
 def run(
     campaign: CampaignFile,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run the coordinator in the background; it survives logout.")
+    ] = False,
 ) -> None:
     """Run a campaign on its cluster (an embedded LocalCluster by default); resumable."""
+    from hts_mlff.schedule.clusters import ClusterError
     from hts_mlff.schedule.runner import run_campaign
     from hts_mlff.store.layout import StoreError
 
     loaded = _load(campaign)
+    if detach:
+        _detach(loaded)
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -104,7 +111,9 @@ def run(
     state: dict[str, Any] = {"start": time.perf_counter(), "atom_steps": 0}
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
-        if kind == "start":
+        if kind == "waiting":
+            console.print("waiting for the first worker (batch jobs may be queued) …")
+        elif kind == "start":
             console.print(f"dashboard: {info['dashboard']}")
             console.print(
                 f"{info['n_tasks']} tasks, {info['n_tasks'] - info['n_pending']} already done, "
@@ -120,7 +129,7 @@ def run(
     try:
         with progress:
             report = run_campaign(loaded, on_event=on_event)
-    except StoreError as exc:
+    except (StoreError, ClusterError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
     except KeyboardInterrupt:
@@ -130,6 +139,25 @@ def run(
         f"done: {report.n_run} run, {report.n_skipped} skipped, {report.n_failed} failed "
         f"in {report.wall_s:.1f} s → {report.store_path}"
     )
+
+
+def _detach(loaded) -> None:
+    """Start ``hts-mlff run`` in a new session with its output in a log file beside the store."""
+    import subprocess
+    import sys
+
+    log = loaded.store_path.with_name(loaded.store_path.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hts_mlff.cli", "run", "--quiet", str(loaded.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    console.print(f"coordinator running in the background (pid {proc.pid}); log: {log}")
+    console.print(f"follow it with: hts-mlff status {loaded.store_path}")
 
 
 @app.command()

@@ -47,3 +47,24 @@ def test_run_refuses_bad_campaign_and_status_reports(tmp_path, dask_client):
     assert "8 done, 0 failed, 0 missing" in result.output
     bad = runner.invoke(app, ["status", str(tmp_path / "nothing.zarr")])
     assert bad.exit_code == 2 and "no such store" in bad.output
+
+
+def test_detached_run_survives_its_parent_and_finishes(tmp_path):
+    import time
+
+    import hts_mlff
+    from tests.schedule.conftest import write_campaign
+
+    path = write_campaign(tmp_path, name="d")
+    result = runner.invoke(app, ["run", "--detach", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "pid" in result.output and "t.zarr.log" in result.output
+    store = tmp_path / "t.zarr"
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        done = len(list((store / "_hts" / "done").glob("*.json"))) if (store / "_hts" / "done").is_dir() else 0
+        if done == 8 and not (store / "_hts" / "run.lock").exists():
+            break
+        time.sleep(0.5)
+    ds = hts_mlff.open_campaign(store)
+    assert set(ds.status.values) == {"done"}, (tmp_path / "t.zarr.log").read_text()

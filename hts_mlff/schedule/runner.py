@@ -243,10 +243,6 @@ def run_campaign(
                     "dashboard": handle.client.dashboard_link,
                 },
             )
-            if jobs and handle.cluster is not None:
-                emit("waiting", {})
-                wait_s = getattr(loaded.spec.cluster, "wait_for_workers_s", None)
-                handle.wait_for_workers(timeout_s=wait_s)
             resources = {"GPU": 1} if handle.use_gpu_resource else None
             futures = [
                 handle.client.submit(
@@ -254,6 +250,10 @@ def run_campaign(
                 )
                 for job in jobs
             ]
+            if jobs and handle.cluster is not None:
+                # After submitting, so an adaptive cluster sees the work and starts jobs.
+                emit("waiting", {})
+                handle.wait_for_workers(timeout_s=getattr(loaded.spec.cluster, "wait_for_workers_s", None))
             pending = as_completed(futures)
             for future in pending:
                 summary = future.result()
