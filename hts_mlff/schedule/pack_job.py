@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,10 +112,26 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     if job.threads:
         torch.set_num_threads(job.threads)
     campaign = Campaign.model_validate_json(job.spec_json)
+    store = CampaignStore(job.store_path)
+    markers = [store.done_dir / f"{t['task_id']}.json" for t in job.tasks]
+    if all(m.is_file() for m in markers):
+        # A rerun of a pack that finished on a worker retired before it could report.
+        _log(f"pack {job.pack_index}: already complete in the store")
+        return {
+            "pack": job.pack_index,
+            "n_tasks": len(job.tasks),
+            "n_failed": _count_failed(markers),
+            "atom_steps": 0,
+            "md_wall_s": 0.0,
+            "wall_s": time.perf_counter() - started,
+            "device": "",
+            "host": socket.gethostname(),
+            "resumed_from_step": 0,
+            "already_complete": True,
+        }
     execution = campaign.execution
     device = resolve_device(execution.device)
     dtype = torch.float64 if execution.dtype == "float64" else torch.float32
-    store = CampaignStore(job.store_path)
     base_dir = Path(job.base_dir)
 
     ff_name = job.tasks[0]["forcefield"]
@@ -148,11 +165,15 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     if campaign.protocol.initial_temperature_K is not None:
         initial_t = torch.full_like(temperature, campaign.protocol.initial_temperature_K)
 
+    if checkpoint is not None:
+        _log(f"pack {job.pack_index}: resuming from the checkpoint at step {int(checkpoint['step'])}")
+
     def save_checkpoint(data: dict[str, Any]) -> None:
         data = {**data, "task_ids": [t["task_id"] for t in job.tasks]}
         tmp = checkpoint_path.with_name(checkpoint_path.name + f".{os.getpid()}.tmp")
         torch.save(data, tmp)
         os.replace(tmp, checkpoint_path)
+        _log(f"pack {job.pack_index}: checkpoint at step {data['step']}")
 
     result = run_md(
         state,
@@ -213,6 +234,15 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         "host": host,
         "resumed_from_step": int(checkpoint["step"]) if checkpoint else 0,
     }
+
+
+def _count_failed(markers: list[Path]) -> int:
+    return sum(json.loads(m.read_text()).get("failure_step", -1) >= 0 for m in markers)
+
+
+def _log(message: str) -> None:
+    """One line in the worker's log (a batch job's stderr file on a cluster)."""
+    print(f"{time.strftime('%H:%M:%S')} hts_mlff {message}", file=sys.stderr, flush=True)
 
 
 def _load_checkpoint(path: Path, *, task_ids: list[str]) -> dict[str, Any] | None:

@@ -62,14 +62,15 @@ def test_a_refused_sbatch_is_a_clear_error(tmp_path, slurm):
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_walltime_retirement_mid_pack_resumes_from_the_checkpoint(tmp_path, slurm):
-    # One pack of 16 replicas needing ~40 s of one core: longer than a worker's 25 s lifetime.
-    path = write_campaign(tmp_path, name="w", steps=5000, seeds="[0, 1, 2, 3]", pack_size=16)
-    path.write_text(path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500"))
+    # One pack of 8 replicas needing ~40 s of one core: longer than a worker's 25 s lifetime.
+    path = write_campaign(tmp_path, name="w", steps=8000, seeds="[0, 1, 2, 3]", pack_size=8)
+    text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
+    path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
     # A 1-minute walltime; workers retire after 25 s and a new job picks the pack up from its checkpoint.
     section = _slurm_section(tmp_path, walltime='"00:01:00"', worker_lifetime_s=25, adapt="{maximum_jobs: 1}")
     loaded = _with_cluster(path, section)
     report = hts_mlff.run_campaign(loaded)
-    assert report.n_run == 16 and report.n_failed == 0
+    assert report.n_run == 8 and report.n_failed == 0
     assert max(p["resumed_from_step"] for p in report.packs) > 0
     ds = hts_mlff.open_campaign(loaded.store_path)
     assert set(ds.status.values) == {"done"}
