@@ -197,6 +197,24 @@ class ClusterHandle:
             time.sleep(poll_s)
 
 
+def _warm_up() -> None:
+    """Import the engine (torch, vesin, zarr) when a worker starts, not inside its first pack."""
+    import hts_mlff.schedule.pack_job  # noqa: F401
+
+
+def warm_up_workers(client: Any) -> None:
+    """Register a worker plugin that imports the engine on every worker, present and future."""
+    from distributed.diagnostics.plugin import WorkerPlugin
+
+    class EngineWarmUp(WorkerPlugin):
+        name = "hts-mlff-warm-up"
+
+        def setup(self, worker: Any) -> None:
+            _warm_up()
+
+    client.register_plugin(EngineWarmUp())
+
+
 def start_cluster(campaign: Campaign) -> ClusterHandle:
     """Start (or attach to) the campaign's cluster and return a connected handle."""
     from distributed import Client, LocalCluster

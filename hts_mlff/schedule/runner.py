@@ -208,7 +208,7 @@ def run_campaign(
     """
     from distributed import as_completed
 
-    from hts_mlff.schedule.clusters import ClusterHandle, start_cluster
+    from hts_mlff.schedule.clusters import ClusterHandle, start_cluster, warm_up_workers
 
     started = time.perf_counter()
     plan = expand(loaded.spec, base_dir=loaded.base_dir)
@@ -243,6 +243,8 @@ def run_campaign(
                     "dashboard": handle.client.dashboard_link,
                 },
             )
+            if jobs:
+                warm_up_workers(handle.client)
             resources = {"GPU": 1} if handle.use_gpu_resource else None
             futures = [
                 handle.client.submit(
