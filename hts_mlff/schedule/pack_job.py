@@ -219,6 +219,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
                 "failure_reason": FailureReason(int(result.failure_reason[k])).name.lower(),
                 "device": str(device),
                 "host": host,
+                "resumed_from_step": int(checkpoint["step"]) if checkpoint else 0,
                 "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             },
         )

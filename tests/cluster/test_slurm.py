@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -28,6 +30,13 @@ def _slurm_section(tmp_path, **extra) -> str:
     for key, value in fields.items():
         lines.append(f"  {key}: {value}" if not isinstance(value, dict) else f"  {key}: {value}".replace("'", ""))
     return "\n".join(lines) + "\n"
+
+
+def _resumed_steps(store) -> list[int]:
+    """Per task, the checkpoint step its pack resumed from (0: ran in one go), from the markers."""
+    import json
+
+    return [json.loads(m.read_text())["resumed_from_step"] for m in (store / "_hts" / "done").glob("*.json")]
 
 
 def _with_cluster(path, section: str):
@@ -62,8 +71,8 @@ def test_a_refused_sbatch_is_a_clear_error(tmp_path, slurm):
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_walltime_retirement_mid_pack_resumes_from_the_checkpoint(tmp_path, slurm):
-    # One pack of 8 replicas needing ~40 s of one core: longer than a worker's 25 s lifetime.
-    path = write_campaign(tmp_path, name="w", steps=8000, seeds="[0, 1, 2, 3]", pack_size=8)
+    # One pack of 8 replicas needing ~50 s of one core: twice a worker's 25 s lifetime.
+    path = write_campaign(tmp_path, name="w", steps=12000, seeds="[0, 1, 2, 3]", pack_size=8)
     text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
     path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
     # A 1-minute walltime; workers retire after 25 s and a new job picks the pack up from its checkpoint.
@@ -71,7 +80,32 @@ def test_walltime_retirement_mid_pack_resumes_from_the_checkpoint(tmp_path, slur
     loaded = _with_cluster(path, section)
     report = hts_mlff.run_campaign(loaded)
     assert report.n_run == 8 and report.n_failed == 0
-    assert max(p["resumed_from_step"] for p in report.packs) > 0
+    assert max(_resumed_steps(loaded.store_path)) > 0
     ds = hts_mlff.open_campaign(loaded.store_path)
     assert set(ds.status.values) == {"done"}
     assert np.isfinite(ds.total_energy_eV.values).all()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(420)
+def test_a_job_killed_mid_pack_is_replaced_and_the_pack_resumes(tmp_path, slurm):
+    import subprocess
+    import threading
+
+    path = write_campaign(tmp_path, name="k", steps=8000, seeds="[0, 1, 2, 3]", pack_size=8)
+    text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
+    path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
+    loaded = _with_cluster(path, _slurm_section(tmp_path, adapt="{maximum_jobs: 1}"))
+    checkpoint = loaded.store_path / "_hts" / "checkpoints" / "pack-0000000.pt"
+    result = {}
+    runner = threading.Thread(target=lambda: result.setdefault("report", hts_mlff.run_campaign(loaded)))
+    runner.start()
+    deadline = time.time() + 120
+    while not checkpoint.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    assert checkpoint.exists()
+    subprocess.run(["scancel", "--full", "-u", "root"], env=slurm.env, check=True)  # as at walltime: no warning
+    runner.join(timeout=360)
+    report = result["report"]
+    assert report.n_run == 8 and report.n_failed == 0
+    assert max(_resumed_steps(loaded.store_path)) > 0
