@@ -68,13 +68,19 @@ def test_a_refused_sbatch_is_a_clear_error(tmp_path, slurm):
     assert hts_mlff.open_campaign(loaded.store_path).status.values.tolist().count("missing") == 8
 
 
+def _one_long_pack(tmp_path, *, name: str, steps: int):
+    """A campaign of one pack (8 replicas of 108 atoms) that checkpoints every 500 steps."""
+    path = write_campaign(tmp_path, name=name, steps=steps, seeds="[0, 1, 2, 3]", pack_size=8)
+    text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
+    path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
+    return path
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_walltime_retirement_mid_pack_resumes_from_the_checkpoint(tmp_path, slurm):
-    # One pack of 8 replicas needing ~50 s of one core: twice a worker's 25 s lifetime.
-    path = write_campaign(tmp_path, name="w", steps=12000, seeds="[0, 1, 2, 3]", pack_size=8)
-    text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
-    path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
+    # ~50 s of one core: twice a worker's 25 s lifetime.
+    path = _one_long_pack(tmp_path, name="w", steps=12000)
     # A 1-minute walltime; workers retire after 25 s and a new job picks the pack up from its checkpoint.
     section = _slurm_section(tmp_path, walltime='"00:01:00"', worker_lifetime_s=25, adapt="{maximum_jobs: 1}")
     loaded = _with_cluster(path, section)
@@ -92,10 +98,9 @@ def test_a_job_killed_mid_pack_is_replaced_and_the_pack_resumes(tmp_path, slurm)
     import subprocess
     import threading
 
-    path = write_campaign(tmp_path, name="k", steps=8000, seeds="[0, 1, 2, 3]", pack_size=8)
-    text = path.read_text().replace("dtype: float64", "dtype: float64\n  checkpoint_every_steps: 500")
-    path.write_text(text.replace("seed: [0, 1, 2, 3]", "seed: [0, 1, 2, 3]\n  system: [ar108]"))
-    loaded = _with_cluster(path, _slurm_section(tmp_path, adapt="{maximum_jobs: 1}"))
+    loaded = _with_cluster(
+        _one_long_pack(tmp_path, name="k", steps=8000), _slurm_section(tmp_path, adapt="{maximum_jobs: 1}")
+    )
     checkpoint = loaded.store_path / "_hts" / "checkpoints" / "pack-0000000.pt"
     result = {}
     runner = threading.Thread(target=lambda: result.setdefault("report", hts_mlff.run_campaign(loaded)))
