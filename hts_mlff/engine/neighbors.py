@@ -156,6 +156,7 @@ class NeighborList:
         self.skin_A = float(skin_A)
         self.n_builds = 0
         self._ref_positions: torch.Tensor | None = None
+        self._ref_cell: torch.Tensor | None = None
         self._ref_cell_inv: torch.Tensor | None = None
         self._shift_cart: torch.Tensor | None = None
         self._shift_cell: torch.Tensor | None = None
@@ -164,11 +165,15 @@ class NeighborList:
         """True when pairs within the cutoff may be missing from the list."""
         if self._ref_positions is None or self._ref_positions.shape != state.positions.shape:
             return True
-        # Deformation since the build: F = cell_ref⁻¹ · cell (row-vector convention).
-        deform = self._ref_cell_inv @ state.cell  # (n_systems, 3, 3)
-        strain = torch.linalg.matrix_norm(deform - torch.eye(3, dtype=state.dtype, device=state.device), ord=2)
-        affine_ref = torch.einsum("ai,aij->aj", self._ref_positions, deform[state.system_idx])
-        moved = torch.linalg.vector_norm(state.positions - affine_ref, dim=1)
+        if torch.equal(state.cell, self._ref_cell):  # NVE/NVT: the cheap test, every step
+            strain = torch.zeros(state.n_systems, dtype=state.dtype, device=state.device)
+            moved = torch.linalg.vector_norm(state.positions - self._ref_positions, dim=1)
+        else:
+            # Deformation since the build: F = cell_ref⁻¹ · cell (row-vector convention).
+            deform = self._ref_cell_inv @ state.cell  # (n_systems, 3, 3)
+            strain = torch.linalg.matrix_norm(deform - torch.eye(3, dtype=state.dtype, device=state.device), ord=2)
+            affine_ref = torch.einsum("ai,aij->aj", self._ref_positions, deform[state.system_idx])
+            moved = torch.linalg.vector_norm(state.positions - affine_ref, dim=1)
         max_moved = max_per_system(moved, state.system_idx, state.n_systems)
         budget = 2.0 * max_moved + strain * (self.cutoff_A + self.skin_A)
         return bool((budget > self.skin_A).any() | ~torch.isfinite(budget).all())
@@ -237,7 +242,8 @@ class NeighborList:
         self.pair_shift = s.to(state.dtype)
         self.pair_system = state.system_idx[i]
         self._ref_positions = state.positions.detach().clone()
-        self._ref_cell_inv = torch.linalg.inv(state.cell.detach())
+        self._ref_cell = state.cell.detach().clone()
+        self._ref_cell_inv = torch.linalg.inv(self._ref_cell)
         self._shift_cart = None
         self.n_builds += 1
 
