@@ -99,15 +99,23 @@ class Plan:
         """Uncompressed bytes of the arrays of every task (an upper bound on disk)."""
         p = self.campaign.protocol
         per_task = self.n_frames * len(THERMO_FIELDS) * 8 + 64
-        snaps = self.n_snapshots(p.save_positions_every_samples) + self.n_snapshots(p.save_velocities_every_samples)
+        snaps = sum(
+            self.n_snapshots(every)
+            for every in (p.save_positions_every_samples, p.save_velocities_every_samples, p.save_forces_every_samples)
+        )
         per_task += snaps * self.max_atoms * 3 * 8
         return per_task * len(self.tasks)
 
 
-def forcefield_checksum(spec: Any) -> str:
-    """Checksum of a force-field spec (its normalised JSON; weights files are hashed in)."""
-    payload = json.dumps(spec.model_dump(mode="json"), sort_keys=True)
-    return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
+def forcefield_checksum(spec: Any, *, base_dir: Path | None = None) -> str:
+    """Checksum of a force-field spec: its normalised JSON, and the bytes of a checkpoint it names."""
+    digest = hashlib.blake2b(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode(), digest_size=16)
+    checkpoint = getattr(spec, "checkpoint", None)
+    if checkpoint is not None and base_dir is not None:
+        path = base_dir / checkpoint
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _axis_values(campaign: Campaign, axis: str) -> list[Any]:
@@ -146,7 +154,7 @@ def expand(campaign: Campaign, *, base_dir: Path) -> Plan:
     from hts_mlff.systems import system_size
 
     protocol_json = json.dumps(campaign.protocol.model_dump(mode="json"), sort_keys=True)
-    checksums = {name: forcefield_checksum(ff) for name, ff in campaign.forcefields.items()}
+    checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
     sizes = {name: system_size(spec, base_dir=base_dir) for name, spec in campaign.systems.items()}
     prefixes = {}
     for ff, sys_name in itertools.product(campaign.forcefields, campaign.systems):

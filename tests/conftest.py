@@ -50,3 +50,57 @@ def dask_client():
     yield client
     client.close()
     cluster.close()
+
+
+FRAMES_CAMPAIGN = """\
+name: frames
+store: frames.zarr
+systems:
+  ar108:
+    kind: fcc
+    element: Ar
+    number_density_per_A3: 0.02148
+    repeat: [3, 3, 3]
+  ar107:
+    kind: fcc
+    element: Ar
+    number_density_per_A3: 0.02148
+    repeat: [3, 3, 3]
+    vacancies: [0]
+forcefields:
+  lj:
+    kind: lennard_jones
+    epsilon_eV: 0.010327
+    sigma_A: 3.405
+    cutoff_A: 8.5
+protocol:
+  ensemble: nvt
+  timestep_fs: 10.78
+  equilibration_steps: 50
+  production_steps: 200
+  sample_every_steps: 20
+  final_temperature_K: 120
+  save_positions_every_samples: 1
+  save_forces_every_samples: 1
+sweep:
+  temperature_K: [40]
+  seed: [0, 1]
+execution:
+  pack_size: 4
+  dtype: float64
+cluster:
+  kind: local
+  dashboard_address: ":0"
+"""
+
+
+@pytest.fixture(scope="session")
+def frames_store(tmp_path_factory, dask_client) -> Path:
+    """A small reference campaign that saved positions, cells and LJ forces (44 frames, 2 systems)."""
+    import hts_mlff
+
+    folder = tmp_path_factory.mktemp("frames")
+    path = folder / "frames.yaml"
+    path.write_text(FRAMES_CAMPAIGN)
+    hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)
+    return folder / "frames.zarr"

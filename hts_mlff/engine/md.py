@@ -43,6 +43,9 @@ class MDProtocol:
     compressibility_per_bar: float = 5e-5
     positions_every_samples: int = 0
     velocities_every_samples: int = 0
+    forces_every_samples: int = 0
+    #: Thermostat target ramps linearly from the replica's temperature to this over production.
+    final_temperature_K: float | None = None
     skin_A: float = 1.0
     guard: GuardLimits = field(default_factory=GuardLimits)
     guard_every_steps: int = 0  # 0: at every sample
@@ -64,6 +67,9 @@ class PackResult:
     thermo: dict[str, np.ndarray]
     positions: np.ndarray | None
     velocities: np.ndarray | None
+    forces: np.ndarray | None
+    cells: np.ndarray | None
+    atomic_numbers: np.ndarray
     n_atoms: np.ndarray
     failure_step: np.ndarray
     failure_reason: np.ndarray
@@ -138,6 +144,7 @@ def run_md(
         n_frames=protocol.n_frames,
         positions_every_samples=protocol.positions_every_samples,
         velocities_every_samples=protocol.velocities_every_samples,
+        forces_every_samples=protocol.forces_every_samples,
     )
     start_step = 0
     if checkpoint is None:
@@ -166,7 +173,11 @@ def run_md(
         dynamics.set_active(guard.active)
         recorder.record(state, output, frame=0, active=guard.active)
     pending = 0
+    ramp_steps = max(protocol.production_steps, 1)
     for step in range(start_step, protocol.total_steps):
+        if protocol.final_temperature_K is not None and step >= equil:
+            fraction = (step - equil) / ramp_steps
+            dynamics.temperature_K = targets_t + (protocol.final_temperature_K - targets_t) * fraction
         ensemble = protocol.ensemble if step >= equil else ("npt" if protocol.ensemble == "npt" else "nvt")
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
@@ -205,6 +216,9 @@ def run_md(
         thermo=recorder.thermo,
         positions=recorder.positions,
         velocities=recorder.velocities,
+        forces=recorder.forces,
+        cells=recorder.cells,
+        atomic_numbers=_padded_atomic_numbers(state),
         n_atoms=state.atoms_per_system.cpu().numpy(),
         failure_step=guard.failure_step.cpu().numpy(),
         failure_reason=guard.failure_reason.cpu().numpy(),
@@ -214,3 +228,11 @@ def run_md(
         wall_s=time.perf_counter() - started,
         n_neighbor_builds=neighbor_list.n_builds,
     )
+
+
+def _padded_atomic_numbers(state: BatchState) -> np.ndarray:
+    """(n_systems, max_atoms) int32 atomic numbers, 0 where a replica has fewer atoms."""
+    counts = state.atoms_per_system.cpu().numpy()
+    out = np.zeros((state.n_systems, int(counts.max())), dtype=np.int32)
+    out[state.system_idx.cpu().numpy(), state.local_atom_index().cpu().numpy()] = state.atomic_numbers.cpu().numpy()
+    return out

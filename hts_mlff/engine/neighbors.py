@@ -110,7 +110,7 @@ def brute_force_pairs(
     iu, ju = _triu(n, positions.device)
     # Work in fractional coordinates, one component at a time (contiguous (G, P0) arrays):
     # the minimum-image shift is −round(Δf), and r² = Δfᵀ M Δf with the metric M = h hᵀ.
-    frac = torch.einsum("gni,gij->ign", positions, torch.linalg.inv(cells))  # (3, G, n)
+    frac = torch.einsum("gni,gij->jgn", positions, torch.linalg.inv(cells))  # (3, G, n)
     metric = cells @ cells.transpose(1, 2)  # (G, 3, 3)
     out_g, out_i, out_j, out_s = [], [], [], []
     per_chunk = max(1, BRUTE_FORCE_MAX_CANDIDATES // max(len(iu), 1))

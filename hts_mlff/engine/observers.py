@@ -1,8 +1,9 @@
 """Observers: reduce the running state on the fly into fixed-size per-replica records.
 
 Thermodynamics at every sample (time, temperature, potential/kinetic/total energy,
-pressure from the virial, volume) and, optionally, thinned unwrapped positions and
-velocities. Buffers are numpy arrays allocated once for the whole run, padded to the
+pressure from the virial, volume) and, optionally, thinned unwrapped positions (with the
+cell at the same samples), velocities and forces (forces make a reference campaign a
+training set). Buffers are numpy arrays allocated once for the whole run, padded to the
 largest replica in the pack (NaN where a replica has fewer atoms or has failed).
 """
 
@@ -31,7 +32,9 @@ class Recorder:
 
     Attributes:
         thermo: name → (n_systems, n_frames) float64.
-        positions, velocities: (n_systems, n_snapshots, max_atoms, 3) float64 or None.
+        positions, velocities, forces: (n_systems, n_snapshots, max_atoms, 3) float64 or None
+            (Å, Å/fs, eV/Å).
+        cells: (n_systems, n_position_snapshots, 3, 3) Å, with ``positions``.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class Recorder:
         n_frames: int,
         positions_every_samples: int = 0,
         velocities_every_samples: int = 0,
+        forces_every_samples: int = 0,
     ) -> None:
         n = state.n_systems
         self.n_frames = n_frames
@@ -50,6 +54,9 @@ class Recorder:
         self.velocities_every = velocities_every_samples
         self.positions = self._snapshot_buffer(n, positions_every_samples)
         self.velocities = self._snapshot_buffer(n, velocities_every_samples)
+        self.forces_every = forces_every_samples
+        self.forces = self._snapshot_buffer(n, forces_every_samples)
+        self.cells = None if self.positions is None else np.full((*self.positions.shape[:2], 3, 3), np.nan)
         self._local = state.local_atom_index().cpu().numpy()
         self._sysidx = state.system_idx.cpu().numpy()
 
@@ -77,10 +84,14 @@ class Recorder:
         for buffer, every, tensor in (
             (self.positions, self.positions_every, state.positions),
             (self.velocities, self.velocities_every, state.velocities),
+            (self.forces, self.forces_every, output.forces),
         ):
             if buffer is not None and frame % every == 0:
                 data = np.where(atom_alive, tensor.detach().cpu().double().numpy(), np.nan)
                 buffer[self._sysidx, frame // every, self._local] = data
+        if self.cells is not None and frame % self.positions_every == 0:
+            cells = state.cell.detach().cpu().double().numpy()
+            self.cells[:, frame // self.positions_every] = np.where(alive[:, None, None], cells, np.nan)
 
     def state_dict(self) -> dict[str, np.ndarray]:
         data = {f"thermo/{k}": v for k, v in self.thermo.items()}
@@ -88,6 +99,10 @@ class Recorder:
             data["positions"] = self.positions
         if self.velocities is not None:
             data["velocities"] = self.velocities
+        if self.forces is not None:
+            data["forces"] = self.forces
+        if self.cells is not None:
+            data["cells"] = self.cells
         return data
 
     def load_state_dict(self, data: dict[str, np.ndarray]) -> None:
@@ -95,5 +110,7 @@ class Recorder:
             self.thermo[name][...] = data[f"thermo/{name}"]
         if self.positions is not None:
             self.positions[...] = data["positions"]
-        if self.velocities is not None:
-            self.velocities[...] = data["velocities"]
+        for name in ("velocities", "forces", "cells"):
+            buffer = getattr(self, name)
+            if buffer is not None and name in data:
+                buffer[...] = data[name]

@@ -1,11 +1,28 @@
 """Force fields: importable objects implementing the engine's contract.
 
->>> from hts_mlff.forcefields import LennardJones
+>>> from hts_mlff.forcefields import LennardJones, load
 >>> lj = LennardJones(epsilon_eV=0.010327, sigma_A=3.405, cutoff_A=8.5, shift=True)
->>> calc = lj.as_ase_calculator()
+>>> gnn = load("models/model-b-small.pt")          # a GNN checkpoint
+>>> atoms.calc = gnn.as_ase_calculator()
 """
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput, check_forcefield
+from hts_mlff.forcefields.adapters import AseCalculatorForceField, TorchSimForceField
+from hts_mlff.forcefields.checkpoint import CheckpointError, load, save_checkpoint
+from hts_mlff.forcefields.gnn import GNNConfig, GNNForceField
 from hts_mlff.forcefields.lennard_jones import LennardJones, PairParameters
 
-__all__ = ["ForceField", "ForceOutput", "LennardJones", "PairParameters", "check_forcefield"]
+__all__ = [
+    "AseCalculatorForceField",
+    "CheckpointError",
+    "ForceField",
+    "ForceOutput",
+    "GNNConfig",
+    "GNNForceField",
+    "LennardJones",
+    "PairParameters",
+    "TorchSimForceField",
+    "check_forcefield",
+    "load",
+    "save_checkpoint",
+]

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from ase.data import atomic_numbers
 
 from hts_mlff.engine.forcefield import ForceField
+from hts_mlff.forcefields.adapters import AseCalculatorForceField, TorchSimForceField, describe, import_object
+from hts_mlff.forcefields.checkpoint import load
 from hts_mlff.forcefields.lennard_jones import LennardJones, PairParameters
-from hts_mlff.spec.model import LennardJonesSpec
+from hts_mlff.spec.model import AseCalculatorSpec, ForceFieldSpec, GNNSpec, LennardJonesSpec, TorchSimSpec
 
 
-def build_forcefield(spec: LennardJonesSpec) -> ForceField:
-    """The force field a campaign's ``forcefields`` entry describes."""
+def build_forcefield(spec: ForceFieldSpec, *, base_dir: Path | None = None) -> ForceField:
+    """The force field a campaign's ``forcefields`` entry describes (paths relative to ``base_dir``)."""
     if isinstance(spec, LennardJonesSpec):
         pairs = []
         for pair in spec.pairs:
@@ -19,4 +23,15 @@ def build_forcefield(spec: LennardJonesSpec) -> ForceField:
         return LennardJones(
             spec.epsilon_eV, sigma_A=spec.sigma_A, cutoff_A=spec.cutoff_A, shift=spec.shift, pairs=pairs
         )
+    if isinstance(spec, GNNSpec):
+        return load((base_dir or Path.cwd()) / spec.checkpoint)
+    if isinstance(spec, AseCalculatorSpec):
+        factory = import_object(spec.calculator)
+        parameters = dict(spec.parameters)
+        return AseCalculatorForceField(
+            lambda: factory(**parameters), description=describe(spec.calculator, parameters), cutoff_A=spec.cutoff_A
+        )
+    if isinstance(spec, TorchSimSpec):
+        model = import_object(spec.model)(**spec.parameters)
+        return TorchSimForceField(model, description=describe(spec.model, spec.parameters), cutoff_A=spec.cutoff_A)
     raise TypeError(f"no force field for spec {type(spec).__name__}")

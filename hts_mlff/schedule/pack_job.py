@@ -30,6 +30,7 @@ from hts_mlff.forcefields.registry import build_forcefield
 from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore
 from hts_mlff.systems import build_system
+from hts_mlff.tasks import forcefield_checksum
 
 _FORCEFIELD_CACHE: dict[str, Any] = {}
 
@@ -84,6 +85,8 @@ def md_protocol(campaign: Campaign) -> MDProtocol:
         compressibility_per_bar=p.compressibility_per_bar,
         positions_every_samples=p.save_positions_every_samples,
         velocities_every_samples=p.save_velocities_every_samples,
+        forces_every_samples=p.save_forces_every_samples,
+        final_temperature_K=p.final_temperature_K,
         skin_A=p.neighbor_skin_A,
         guard=GuardLimits(
             max_force_eV_per_A=p.guard.max_force_eV_per_A,
@@ -100,10 +103,12 @@ def vacancy_seed(campaign_name: str, system: str, seed: int, window: int) -> int
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
-def _forcefield(campaign: Campaign, name: str, checksum_key: str):
-    if checksum_key not in _FORCEFIELD_CACHE:
-        _FORCEFIELD_CACHE[checksum_key] = build_forcefield(campaign.forcefields[name])
-    return _FORCEFIELD_CACHE[checksum_key]
+def _forcefield(campaign: Campaign, name: str, *, base_dir: Path):
+    spec = campaign.forcefields[name]
+    key = f"{base_dir}|{forcefield_checksum(spec, base_dir=base_dir)}"
+    if key not in _FORCEFIELD_CACHE:
+        _FORCEFIELD_CACHE[key] = build_forcefield(spec, base_dir=base_dir)
+    return _FORCEFIELD_CACHE[key]
 
 
 def run_pack_job(job: PackJob) -> dict[str, Any]:
@@ -135,8 +140,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     base_dir = Path(job.base_dir)
 
     ff_name = job.tasks[0]["forcefield"]
-    ff_spec_json = json.dumps(campaign.forcefields[ff_name].model_dump(mode="json"), sort_keys=True)
-    forcefield = _forcefield(campaign, ff_name, ff_spec_json)
+    forcefield = _forcefield(campaign, ff_name, base_dir=base_dir)
     atoms_list = [
         build_system(
             campaign.systems[t["system"]],
@@ -203,8 +207,11 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     )
     if result.positions is not None:
         arrays["positions"] = result.positions
-    if result.velocities is not None:
-        arrays["velocities"] = result.velocities
+    arrays["atomic_numbers"] = result.atomic_numbers
+    for name in ("velocities", "forces", "cells"):
+        value = getattr(result, name)
+        if value is not None:
+            arrays[name] = value
     store.write_pack(slot_start=job.slot_start, arrays=arrays)
     host = socket.gethostname()
     for k, task in enumerate(job.tasks):

@@ -65,6 +65,7 @@ def layout_of(plan: Plan) -> StoreLayout:
         max_atoms=plan.max_atoms,
         n_position_snapshots=plan.n_snapshots(p.save_positions_every_samples),
         n_velocity_snapshots=plan.n_snapshots(p.save_velocities_every_samples),
+        n_force_snapshots=plan.n_snapshots(p.save_forces_every_samples),
     )
 
 
@@ -101,6 +102,7 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
     for name, every in (
         ("position_time_fs", protocol.positions_every_samples),
         ("velocity_time_fs", protocol.velocities_every_samples),
+        ("force_time_fs", protocol.forces_every_samples),
     ):
         if every > 0:
             snapshot_times[name] = np.arange(plan.n_snapshots(every)) * every * dt

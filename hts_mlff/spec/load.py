@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 from hts_mlff.spec.model import Campaign
 
 Loc = tuple[str | int, ...]
+M = typing.TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -108,15 +109,15 @@ def _unwrap(tp: Any) -> list[Any]:
     return [tp]
 
 
-def _model_at(loc: Loc) -> tuple[type[BaseModel] | None, Loc]:
+def _model_at(loc: Loc, root: type[BaseModel] = Campaign) -> tuple[type[BaseModel] | None, Loc]:
     """Follow a pydantic error location through the models.
 
     Returns the model owning the last element (for "did you mean") and the location with
     discriminator tags removed (the path as written in YAML).
     """
-    current: list[Any] = [Campaign]
+    current: list[Any] = [root]
     yaml_loc: list[str | int] = []
-    owner: type[BaseModel] | None = Campaign
+    owner: type[BaseModel] | None = root
     for part in loc:
         models = [t for t in current if isinstance(t, type) and issubclass(t, BaseModel)]
         nxt: list[Any] = []
@@ -146,8 +147,8 @@ def _model_at(loc: Loc) -> tuple[type[BaseModel] | None, Loc]:
     return owner, tuple(yaml_loc)
 
 
-def _allowed_keys(loc: Loc) -> list[str]:
-    owner, _ = _model_at((*loc[:-1], "__probe__"))
+def _allowed_keys(loc: Loc, root: type[BaseModel] = Campaign) -> list[str]:
+    owner, _ = _model_at((*loc[:-1], "__probe__"), root)
     if owner is None:
         return []
     return list(owner.model_fields)
@@ -181,6 +182,9 @@ def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base
             path = base_dir / system.path
             if not path.is_file():
                 add(("systems", name, "path"), f"structure file not found: {path}")
+    for name, forcefield in spec.forcefields.items():
+        if forcefield.kind == "gnn" and not (base_dir / forcefield.checkpoint).is_file():
+            add(("forcefields", name, "checkpoint"), f"checkpoint not found: {base_dir / forcefield.checkpoint}")
     seen: dict[str, int] = {}
     for g, group in enumerate(spec.sweep.zip):
         sizes = {axis: len(_axis_values(spec, axis)) for axis in group}
@@ -223,6 +227,22 @@ def _system_min_masses(spec: Campaign, base_dir: Path) -> list[float]:
 
 
 # ----------------------------------------------------------------------------- entry point
+def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[Loc, int]]:
+    """Validate YAML text against any of our models; every problem at once, with file:line."""
+    try:
+        data, lines = _compose_with_lines(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else 1
+        raise CampaignError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
+    if not isinstance(data, dict):
+        raise CampaignError([Problem(file, 1, "", "the file must be a mapping of sections")])
+    try:
+        return model.model_validate(data), lines
+    except ValidationError as exc:
+        raise CampaignError(_pydantic_problems(exc, file=file, lines=lines, root=model)) from None
+
+
 def parse_campaign(
     text: str, *, file: str = "<campaign>", base_dir: Path | None = None
 ) -> tuple[Campaign, list[Problem]]:
@@ -247,14 +267,16 @@ def parse_campaign(
     return spec, problems
 
 
-def _pydantic_problems(exc: ValidationError, *, file: str, lines: dict[Loc, int]) -> list[Problem]:
+def _pydantic_problems(
+    exc: ValidationError, *, file: str, lines: dict[Loc, int], root: type[BaseModel] = Campaign
+) -> list[Problem]:
     problems = []
     for err in exc.errors():
-        _owner, yaml_loc = _model_at(tuple(err["loc"]))
+        _owner, yaml_loc = _model_at(tuple(err["loc"]), root)
         line = _line_of(lines, yaml_loc)
         if err["type"] == "extra_forbidden":
             key = str(yaml_loc[-1])
-            allowed = _allowed_keys(tuple(err["loc"]))
+            allowed = _allowed_keys(tuple(err["loc"]), root)
             hint = difflib.get_close_matches(key, allowed, n=1, cutoff=0.5)
             message = f"unknown key {key!r}"
             message += f"; did you mean {hint[0]!r}?" if hint else ""

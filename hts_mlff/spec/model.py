@@ -7,7 +7,7 @@ The JSON Schema in ``schemas/campaign.schema.json`` is generated from these mode
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -86,7 +86,35 @@ class LennardJonesSpec(Strict):
     pairs: list[LJPair] = Field(default_factory=list)
 
 
-ForceFieldSpec = Annotated[LennardJonesSpec, Field(discriminator="kind")]
+class GNNSpec(Strict):
+    """The seeds' GNN from a checkpoint written by ``hts-mlff train`` (path relative to the campaign file)."""
+
+    kind: Literal["gnn"]
+    checkpoint: str = Field(description="e.g. ../models/model-b-small.pt")
+
+
+_IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+
+
+class AseCalculatorSpec(Strict):
+    """Any ASE Calculator, evaluated one replica at a time (slow but universal)."""
+
+    kind: Literal["ase"]
+    calculator: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory function.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the calculator.")
+    cutoff_A: float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
+
+
+class TorchSimSpec(Strict):
+    """A TorchSim ModelInterface model (needs the optional torch-sim-atomistic)."""
+
+    kind: Literal["torchsim"]
+    model: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory returning the model.")
+    parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
+    cutoff_A: float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
+
+
+ForceFieldSpec = Annotated[LennardJonesSpec | GNNSpec | AseCalculatorSpec | TorchSimSpec, Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- protocol
@@ -123,6 +151,12 @@ class ProtocolSpec(Strict):
     initial_temperature_K: float | None = Field(None, ge=0, description="Default: the task temperature.")
     save_positions_every_samples: NonNegativeInt = Field(0, description="0: never.")
     save_velocities_every_samples: NonNegativeInt = Field(0, description="0: never.")
+    save_forces_every_samples: NonNegativeInt = Field(
+        0, description="0: never. With save_positions_every_samples, frames for training and force parity."
+    )
+    final_temperature_K: float | None = Field(
+        None, ge=0, description="Ramp the thermostat linearly from the task temperature to this over production."
+    )
     neighbor_skin_A: float = Field(1.0, ge=0)
     minimize: MinimizeSpec = MinimizeSpec()
     guard: GuardSpec = GuardSpec()

@@ -80,6 +80,7 @@ class StoreLayout:
     max_atoms: int
     n_position_snapshots: int
     n_velocity_snapshots: int
+    n_force_snapshots: int = 0
 
 
 def _snapshot_chunk(layout: StoreLayout, n_snap: int) -> int:
@@ -147,6 +148,7 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
     for name, n_snap, unit, time_dim in (
         ("positions", layout.n_position_snapshots, "Å", "position_time_fs"),
         ("velocities", layout.n_velocity_snapshots, "Å/fs", "velocity_time_fs"),
+        ("forces", layout.n_force_snapshots, "eV/Å", "force_time_fs"),
     ):
         if n_snap:
             specs[name] = {
@@ -157,6 +159,24 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
                 "dims": ["traj", time_dim, "atom", "xyz"],
                 "attrs": {"units": unit, "long_name": f"unwrapped {name}" if name == "positions" else name},
             }
+    specs["atomic_numbers"] = {
+        "shape": (layout.n_slots, layout.max_atoms),
+        "chunks": (c, layout.max_atoms),
+        "dtype": "int32",
+        "fill_value": 0,
+        "dims": ["traj", "atom"],
+        "attrs": {"long_name": "atomic number (0: no atom)"},
+    }
+    if layout.n_position_snapshots:
+        n_snap = layout.n_position_snapshots
+        specs["cells"] = {
+            "shape": (layout.n_slots, n_snap, 3, 3),
+            "chunks": (c, n_snap, 3, 3),
+            "dtype": "float64",
+            "fill_value": np.nan,
+            "dims": ["traj", "position_time_fs", "cell_vector", "xyz"],
+            "attrs": {"units": "Å", "long_name": "cell at the position snapshots (rows are vectors)"},
+        }
     return specs
 
 

@@ -55,3 +55,27 @@ def test_order_is_canonical_whenever_built():
     a.build(s1)
     b.build(s2)
     assert torch.equal(a.pair_i, b.pair_i) and torch.equal(a.pair_j, b.pair_j)
+
+
+def test_small_cell_minimum_image_path_handles_rotated_and_sheared_cells():
+    """The batched minimum-image path (small cells) agrees with vesin for non-diagonal cells."""
+    from hts_mlff.engine.neighbors import brute_force_pairs
+
+    atoms = argon(repeat=3, rattle=0.15, seed=3)
+    q, _ = np.linalg.qr(np.random.default_rng(1).normal(size=(3, 3)))
+    shear = np.eye(3)
+    shear[0, 1] = 0.08
+    for transform in (q, shear):
+        moved = atoms.copy()
+        moved.set_cell(atoms.cell.array @ transform.T, scale_atoms=False)
+        moved.positions = atoms.positions @ transform.T
+        state = batch([moved])
+        _, i, j, s = brute_force_pairs(state.positions[None], state.cell, cutoff_A=7.0)
+        vectors = state.positions[j] - state.positions[i] + s.to(state.dtype) @ state.cell[0]
+        i2, j2, s2 = system_pairs(moved.positions, cell=moved.cell.array, cutoff_A=7.0)
+        assert len(i) == len(i2)
+        np.testing.assert_allclose(
+            np.sort(vectors.norm(dim=1).numpy()),
+            np.sort(np.linalg.norm(moved.positions[j2] - moved.positions[i2] + s2 @ moved.cell.array, axis=1)),
+            atol=1e-12,
+        )

@@ -1,0 +1,1 @@
+"""Analyses: xarray in, xarray out, lazy until computed."""

@@ -1,0 +1,288 @@
+r"""The seeds' graph neural network force field (Li et al. 2022; transferability paper §2.2).
+
+Atoms are nodes, pairs within ``cutoff_A`` are edges. With :math:`h` features per node
+and edge and :math:`n` message-passing layers:
+
+.. math::
+
+    v_i^{(0)} = e^N(s_i), \qquad e_{ij}^{(0)} = e^E(\mathrm{RBF}(d_{ij})), \qquad
+    e_{ij}^{(l)} = A^{(l)}(e_{ij}^{(0)})
+
+    m_{j\to i}^{(l)} = \Phi^{(l)}\big(v_j^{(l-1)} + e_{ij}^{(l-1)} + v_i^{(l-1)}\big) \odot v_j^{(l-1)}\, f_c(d_{ij})
+
+    v_i^{(l)} = \Theta^{(l)}\Big(v_i^{(l-1)} + \tfrac{1}{k}\textstyle\sum_{j} m_{j\to i}^{(l)}\Big) + v_i^{(l-1)}
+
+Every MLP is Linear–GELU–Linear. :math:`f_c(d) = \tfrac12[\cos(\pi d / r_c) + 1]` takes each
+message smoothly to zero at the cutoff, and the constant :math:`k` (``aggregation_norm``)
+keeps the summed message of order one; both are fixed, not learned.
+
+Two decoders, chosen by ``conservative``:
+
+* **direct** (the seeds' force predictor): a scalar per pair,
+  :math:`w_{ij} = D(v_i^{(n)} + v_j^{(n)} + e_{ij}^{(n)})\,f_c(d_{ij})`, and
+  :math:`\mathbf F_i = s \sum_j w_{ij}\,\hat{\mathbf q}_{ij}` with :math:`\hat{\mathbf q}_{ij}`
+  the unit vector from i to j. The direction enters only here, so forces rotate with the
+  structure exactly; :math:`w_{ij} = w_{ji}`, so the net force is zero. Forces are not the
+  gradient of anything: the finite-difference Hessian is not symmetric (seeds §3.4).
+  The seeds feed :math:`\hat{\mathbf q}_{ij}` to the edge encoder instead, which breaks
+  rotation equivariance unless it is learned; see ``docs/forcefields.md``.
+* **conservative**: :math:`E = s \sum_i U(v_i^{(n)})`, :math:`\mathbf F = -\nabla E` by
+  autograd and the stress from the virial,
+  :math:`\sigma = \frac1V \sum_{\text{pairs}} \mathbf d_{ij} \otimes \partial E/\partial \mathbf d_{ij}`.
+
+:math:`s` (``force_scale_eV_per_A``) is the standard deviation of the training forces: the
+network works on normalised forces, as in the seeds' training. The direct model has no
+energy; it reports zeros (and a zero stress).
+
+Every edge quantity is symmetric in (i, j), so each pair is evaluated once from the
+engine's half neighbour list and scattered to both atoms.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.neighbors import neighbors_for
+from hts_mlff.engine.state import BatchState, sum_per_system
+
+
+@dataclass(frozen=True)
+class GNNConfig:
+    """Architecture of the GNN force field (all of it goes into the checkpoint)."""
+
+    species: tuple[int, ...] = (18,)
+    hidden: int = 128
+    n_layers: int = 4
+    cutoff_A: float = 7.5
+    n_rbf: int = 32
+    rbf_width_A: float = 0.25
+    aggregation_norm: float = 32.0
+    conservative: bool = False
+    force_scale_eV_per_A: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.species:
+            raise ValueError("species must list at least one atomic number")
+        if self.hidden < 1 or self.n_layers < 1 or self.n_rbf < 1:
+            raise ValueError("hidden, n_layers and n_rbf must be positive")
+        if self.cutoff_A <= 0 or self.rbf_width_A <= 0 or self.force_scale_eV_per_A <= 0:
+            raise ValueError("cutoff_A, rbf_width_A and force_scale_eV_per_A must be positive")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> GNNConfig:
+        known = set(cls.__dataclass_fields__)
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown GNN config keys: {sorted(unknown)}")
+        values = dict(data)
+        if "species" in values:
+            values["species"] = tuple(int(z) for z in values["species"])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["species"] = list(self.species)
+        return out
+
+
+def mlp(n_in: int, n_hidden: int, n_out: int) -> nn.Sequential:
+    """Linear–GELU–Linear."""
+    return nn.Sequential(nn.Linear(n_in, n_hidden), nn.GELU(), nn.Linear(n_hidden, n_out))
+
+
+def cosine_cutoff(d: torch.Tensor, cutoff_A: float) -> torch.Tensor:
+    """½[cos(π d / r_c) + 1] for d < r_c, else 0."""
+    return torch.where(d < cutoff_A, 0.5 * (torch.cos(d * (math.pi / cutoff_A)) + 1.0), torch.zeros_like(d))
+
+
+class GNNModule(nn.Module):
+    """The network itself: graph in, per-pair weights (direct) or per-atom energies out.
+
+    Inputs of :meth:`forward`:
+        species_index: (n_atoms,) int64 row of ``config.species``.
+        pair_i, pair_j: (n_pairs,) int64, a half list (each pair once), d < cutoff.
+        distance_A: (n_pairs,) Å.
+    Returns (n_pairs,) pair weights w_ij (direct; normalised units) or (n_atoms,) atomic
+    energies U_i (conservative; normalised units).
+    """
+
+    def __init__(self, config: GNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        h = config.hidden
+        self.node_encoder = mlp(len(config.species), h, h)
+        self.edge_encoder = mlp(config.n_rbf, h, h)
+        self.edge_layers = nn.ModuleList(mlp(h, h, h) for _ in range(config.n_layers))  # A^(l)
+        self.message = nn.ModuleList(mlp(h, h, h) for _ in range(config.n_layers))  # Φ^(l)
+        self.update = nn.ModuleList(mlp(h, h, h) for _ in range(config.n_layers))  # Θ^(l)
+        self.decoder = mlp(h, h, 1)
+        centers = torch.linspace(0.0, config.cutoff_A, config.n_rbf)
+        self.register_buffer("rbf_centers_A", centers, persistent=False)
+
+    def forward(
+        self, species_index: torch.Tensor, pair_i: torch.Tensor, pair_j: torch.Tensor, distance_A: torch.Tensor
+    ) -> torch.Tensor:
+        c = self.config
+        one_hot = nn.functional.one_hot(species_index, len(c.species)).to(distance_A.dtype)
+        v = self.node_encoder(one_hot)
+        rbf = torch.exp(-(((distance_A[:, None] - self.rbf_centers_A) / c.rbf_width_A) ** 2))
+        envelope = cosine_cutoff(distance_A, c.cutoff_A)[:, None]
+        e0 = self.edge_encoder(rbf)
+        e = e0
+        n_atoms = v.shape[0]
+        for layer in range(c.n_layers):
+            gate = self.message[layer](v.index_select(0, pair_i) + v.index_select(0, pair_j) + e) * envelope
+            # m_{j→i} = Φ ⊙ v_j goes to i; m_{i→j} = Φ ⊙ v_i goes to j (Φ is symmetric in i, j).
+            messages = v.new_zeros(n_atoms, c.hidden)
+            messages.index_add_(0, pair_i, gate * v.index_select(0, pair_j))
+            messages.index_add_(0, pair_j, gate * v.index_select(0, pair_i))
+            v = self.update[layer](v + messages / c.aggregation_norm) + v
+            e = self.edge_layers[layer](e0)
+        if c.conservative:
+            return self.decoder(v)[:, 0]
+        pair_features = v.index_select(0, pair_i) + v.index_select(0, pair_j) + e
+        return self.decoder(pair_features)[:, 0] * envelope[:, 0]
+
+
+class GNNForceField(ForceField):
+    """The GNN as an engine force field (float32 by default; follows the state's device).
+
+    Args:
+        config: architecture; ``GNNConfig()`` gives the seeds' h = 128, n = 4, r_c = 7.5 Å.
+        module: trained weights (a fresh, randomly initialised network when None).
+        seed: initialisation seed of a fresh network.
+        dtype: dtype the network computes in; states of another dtype are converted.
+    """
+
+    def __init__(
+        self,
+        config: GNNConfig | None = None,
+        *,
+        module: GNNModule | None = None,
+        seed: int = 0,
+        dtype: torch.dtype = torch.float32,
+        provenance: dict[str, Any] | None = None,
+    ) -> None:
+        self.gnn_config = config or (module.config if module is not None else GNNConfig())
+        if module is None:
+            generator_state = torch.random.get_rng_state()
+            torch.manual_seed(seed)
+            module = GNNModule(self.gnn_config)
+            torch.random.set_rng_state(generator_state)
+        self.module = module.to(dtype)
+        self.module.eval()
+        self.compute_dtype = dtype
+        self.cutoff_A = self.gnn_config.cutoff_A
+        self.provenance = dict(provenance or {})
+        self._species_lookup: dict[torch.device, torch.Tensor] = {}
+        self._weights_digest: str | None = None
+
+    # ------------------------------------------------------------------ contract
+    def config(self) -> dict[str, Any]:
+        if self._weights_digest is None:
+            import hashlib
+
+            digest = hashlib.blake2b(digest_size=16)
+            for name, tensor in sorted(self.module.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().double().numpy().tobytes())
+            self._weights_digest = digest.hexdigest()
+        return {"gnn": self.gnn_config.to_dict(), "weights_blake2b": self._weights_digest}
+
+    def to(self, device: torch.device | str) -> GNNForceField:
+        self.module.to(device)
+        return self
+
+    def species_index(self, atomic_numbers: torch.Tensor) -> torch.Tensor:
+        """(n_atoms,) row of each atom's species in ``config.species``; unknown species raise."""
+        dev = atomic_numbers.device
+        if dev not in self._species_lookup:
+            table = torch.full((119,), -1, dtype=torch.int64)
+            for k, z in enumerate(self.gnn_config.species):
+                table[z] = k
+            self._species_lookup[dev] = table.to(dev)
+        index = self._species_lookup[dev][atomic_numbers]
+        if bool((index < 0).any()):
+            missing = sorted(set(atomic_numbers[index < 0].tolist()))
+            raise ValueError(
+                f"the GNN was trained on atomic numbers {list(self.gnn_config.species)}; the system has {missing}"
+            )
+        return index
+
+    def _module_on(self, device: torch.device) -> GNNModule:
+        first = next(self.module.parameters())
+        if first.device != device:
+            self.module.to(device)
+        return self.module
+
+    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+        cfg = self.gnn_config
+        dev, out_dtype = state.device, state.dtype
+        module = self._module_on(dev)
+        nl = neighbors_for(state, cutoff_A=cfg.cutoff_A)
+        species = self.species_index(state.atomic_numbers)
+        with torch.no_grad():
+            d_all = nl.pair_vectors_t(state).to(self.compute_dtype)
+            keep = torch.nonzero((d_all * d_all).sum(0) < cfg.cutoff_A * cfg.cutoff_A).squeeze(1)
+            vectors = d_all.index_select(1, keep).t().contiguous()
+        pair_i, pair_j = nl.pair_i.index_select(0, keep), nl.pair_j.index_select(0, keep)
+        with torch.enable_grad() if cfg.conservative else torch.no_grad():
+            energy, forces, pair_term = evaluate(
+                module, species, pair_i, pair_j, vectors, system_of_atom=state.system_idx, n_systems=state.n_systems
+            )
+        scale = cfg.force_scale_eV_per_A
+        energy = forces.new_zeros(state.n_systems) if energy is None else energy.detach() * scale
+        stress = None
+        if compute_stress:
+            pair_system = nl.pair_system.index_select(0, keep)
+            per_system = pair_term.new_zeros(state.n_systems, 3, 3).index_add_(0, pair_system, pair_term.detach())
+            stress = per_system.to(out_dtype) * scale / state.volume[:, None, None]
+        forces = forces.detach() * scale
+        return ForceOutput(energy=energy.to(out_dtype), forces=forces.to(out_dtype), stress=stress)
+
+
+def evaluate(
+    module: GNNModule,
+    species_index: torch.Tensor,
+    pair_i: torch.Tensor,
+    pair_j: torch.Tensor,
+    vectors_A: torch.Tensor,
+    *,
+    system_of_atom: torch.Tensor,
+    n_systems: int,
+    create_graph: bool = False,
+) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+    """Energies, forces and per-pair virial terms of a graph, in normalised units (× scale → eV).
+
+    Args:
+        vectors_A: (n_pairs, 3) r_j − r_i of the half pair list, every pair within the cutoff.
+        system_of_atom: (n_atoms,) system index; n_systems: number of systems.
+        create_graph: keep the graph of the forces (training the conservative variant).
+
+    Returns:
+        energy (n_systems,) or None for the direct model; forces (n_atoms, 3);
+        pair virial terms (n_pairs, 3, 3), d ⊗ ∂E/∂d, summing to V·σ.
+    """
+    n_atoms = species_index.shape[0]
+    if module.config.conservative:
+        if not vectors_A.requires_grad:
+            vectors_A = vectors_A.detach().requires_grad_(True)
+        r = torch.sqrt((vectors_A * vectors_A).sum(1))
+        atomic = module(species_index, pair_i, pair_j, r)
+        energy = sum_per_system(atomic, system_of_atom, n_systems)
+        (grad_d,) = torch.autograd.grad(energy.sum(), vectors_A, create_graph=create_graph)
+        # d = r_j − r_i: ∂E/∂r_j = +g, ∂E/∂r_i = −g; F = −∂E/∂r.
+        forces = grad_d.new_zeros(n_atoms, 3).index_add(0, pair_i, grad_d).index_add(0, pair_j, -grad_d)
+        return energy, forces, vectors_A[:, :, None] * grad_d[:, None, :]
+    r = torch.sqrt((vectors_A * vectors_A).sum(1))
+    weights = module(species_index, pair_i, pair_j, r)
+    fvec = vectors_A * (weights / r)[:, None]  # force on i from j, along q_ij
+    forces = fvec.new_zeros(n_atoms, 3).index_add(0, pair_i, fvec).index_add(0, pair_j, -fvec)
+    # σ = (1/V) Σ d ⊗ ∂E/∂d with the pair's "∂E/∂d" = −F_j = fvec.
+    return None, forces, vectors_A[:, :, None] * fvec[:, None, :]
