@@ -13,8 +13,13 @@ from tests.conftest import argon, batch
 SMALL = {"hidden": 16, "n_layers": 2, "n_rbf": 12, "force_scale_eV_per_A": 0.02}
 
 
-def small_gnn(*, conservative: bool, seed: int = 0) -> GNNForceField:
-    return GNNForceField(GNNConfig(conservative=conservative, **SMALL), seed=seed, dtype=torch.float64)
+def small_gnn(*, conservative: bool, seed: int = 0, table: bool = True) -> GNNForceField:
+    return GNNForceField(
+        GNNConfig(conservative=conservative, **SMALL),
+        seed=seed,
+        dtype=torch.float64,
+        radial_table_points=2048 if table else 0,
+    )
 
 
 def rotation(seed: int) -> np.ndarray:
@@ -113,10 +118,10 @@ def hessian_block(ff: GNNForceField, atoms, i: int, j: int, *, h: float = 1e-5) 
 def test_hessian_is_symmetric_only_for_the_conservative_variant():
     atoms = argon(repeat=3, rattle=0.1, seed=6)
     i, j = 0, 1  # nearest neighbours in the FCC cell
-    h_ij, h_ji = hessian_block(small_gnn(conservative=True), atoms, i, j)
+    h_ij, h_ji = hessian_block(small_gnn(conservative=True, table=False), atoms, i, j)
     assert np.abs(h_ij - h_ji.T).max() < 1e-7 * np.abs(h_ij).max()
     # Random direct networks depend only weakly on the environment: a small but clear asymmetry.
-    h_ij, h_ji = hessian_block(small_gnn(conservative=False), atoms, i, j)
+    h_ij, h_ji = hessian_block(small_gnn(conservative=False, table=False), atoms, i, j)
     assert np.abs(h_ij - h_ji.T).max() > 1e-5 * np.abs(h_ij).max()
 
 
@@ -135,3 +140,21 @@ def test_float32_model_follows_float64_states():
     assert out.forces.dtype == torch.float64
     ref = small_gnn(conservative=False)(batch([atoms])).forces
     np.testing.assert_allclose(out.forces.numpy(), ref.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("conservative", [False, True])
+def test_tabulated_radial_terms_match_the_edge_networks(conservative):
+    exact = GNNForceField(GNNConfig(conservative=conservative, **SMALL), dtype=torch.float64, radial_table_points=0)
+    fast = GNNForceField(GNNConfig(conservative=conservative, **SMALL), dtype=torch.float64)
+    state = batch([argon(repeat=3, rattle=0.1, seed=s) for s in range(2)])
+    reference = exact(state).forces
+    assert torch.abs(fast(state).forces - reference).max() < 1e-6 * torch.abs(reference).max()
+
+
+def test_the_literal_directed_graph_evaluation_gives_the_same_forces():
+    from hts_mlff.forcefields.gnn_reference import LiteralGNNCalculator
+
+    ff = small_gnn(conservative=False)
+    atoms = argon(repeat=3, rattle=0.1, seed=2)
+    atoms.calc = LiteralGNNCalculator(ff)
+    np.testing.assert_allclose(atoms.get_forces(), ff(batch([atoms])).forces.numpy(), atol=1e-12)
