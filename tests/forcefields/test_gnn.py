@@ -148,13 +148,13 @@ def test_tabulated_radial_terms_match_the_edge_networks(conservative):
     fast = GNNForceField(GNNConfig(conservative=conservative, **SMALL), dtype=torch.float64)
     state = batch([argon(repeat=3, rattle=0.1, seed=s) for s in range(2)])
     reference = exact(state).forces
-    assert torch.abs(fast(state).forces - reference).max() < 1e-6 * torch.abs(reference).max()
+    assert torch.abs(fast(state).forces - reference).max() < 1e-5 * torch.abs(reference).max()
 
 
 def test_the_literal_directed_graph_evaluation_gives_the_same_forces():
     from hts_mlff.forcefields.gnn_reference import LiteralGNNCalculator
 
-    ff = small_gnn(conservative=False)
+    ff = small_gnn(conservative=False, table=False)
     atoms = argon(repeat=3, rattle=0.1, seed=2)
     atoms.calc = LiteralGNNCalculator(ff)
     np.testing.assert_allclose(atoms.get_forces(), ff(batch([atoms])).forces.numpy(), atol=1e-12)
