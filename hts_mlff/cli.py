@@ -191,7 +191,7 @@ def status(store: StorePath) -> None:
 
 @app.command()
 def train(
-    config: Annotated[Path, typer.Argument(help="Training config YAML (see campaigns/train-model-*.yaml).")],
+    config: Annotated[Path, typer.Argument(help="Training config YAML (see campaigns/training/).")],
     restart: Annotated[bool, typer.Option("--restart", help="Discard a saved training state and start over.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; one line per epoch.")] = False,
 ) -> None:

@@ -181,7 +181,7 @@ def plot_force_parity(parity: xr.Dataset, path: str) -> str:
         one = parity.sel(system=system)
         ref = one["reference_eV_per_A"].values * 1e3
         pred = one["predicted_eV_per_A"].values * 1e3
-        ax.plot(ref, pred, ",", alpha=0.5)
+        ax.plot(ref, pred, ".", markersize=2, alpha=0.3)
         lim = np.nanmax(np.abs(ref)) if np.isfinite(ref).any() else 1.0
         ax.plot([-lim, lim], [-lim, lim], "k--", lw=0.8)
         ax.set_xlabel("reference force (meV/Å)")
