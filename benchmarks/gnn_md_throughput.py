@@ -20,12 +20,9 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
-from ase import units
 from ase.build import bulk
-from ase.md.langevin import Langevin
-from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
+from md_throughput import ase_langevin_rate
 
 REPO = Path(__file__).resolve().parents[1]
 LATTICE_A = (4 / 0.02148) ** (1 / 3)
@@ -40,20 +37,7 @@ def argon(seed: int):
 
 def rate_ase(calc, *, steps: int) -> float:
     """atom-steps/s of one 256-atom trajectory driven by ASE Langevin."""
-    atoms = argon(0)
-    atoms.calc = calc
-    MaxwellBoltzmannDistribution(atoms, temperature_K=TEMPERATURE_K, rng=np.random.default_rng(0))
-    dyn = Langevin(
-        atoms,
-        TIMESTEP_FS * units.fs,
-        temperature_K=TEMPERATURE_K,
-        friction=0.01 / units.fs,
-        rng=np.random.default_rng(1),
-    )
-    dyn.run(1)
-    t0 = time.perf_counter()
-    dyn.run(steps)
-    return len(atoms) * steps / (time.perf_counter() - t0)
+    return ase_langevin_rate(argon(0), calc, steps)
 
 
 def rate_pack(forcefield, *, replicas: int, steps: int, device: torch.device) -> float:
@@ -105,11 +89,9 @@ def main() -> None:
     print(f"model {args.model}: {forcefield.gnn_config}")
     print(f"device {device}, torch threads {torch.get_num_threads()}")
     cpu_ff = load(args.model)
-    seeds = max(rate_ase(LiteralGNNCalculator(cpu_ff), steps=args.ase_steps) for _ in range(args.repeats))
+    seeds = rate_ase(LiteralGNNCalculator(cpu_ff), steps=args.ase_steps)
     print(f"seeds' path (ASE Langevin + literal GNN, 1 x 256, cpu): {seeds:10.4g} atom-steps/s   1.0x")
-    ours_ase = max(
-        rate_ase(cpu_ff.as_ase_calculator(dtype=torch.float32), steps=args.ase_steps) for _ in range(args.repeats)
-    )
+    ours_ase = rate_ase(cpu_ff.as_ase_calculator(dtype=torch.float32), steps=args.ase_steps)
     print(
         f"ASE Langevin + hts_mlff GNN calculator (1 x 256, cpu): {ours_ase:10.4g} atom-steps/s {ours_ase / seeds:5.1f}x"
     )

@@ -63,7 +63,8 @@ def rate_hts(case: str, *, dtype: torch.dtype, steps: int) -> float:
     return max(run(steps) for _ in range(3))
 
 
-def _ase_like(atoms, calc, steps: int) -> float:
+def ase_langevin_rate(atoms, calc, steps: int) -> float:
+    """atom-steps/s of ASE ``Langevin`` (NVT 100 K) driving ``calc`` on ``atoms``, best of three."""
     from ase import units
     from ase.md.langevin import Langevin
     from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
@@ -90,7 +91,7 @@ def _ase_like(atoms, calc, steps: int) -> float:
 def rate_ase(case: str, *, steps: int) -> float:
     from ase.calculators.lj import LennardJones
 
-    return _ase_like(
+    return ase_langevin_rate(
         argon(CASES[case][0]), LennardJones(epsilon=EPSILON_EV, sigma=SIGMA_A, rc=CUTOFF_A, smooth=False), steps
     )
 
@@ -101,7 +102,7 @@ def rate_asap3(case: str, *, steps: int) -> float | None:
     except ImportError:
         return None
     atoms = argon(CASES[case][0])
-    return _ase_like(atoms, LennardJones([18], [EPSILON_EV], [SIGMA_A], rCut=CUTOFF_A, modified=True), steps)
+    return ase_langevin_rate(atoms, LennardJones([18], [EPSILON_EV], [SIGMA_A], rCut=CUTOFF_A, modified=True), steps)
 
 
 def rate_lammps(case: str, *, steps: int) -> float | None:

@@ -236,7 +236,8 @@ def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[L
         line = mark.line + 1 if mark is not None else 1
         raise CampaignError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
     if not isinstance(data, dict):
-        raise CampaignError([Problem(file, 1, "", "the file must be a mapping of sections")])
+        what = {"Campaign": "a campaign file", "TrainingConfig": "a training config"}.get(model.__name__, "the file")
+        raise CampaignError([Problem(file, 1, "", f"{what} must be a mapping of sections")])
     try:
         return model.model_validate(data), lines
     except ValidationError as exc:
@@ -248,18 +249,7 @@ def parse_campaign(
 ) -> tuple[Campaign, list[Problem]]:
     """Validate campaign text; raise :class:`CampaignError` listing every error."""
     base = base_dir or Path.cwd()
-    try:
-        data, lines = _compose_with_lines(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 1
-        raise CampaignError([Problem(file, line, "", f"not valid YAML: {getattr(exc, 'problem', exc)}")]) from None
-    if not isinstance(data, dict):
-        raise CampaignError([Problem(file, 1, "", "a campaign file must be a mapping of sections")])
-    try:
-        spec = Campaign.model_validate(data)
-    except ValidationError as exc:
-        raise CampaignError(_pydantic_problems(exc, file=file, lines=lines)) from None
+    spec, lines = parse_yaml_model(text, Campaign, file=file)
     problems = _semantic_problems(spec, file=file, lines=lines, base_dir=base)
     errors = [p for p in problems if not p.warning]
     if errors:

@@ -93,9 +93,9 @@ def split_frames(n: int, *, seed: int, validation_fraction: float) -> tuple[np.n
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def batch_loss(module: GNNModule, batch: GraphBatch, *, scale: float, mean_force_penalty: float) -> torch.Tensor:
-    """Seeds' eq. 5 in normalised units, averaged over the frames of the batch."""
-    _, predicted, _ = evaluate(
+def batch_forces(module: GNNModule, batch: GraphBatch, *, create_graph: bool = False) -> torch.Tensor:
+    """(n_atoms, 3) predicted forces of a batch of frames, in normalised units."""
+    _, forces, _ = evaluate(
         module,
         batch.species_index,
         batch.pair_i,
@@ -103,8 +103,14 @@ def batch_loss(module: GNNModule, batch: GraphBatch, *, scale: float, mean_force
         batch.vectors_A,
         system_of_atom=batch.frame_of_atom,
         n_systems=batch.n_frames,
-        create_graph=True,
+        create_graph=create_graph,
     )
+    return forces
+
+
+def batch_loss(module: GNNModule, batch: GraphBatch, *, scale: float, mean_force_penalty: float) -> torch.Tensor:
+    """Seeds' eq. 5 in normalised units, averaged over the frames of the batch."""
+    predicted = batch_forces(module, batch, create_graph=True)
     target = batch.forces / scale
     per_atom = (predicted - target).abs().sum(dim=1)
     counts = torch.bincount(batch.frame_of_atom, minlength=batch.n_frames).to(predicted.dtype)
@@ -122,15 +128,7 @@ def predict(module: GNNModule, graphs: list[FrameGraph], *, scale: float, device
     for k in range(0, len(graphs), 8):
         batch = collate(graphs[k : k + 8]).to(device)
         with torch.enable_grad() if conservative else torch.no_grad():
-            _, forces, _ = evaluate(
-                module,
-                batch.species_index,
-                batch.pair_i,
-                batch.pair_j,
-                batch.vectors_A,
-                system_of_atom=batch.frame_of_atom,
-                n_systems=batch.n_frames,
-            )
+            forces = batch_forces(module, batch)
         out.append(forces.detach().cpu().double().numpy() * scale)
     return np.concatenate(out)
 
