@@ -159,12 +159,22 @@ class GNNModule(nn.Module):
         one_hot = nn.functional.one_hot(species_index, len(c.species)).to(distance_A.dtype)
         v = self.node_encoder(one_hot)
         envelope = cosine_cutoff(distance_A, c.cutoff_A)[:, None]
-        radial = self.radial_terms(distance_A) if table is None else table(distance_A)
+        if table is None:
+            terms = self.radial_terms(distance_A)
+
+            def plus_radial(term: int, base: torch.Tensor) -> torch.Tensor:
+                return base + terms[term]
+        else:
+            weights = table.weights(distance_A)
+
+            def plus_radial(term: int, base: torch.Tensor) -> torch.Tensor:
+                return torch.addmm(base, weights, table.blocks[term])  # base + B(d) · C_term, fused
+
         n_atoms = v.shape[0]
         for layer in range(c.n_layers):
             phi_in, act, phi_out = self.message[layer]
             node_part = nn.functional.linear(v, phi_in.weight)
-            pre = node_part.index_select(0, pair_i) + node_part.index_select(0, pair_j) + radial[layer]
+            pre = plus_radial(layer, node_part.index_select(0, pair_i) + node_part.index_select(0, pair_j))
             gate = phi_out(act(pre)) * envelope
             # m_{j→i} = Φ ⊙ v_j goes to i; m_{i→j} = Φ ⊙ v_i goes to j (Φ is symmetric in i, j).
             messages = v.new_zeros(n_atoms, c.hidden)
@@ -175,7 +185,7 @@ class GNNModule(nn.Module):
             return self.decoder(v)[:, 0]
         dec_in, act, dec_out = self.decoder
         node_part = nn.functional.linear(v, dec_in.weight)
-        pre = node_part.index_select(0, pair_i) + node_part.index_select(0, pair_j) + radial[-1]
+        pre = plus_radial(c.n_layers, node_part.index_select(0, pair_i) + node_part.index_select(0, pair_j))
         return dec_out(act(pre))[:, 0] * envelope[:, 0]
 
 
@@ -217,23 +227,30 @@ class RadialTable:
         self.basis_slopes = (slopes @ vh[:rank].T * self.spacing_A).to(params.dtype).contiguous()
         self.coefficients = vh[:rank].to(params.dtype).contiguous()  # (K, n_terms · h)
 
+        self.blocks = [block.contiguous() for block in self.coefficients.chunk(self.n_terms, dim=1)]
+
     @property
     def values(self) -> torch.Tensor:
         return self.basis
 
-    def __call__(self, distance_A: torch.Tensor) -> list[torch.Tensor]:
+    def weights(self, distance_A: torch.Tensor) -> torch.Tensor:
+        """(n_pairs, K) basis functions at the given distances (cubic Hermite interpolation)."""
         x = (distance_A / self.spacing_A).clamp(0.0, self.basis.shape[0] - 1.000001)
         k = x.detach().floor().long()
         t = (x - k.to(x.dtype))[:, None]
         t2, t3 = t * t, t * t * t
         h00, h10, h01, h11 = 2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + t, -2 * t3 + 3 * t2, t3 - t2
-        weights = (
+        return (
             h00 * self.basis.index_select(0, k)
             + h10 * self.basis_slopes.index_select(0, k)
             + h01 * self.basis.index_select(0, k + 1)
             + h11 * self.basis_slopes.index_select(0, k + 1)
         )
-        return list((weights @ self.coefficients).chunk(self.n_terms, dim=1))
+
+    def __call__(self, distance_A: torch.Tensor) -> list[torch.Tensor]:
+        """Every term, (n_pairs, h) each (the network fuses them instead; for checks)."""
+        weights = self.weights(distance_A)
+        return [weights @ block for block in self.blocks]
 
 
 class GNNForceField(ForceField):
