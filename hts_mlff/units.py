@@ -22,6 +22,12 @@ BAR_PER_EV_PER_A3 = 1.602176634e-19 / 1e-30 / 1e5
 #: 1 bar in eV/Å³.
 EV_PER_A3_PER_BAR = 1.0 / BAR_PER_EV_PER_A3
 
+#: Elementary charge, C (exact, SI 2019); also J per eV.
+ELEMENTARY_CHARGE_C = 1.602176634e-19
+
+#: 1 Å²/fs in cm²/s.
+CM2_PER_S_PER_A2_PER_FS = 0.1
+
 #: Avogadro's number, 1/mol.
 AVOGADRO_PER_MOL = 6.02214076e23
 
