@@ -76,6 +76,10 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
         "created": attrs.get("created", ""),
         "versions": str(attrs.get("versions", {})),
     }
+    protocol = attrs.get("spec", {}).get("protocol", {})
+    for key in ("timestep_fs", "equilibration_steps", "production_steps", "sample_every_steps"):
+        if key in protocol:
+            ds.attrs[key] = protocol[key]
     return ds
 
 
