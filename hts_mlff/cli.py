@@ -1,4 +1,4 @@
-"""Command line: ``hts-mlff validate | plan | run | status | train | parity | schema``."""
+"""Command line: ``hts-mlff validate | plan | run | status | train | parity | report | schema``."""
 
 from __future__ import annotations
 
@@ -305,6 +305,72 @@ def parity(
         else:
             result.to_netcdf(output)
         console.print(f"wrote {output}")
+
+
+@app.command()
+def report(
+    store: StorePath,
+    reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and the heatmap.")
+    ] = None,
+    mobile: Annotated[str | None, typer.Option(help="Mobile species (symbol) for D and σ; default all atoms.")] = None,
+    charge: Annotated[float, typer.Option(help="Charge number of the mobile species.")] = 1.0,
+    violation: Annotated[bool, typer.Option(help="Re-evaluate the reference on stored frames (EV, FV).")] = True,
+    rdf_bins: Annotated[int, typer.Option(help="Bins of g(r) over 0–10 Å.")] = 200,
+) -> None:
+    """Per force field: fraction stable, survival, WF, JSD, RDF MAE, EV, FV, D, σ(300 K)."""
+    from ase.data import atomic_numbers
+
+    from hts_mlff.analysis.summary import plot_summary_heatmap, summarize
+    from hts_mlff.forcefields.registry import build_forcefield
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore, StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    try:
+        ds = open_campaign(store)
+        attrs = CampaignStore(store).attrs()
+        spec = Campaign.model_validate(attrs["spec"])
+        if reference not in spec.forcefields:
+            raise ValueError(f"{reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})")
+        if mobile is not None and mobile not in atomic_numbers:
+            raise ValueError(f"--mobile {mobile!r}: not a chemical symbol")
+        reference_ff = None
+        if violation and "forces" in ds:
+            base = Path(attrs.get("campaign_file", ".")).parent
+            reference_ff = build_forcefield(spec.forcefields[reference], base_dir=base)
+        summary = summarize(
+            ds,
+            reference=reference,
+            reference_forcefield=reference_ff,
+            mobile=None if mobile is None else atomic_numbers[mobile],
+            charge=charge,
+            n_bins=rdf_bins,
+        )
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    by_metric = summary.per_forcefield.T.rename_axis("metric")
+    _print_frame(by_metric, title=f"{store.name}: summary per force field (reference {reference})")
+    if summary.diffusion is not None:
+        _print_frame(summary.diffusion, title="diffusion (mean ± s.e.m. over trajectories)")
+    if output is not None:
+        for path in summary.write(output):
+            console.print(f"wrote {path}")
+        figure = plot_summary_heatmap(summary.per_forcefield, str(Path(output) / "summary.png"))
+        console.print(f"wrote {figure}")
+
+
+def _print_frame(frame, *, title: str) -> None:
+    table = Table(title=title)
+    index_names = [n or "" for n in frame.index.names]
+    for name in [*index_names, *frame.columns]:
+        table.add_column(str(name), justify="right")
+    for key, row in frame.iterrows():
+        keys = key if isinstance(key, tuple) else (key,)
+        table.add_row(*(str(k) for k in keys), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
 
 
 @app.command()
