@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 
 from hts_mlff.units import BOLTZMANN_EV_PER_K, CM2_PER_S_PER_A2_PER_FS, ELEMENTARY_CHARGE_C
@@ -207,16 +208,20 @@ def block_diffusion(
 
 
 def mean_over_seeds(values: xr.DataArray, *, by: list[str]) -> xr.Dataset:
-    """Mean and standard error over the trajectories sharing the values of ``by`` (e.g. T, force field)."""
-    grouped = values.groupby(by if len(by) > 1 else by[0])
-    count = grouped.count()
-    return xr.Dataset(
-        {
-            "mean": grouped.mean(),
-            "sem": grouped.std(ddof=1) / np.sqrt(count),
-            "n": count,
-        }
-    )
+    """Mean, standard error and count over the trajectories sharing the values of ``by``.
+
+    Args:
+        values: (traj,) e.g. ``D_cm2_per_s``; ``by`` names sweep axes or other traj coordinates.
+
+    Returns:
+        Dataset with ``mean``, ``sem``, ``n`` over the dims ``by``.
+    """
+    frame = pd.DataFrame({"value": np.asarray(values.values, dtype=float)})
+    for name in by:
+        frame[name] = np.asarray(values[name].values)
+    grouped = frame.groupby(by)["value"]
+    table = pd.DataFrame({"mean": grouped.mean(), "sem": grouped.sem(), "n": grouped.count()})
+    return xr.Dataset.from_dataframe(table)
 
 
 def yeh_hummer_correction(
