@@ -360,6 +360,24 @@ def report(
             console.print(f"wrote {path}")
         figure = plot_summary_heatmap(summary.per_forcefield, str(Path(output) / "summary.png"))
         console.print(f"wrote {figure}")
+        if summary.diffusion is not None and "sigma_S_per_cm" in summary.diffusion:
+            for figure in _arrhenius_figures(summary.diffusion, Path(output)):
+                console.print(f"wrote {figure}")
+
+
+def _arrhenius_figures(table, folder: Path) -> list[str]:
+    """σ(T) with its Arrhenius fit and the 300 K extrapolation, one figure per force field."""
+    import xarray as xr
+
+    from hts_mlff.analysis.conductivity import arrhenius_fit, plot_arrhenius
+
+    written = []
+    for ff in table.index.get_level_values("forcefield").unique():
+        series = table.xs(ff, level="forcefield")["sigma_S_per_cm"]
+        values = xr.DataArray(series.to_numpy(), dims="temperature_K", coords={"temperature_K": series.index})
+        fit = arrhenius_fit(values, times_temperature=True)
+        written.append(plot_arrhenius(values, fit, str(folder / f"arrhenius-{ff}.png")))
+    return written
 
 
 def _print_frame(frame, *, title: str) -> None:

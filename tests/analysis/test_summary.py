@@ -64,5 +64,6 @@ def test_report_cli_prints_and_writes(compare_store, tmp_path):
     assert result.exit_code == 0, result.output
     assert "lj_soft" in result.output and "fraction_stable" in result.output
     assert (tmp_path / "summary.csv").exists() and (tmp_path / "summary.png").stat().st_size > 5000
+    assert (tmp_path / "arrhenius-lj_soft.png").exists()
     bad = CliRunner().invoke(app, ["report", str(compare_store), "-r", "nope"])
     assert bad.exit_code == 1 and "not a force field" in bad.output
