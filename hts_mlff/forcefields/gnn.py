@@ -235,8 +235,11 @@ class RadialTable:
 
     def weights(self, distance_A: torch.Tensor) -> torch.Tensor:
         """(n_pairs, K) basis functions at the given distances (cubic Hermite interpolation)."""
-        x = (distance_A / self.spacing_A).clamp(0.0, self.basis.shape[0] - 1.000001)
-        k = x.detach().floor().long()
+        last = self.basis.shape[0] - 1
+        x = (distance_A / self.spacing_A).clamp(0.0, float(last))
+        # The interval index is clamped as an integer: in float32, d a hair below r_c rounds to
+        # the last grid point. A NaN distance reads interval 0 and stays NaN through t.
+        k = torch.nan_to_num(x.detach(), nan=0.0).floor().long().clamp(0, last - 1)
         t = (x - k.to(x.dtype))[:, None]
         t2, t3 = t * t, t * t * t
         h00, h10, h01, h11 = 2 * t3 - 3 * t2 + 1, t3 - 2 * t2 + t, -2 * t3 + 3 * t2, t3 - t2

@@ -158,3 +158,32 @@ def test_the_literal_directed_graph_evaluation_gives_the_same_forces():
     atoms = argon(repeat=3, rattle=0.1, seed=2)
     atoms.calc = LiteralGNNCalculator(ff)
     np.testing.assert_allclose(atoms.get_forces(), ff(batch([atoms])).forces.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("table", [True, False])
+def test_a_replica_with_nan_positions_leaves_the_others_alone(table):
+    """Pairs with a NaN length are dropped (the guard freezes that replica on its NaN positions)."""
+    from hts_mlff.engine.neighbors import NeighborList
+
+    ff = small_gnn(conservative=False, table=table)
+    systems = [argon(repeat=3, rattle=0.1, seed=s) for s in range(2)]
+    state = batch(systems)
+    nl = NeighborList(ff.cutoff_A, skin_A=1.0)
+    nl.update(state)  # pairs built while every position was finite
+    clean = ff(state).forces.clone()
+    state.positions[108 + 5] = float("nan")  # replica 1 explodes between two list builds
+    out = ff(state)
+    assert torch.isfinite(out.forces[:108]).all()
+    torch.testing.assert_close(out.forces[:108], clean[:108])
+    assert torch.equal(out.forces[108 + 5], torch.zeros(3, dtype=out.forces.dtype))
+
+
+def test_radial_table_takes_distances_at_the_cutoff_in_float32():
+    from hts_mlff.forcefields.gnn import RadialTable
+
+    ff = GNNForceField(GNNConfig(**SMALL), seed=0)
+    table = RadialTable(ff.module)
+    d = torch.tensor([0.0, 3.0, 7.4999995, 7.5], dtype=torch.float32)
+    weights = table.weights(d)
+    assert torch.isfinite(weights).all()
+    assert torch.isnan(table.weights(torch.tensor([float("nan")]))).all()
