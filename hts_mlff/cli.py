@@ -121,6 +121,12 @@ def run(
             )
             state["task"] = progress.add_task(loaded.spec.name, total=info["n_pending"], rate="")
             state["start"] = time.perf_counter()
+        elif kind == "pack_error":
+            progress.console.print(
+                f"[red]pack {info['pack']} failed[/red] ({info['n_tasks']} tasks left missing): {info['error']}",
+                highlight=False,
+            )
+            progress.update(state["task"], advance=info["n_tasks"])
         elif kind == "pack":
             state["atom_steps"] += info["atom_steps"]
             rate = state["atom_steps"] / max(time.perf_counter() - state["start"], 1e-9)
@@ -139,6 +145,15 @@ def run(
         f"done: {report.n_run} run, {report.n_skipped} skipped, {report.n_failed} failed "
         f"in {report.wall_s:.1f} s → {report.store_path}"
     )
+    if report.pack_errors:
+        n = sum(e["n_tasks"] for e in report.pack_errors)
+        err_console.print(
+            f"[red]{len(report.pack_errors)} pack(s) raised an error; their {n} task(s) are not done[/red] "
+            "(results of the other packs are kept; fix the cause and run again to finish them):"
+        )
+        for error in report.pack_errors:
+            err_console.print(f"  pack {error['pack']}: {error['error']}", highlight=False)
+        raise typer.Exit(1)
 
 
 def _detach(loaded) -> None:

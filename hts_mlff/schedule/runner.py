@@ -39,6 +39,8 @@ class RunReport:
     wall_s: float
     packs: list[dict[str, Any]] = field(default_factory=list)
     dashboard: str | None = None
+    #: Packs that raised: {"pack", "n_tasks", "error"}; their tasks stay missing, the rest ran.
+    pack_errors: list[dict[str, Any]] = field(default_factory=list)
 
 
 def manifest_of(plan: Plan) -> dict[str, Any]:
@@ -258,9 +260,18 @@ def run_campaign(
                 # After submitting, so an adaptive cluster sees the work and starts jobs.
                 emit("waiting", {})
                 handle.wait_for_workers(timeout_s=getattr(loaded.spec.cluster, "wait_for_workers_s", None))
+            job_of = {future.key: job for future, job in zip(futures, jobs, strict=True)}
             pending = as_completed(futures)
             for future in pending:
-                summary = future.result()
+                try:
+                    summary = future.result()
+                except Exception as exc:  # one bad pack must not stop the others
+                    job = job_of[future.key]
+                    error = {"pack": job.pack_index, "n_tasks": len(job.tasks), "error": f"{type(exc).__name__}: {exc}"}
+                    report.pack_errors.append(error)
+                    future.release()
+                    emit("pack_error", error)
+                    continue
                 report.n_run += summary["n_tasks"]
                 report.n_failed += summary["n_failed"]
                 report.atom_steps += summary["atom_steps"]
