@@ -132,9 +132,14 @@ def structure_factor(
     return s
 
 
+def _both_present(g: xr.DataArray, g_ref: xr.DataArray) -> xr.DataArray:
+    """True where both curves have data (a replica that failed before its first frame has none)."""
+    return g.notnull().any("r_A") & g_ref.notnull().any("r_A")
+
+
 def wright_factor(g: xr.DataArray, g_ref: xr.DataArray) -> xr.DataArray:
-    """R_χ = Σ (g − g_ref)² / Σ g_ref² over r (EGraFFBench eq. 2)."""
-    return ((g - g_ref) ** 2).sum("r_A") / (g_ref**2).sum("r_A")
+    """R_χ = Σ (g − g_ref)² / Σ g_ref² over r (EGraFFBench eq. 2); NaN without data."""
+    return (((g - g_ref) ** 2).sum("r_A") / (g_ref**2).sum("r_A")).where(_both_present(g, g_ref))
 
 
 def jensen_shannon(g: xr.DataArray, g_ref: xr.DataArray) -> xr.DataArray:
@@ -147,7 +152,7 @@ def jensen_shannon(g: xr.DataArray, g_ref: xr.DataArray) -> xr.DataArray:
         safe_a, safe_b = a.where(a > 0, 1.0), b.where(b > 0, 1.0)  # 0 · log 0 = 0
         return (a.where(a > 0, 0.0) * np.log(safe_a / safe_b)).sum("r_A")
 
-    return 0.5 * kl(p, m) + 0.5 * kl(q, m)
+    return (0.5 * kl(p, m) + 0.5 * kl(q, m)).where(_both_present(g, g_ref))
 
 
 def rdf_mae(g: xr.DataArray, g_ref: xr.DataArray) -> xr.DataArray:

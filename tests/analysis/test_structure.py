@@ -88,6 +88,9 @@ def test_wright_factor_jsd_and_mae_by_hand():
     assert float(jensen_shannon(g, ref)) == pytest.approx(0.5 * (kl_p + kl_q))
     assert float(rdf_mae(g, ref)) == pytest.approx(1 / 3)
     assert float(jensen_shannon(ref, ref)) == 0.0 and float(wright_factor(ref, ref)) == 0.0
+    empty = xr.full_like(g, np.nan)  # a replica that failed before its first stored frame
+    assert np.isnan(float(jensen_shannon(empty, ref))) and np.isnan(float(wright_factor(empty, ref)))
+    assert np.isnan(float(rdf_mae(empty, ref)))
 
 
 def test_comparison_uses_the_reference_at_the_same_state_point():
