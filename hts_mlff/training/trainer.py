@@ -222,9 +222,6 @@ def train(
     if on_start is not None:
         on_start(steps_per_epoch * (opt.epochs - first_epoch), first_epoch)
 
-    def snapshot(epoch: int) -> GNNForceField:
-        return GNNForceField(gnn_config, module=_copy_module(module, gnn_config))
-
     for epoch in range(first_epoch, opt.epochs):
         order = np.random.default_rng([opt.seed, epoch]).permutation(len(train_graphs))
         losses = []
@@ -254,7 +251,7 @@ def train(
         if (epoch + 1) % opt.checkpoint_every_epochs == 0 and epoch + 1 < opt.epochs:
             save_checkpoint(
                 state_path,
-                snapshot(epoch),
+                GNNForceField(gnn_config, module=_copy_module(module, gnn_config)),
                 provenance={"name": config.name, "state": "training"},
                 training={
                     "config_hash": config_hash,
