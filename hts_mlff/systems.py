@@ -69,3 +69,12 @@ def system_size(spec: SystemSpec, *, base_dir: Path) -> int:
         removed = len(set(spec.vacancies)) if isinstance(spec.vacancies, list) else spec.vacancies.count
         return n - removed
     return len(build_system(spec, base_dir=base_dir))
+
+
+def reference_sites(spec: SystemSpec) -> np.ndarray | None:
+    """(m, 3) fractional coordinates of the perfect lattice of an FCC system (vacancies
+    included as sites), for Wigner–Seitz vacancy tracking; None for file systems."""
+    if not isinstance(spec, FccSystem):
+        return None
+    perfect = bulk(spec.element, "fcc", a=fcc_lattice_A(spec), cubic=True).repeat(spec.repeat)
+    return perfect.get_scaled_positions(wrap=True)

@@ -70,6 +70,8 @@ class PackResult:
     forces: np.ndarray | None
     cells: np.ndarray | None
     atomic_numbers: np.ndarray
+    vacancy_site: np.ndarray | None
+    n_vacant: np.ndarray | None
     n_atoms: np.ndarray
     failure_step: np.ndarray
     failure_reason: np.ndarray
@@ -105,6 +107,7 @@ def run_md(
     checkpoint_every_steps: int = 0,
     on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    vacancy_sites: list[torch.Tensor | None] | None = None,
 ) -> PackResult:
     """Integrate every replica of ``state`` through equilibration and production.
 
@@ -120,6 +123,8 @@ def run_md(
         checkpoint: a dict produced by ``on_checkpoint`` earlier: resume from it.
         checkpoint_every_steps: call ``on_checkpoint`` this often (0: never).
         on_progress: called with the number of steps done since the last call.
+        vacancy_sites: per replica, (m, 3) reference lattice sites in fractional coordinates
+            for Wigner–Seitz vacancy tracking at every sample (None: not tracked).
     """
     keep_freed_memory()
     started = time.perf_counter()
@@ -145,6 +150,7 @@ def run_md(
         positions_every_samples=protocol.positions_every_samples,
         velocities_every_samples=protocol.velocities_every_samples,
         forces_every_samples=protocol.forces_every_samples,
+        vacancy_sites=vacancy_sites,
     )
     start_step = 0
     if checkpoint is None:
@@ -219,6 +225,8 @@ def run_md(
         forces=recorder.forces,
         cells=recorder.cells,
         atomic_numbers=_padded_atomic_numbers(state),
+        vacancy_site=recorder.vacancy_site,
+        n_vacant=recorder.n_vacant,
         n_atoms=state.atoms_per_system.cpu().numpy(),
         failure_step=guard.failure_step.cpu().numpy(),
         failure_reason=guard.failure_reason.cpu().numpy(),

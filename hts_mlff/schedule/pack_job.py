@@ -29,7 +29,7 @@ from hts_mlff.engine.state import state_from_atoms
 from hts_mlff.forcefields.registry import build_forcefield
 from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore
-from hts_mlff.systems import build_system
+from hts_mlff.systems import build_system, reference_sites
 from hts_mlff.tasks import forcefield_checksum
 
 _FORCEFIELD_CACHE: dict[str, Any] = {}
@@ -189,6 +189,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         initial_temperature_K=initial_t,
         checkpoint=checkpoint,
         checkpoint_every_steps=execution.checkpoint_every_steps,
+        vacancy_sites=_vacancy_sites(campaign, job),
         on_checkpoint=save_checkpoint,
     )
 
@@ -208,7 +209,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     if result.positions is not None:
         arrays["positions"] = result.positions
     arrays["atomic_numbers"] = result.atomic_numbers
-    for name in ("velocities", "forces", "cells"):
+    for name in ("velocities", "forces", "cells", "vacancy_site", "n_vacant"):
         value = getattr(result, name)
         if value is not None:
             arrays[name] = value
@@ -263,3 +264,14 @@ def _load_checkpoint(path: Path, *, task_ids: list[str]) -> dict[str, Any] | Non
     if data.get("task_ids") != task_ids:
         return None
     return data
+
+
+def _vacancy_sites(campaign: Campaign, job: PackJob) -> list[torch.Tensor | None] | None:
+    """Reference lattice sites (fractional) of every replica when the campaign tracks vacancies."""
+    if "vacancy" not in campaign.analyses:
+        return None
+    out = []
+    for task in job.tasks:
+        sites = reference_sites(campaign.systems[task["system"]])
+        out.append(None if sites is None else torch.as_tensor(sites, dtype=torch.float64))
+    return out

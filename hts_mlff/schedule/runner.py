@@ -68,6 +68,7 @@ def layout_of(plan: Plan) -> StoreLayout:
         n_position_snapshots=plan.n_snapshots(p.save_positions_every_samples),
         n_velocity_snapshots=plan.n_snapshots(p.save_velocities_every_samples),
         n_force_snapshots=plan.n_snapshots(p.save_forces_every_samples),
+        vacancy_tracking="vacancy" in plan.campaign.analyses,
     )
 
 

@@ -288,7 +288,9 @@ ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterS
 
 
 # ----------------------------------------------------------------------------- campaign
-AnalysisName = Literal["thermo"]
+#: thermo: T, energies, P, V at every sample (always on). vacancy: Wigner–Seitz vacancy site at
+#: every sample (FCC systems; sites from the perfect supercell).
+AnalysisName = Literal["thermo", "vacancy"]
 
 
 class Campaign(Strict):

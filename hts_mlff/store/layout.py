@@ -81,6 +81,7 @@ class StoreLayout:
     n_position_snapshots: int
     n_velocity_snapshots: int
     n_force_snapshots: int = 0
+    vacancy_tracking: bool = False
 
 
 def _snapshot_chunk(layout: StoreLayout, n_snap: int) -> int:
@@ -158,6 +159,19 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
                 "fill_value": np.nan,
                 "dims": ["traj", time_dim, "atom", "xyz"],
                 "attrs": {"units": unit, "long_name": f"unwrapped {name}" if name == "positions" else name},
+            }
+    if layout.vacancy_tracking:
+        for name, meaning in (
+            ("vacancy_site", "first empty Wigner–Seitz site of the reference lattice (-1: none/not tracked)"),
+            ("n_vacant", "number of empty Wigner–Seitz sites"),
+        ):
+            specs[name] = {
+                "shape": (layout.n_slots, layout.n_frames),
+                "chunks": (c, layout.n_frames),
+                "dtype": "int32",
+                "fill_value": -1,
+                "dims": ["traj", "time_fs"],
+                "attrs": {"long_name": meaning},
             }
     specs["atomic_numbers"] = {
         "shape": (layout.n_slots, layout.max_atoms),

@@ -1,0 +1,43 @@
+"""Wigner–Seitz occupancy of reference lattice sites, for vacancy tracking (solid-state seed §2.3).
+
+Each atom belongs to the cell of its nearest reference site (minimum image in the periodic
+cell: robust to thermal vibration as long as atoms stay closer to their own site than to a
+neighbouring one). A site whose cell holds no atom is vacant. With one vacancy the vacant
+site is the vacancy's position on the lattice; a jump is a change of that site.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def site_occupancy(
+    positions: torch.Tensor, sites: torch.Tensor, cell: torch.Tensor, *, block_atoms: int = 512
+) -> torch.Tensor:
+    """Number of atoms in the Wigner–Seitz cell of every site.
+
+    Args:
+        positions: (n, 3) Å, any periodic image. sites: (m, 3) Å reference sites.
+        cell: (3, 3) Å, rows are lattice vectors (the sites' periodic cell).
+
+    Returns:
+        (m,) int64 occupancy; atoms with non-finite positions are not counted.
+    """
+    inverse = torch.linalg.inv(cell)
+    good = torch.isfinite(positions).all(dim=1)
+    frac_atoms = positions[good] @ inverse  # (n, 3)
+    frac_sites = sites @ inverse  # (m, 3)
+    nearest = []
+    for lo in range(0, frac_atoms.shape[0], block_atoms):  # (block, m, 3) at a time
+        delta = frac_atoms[lo : lo + block_atoms, None, :] - frac_sites[None, :, :]
+        cart = (delta - torch.round(delta)) @ cell
+        nearest.append(torch.argmin((cart * cart).sum(-1), dim=1))
+    if not nearest:
+        return torch.zeros(sites.shape[0], dtype=torch.int64, device=sites.device)
+    return torch.bincount(torch.cat(nearest), minlength=sites.shape[0])
+
+
+def vacant_site(positions: torch.Tensor, sites: torch.Tensor, cell: torch.Tensor) -> tuple[int, int]:
+    """(index of the first empty site or −1, number of empty sites) of one system."""
+    empty = torch.nonzero(site_occupancy(positions, sites, cell) == 0).squeeze(1)
+    return (int(empty[0]) if len(empty) else -1), len(empty)
