@@ -43,3 +43,12 @@ def mass_density_to_number_density(density_g_per_cm3: float, *, mass_amu: float)
 def number_density_to_fcc_lattice(number_density_per_A3: float) -> float:
     """Number density (1/Å³) → cubic FCC lattice constant (Å); 4 atoms per cubic cell."""
     return (4.0 / number_density_per_A3) ** (1.0 / 3.0)
+
+
+#: Planck constant, eV·s (exact, SI 2019).
+PLANCK_EV_S = 4.135667696e-15
+
+
+def debye_temperature_to_frequency_THz(debye_temperature_K: float) -> float:
+    """Debye frequency ν_D = k_B Θ_D / h in THz (1/ps); Θ_D = 92 K (solid argon) gives 1.92 THz."""
+    return BOLTZMANN_EV_PER_K * debye_temperature_K / PLANCK_EV_S * 1e-12
