@@ -323,6 +323,51 @@ def parity(
 
 
 @app.command()
+def barrier(
+    config: Annotated[Path, typer.Argument(help="Barrier-sweep YAML (see campaigns/ar-vacancy-string.yaml).")],
+) -> None:
+    """Vacancy-hop barrier vs pressure for every force field (string method); resumes a stopped sweep."""
+    from hts_mlff.analysis.barriers import barrier_table, plot_barrier_profiles, plot_barrier_vs_pressure
+    from hts_mlff.barriers import run_barrier_sweep
+    from hts_mlff.spec.barrier import load_barrier_config
+    from hts_mlff.spec.load import CampaignError
+
+    try:
+        spec, path = load_barrier_config(config)
+    except FileNotFoundError:
+        err_console.print(f"[red]error[/red]: {config}: no such file")
+        raise typer.Exit(2) from None
+    except CampaignError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+        err_console.print(f"{config}: {len(exc.problems)} error(s); nothing was computed.")
+        raise typer.Exit(2) from None
+
+    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
+        state = "reused" if reused else f"{float(ds['wall_s']):.1f} s, {int(ds['iterations'])} iterations"
+        flag = "" if int(ds["converged"]) else " [yellow]NOT CONVERGED[/yellow]"
+        console.print(
+            f"{forcefield} @ {pressure_bar:g} bar: E_b = {float(ds['barrier_eV']) * 1e3:.3f} meV ({state}){flag}"
+        )
+
+    try:
+        result = run_barrier_sweep(spec, base_dir=path.parent, on_point=on_point)
+    except RuntimeError as exc:
+        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
+        raise typer.Exit(1) from None
+    output = (path.parent / spec.output).resolve()
+    _print_frame(barrier_table(result), title=f"{spec.name}: vacancy-hop barriers")
+    console.print(f"wrote {output / 'barriers.zarr'}")
+    for figure in (
+        plot_barrier_profiles(result, output / "barrier-profiles.png"),
+        plot_barrier_vs_pressure(result, output / "barrier-vs-pressure.png"),
+    ):
+        console.print(f"wrote {figure}")
+    if not bool(result["converged"].all()):
+        raise typer.Exit(1)
+
+
+@app.command()
 def report(
     store: StorePath,
     reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],

@@ -42,6 +42,11 @@ class ForceField(ABC):
     #: Interaction range in Å; the engine's neighbour list covers it.
     cutoff_A: float = 0.0
 
+    @property
+    def provides_energy(self) -> bool:
+        """False for force-only models (their ``energy`` is a placeholder, not a potential)."""
+        return True
+
     @abstractmethod
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
         """Energies, forces and (optionally) stresses of every system in ``state``."""

@@ -109,7 +109,11 @@ def vacancy_hop_path(
     ends = state_from_atoms([start, end], device=device, dtype=dtype)
     relaxed = fire_minimize(ends, forcefield, fmax_eV_per_A=endpoint_fmax_eV_per_A, max_steps=5000)
     n = len(start)
-    flat = ends.positions.detach().reshape(2, 3 * n)
+    positions = ends.positions.detach().reshape(2, n, 3)
+    # Translation is a symmetry: give the end state the start's centroid, so every image has the
+    # same centroid and neither the tangents nor F⊥ carry a rigid-translation component.
+    positions[1] -= positions[1].mean(0) - positions[0].mean(0)
+    flat = positions.reshape(2, 3 * n)
     template = state_from_atoms([start], device=device, dtype=dtype)
     force = atomic_force_function(forcefield, template)
     string = string_method(
@@ -147,7 +151,7 @@ def _image_energies(forcefield: ForceField, template, images: torch.Tensor) -> n
         cell=template.cell.expand(m, 3, 3).clone(),
         system_idx=torch.arange(m, device=template.device).repeat_interleave(n),
     )
-    energy = forcefield.forward(state, compute_stress=False).energy
-    if energy is None:
+    if not forcefield.provides_energy:
         return np.full(m, np.nan)
+    energy = forcefield.forward(state, compute_stress=False).energy
     return energy.detach().cpu().double().numpy()

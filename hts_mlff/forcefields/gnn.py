@@ -297,6 +297,11 @@ class GNNForceField(ForceField):
         self._weights_digest: str | None = None
 
     # ------------------------------------------------------------------ contract
+    @property
+    def provides_energy(self) -> bool:
+        """Only the conservative variant has an energy; the direct one predicts forces."""
+        return bool(self.gnn_config.conservative)
+
     def config(self) -> dict[str, Any]:
         if self._weights_digest is None:
             import hashlib

@@ -1,0 +1,161 @@
+"""Run a barrier sweep: for every (force field, pressure) the T = 0 lattice, the Debye
+frequency and the vacancy-hop minimum-energy path, as one xarray Dataset.
+
+Each point is written to ``<output>/parts/<force field>@<pressure>.zarr`` as soon as it is done,
+tagged with a hash of everything that shapes it; a rerun (after a crash, a kill or an edit that
+adds pressures) skips the parts whose hash still matches and recomputes the rest. The parts are
+then combined into ``<output>/barriers.zarr`` with dims (forcefield, pressure_bar, image).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from hts_mlff.engine.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc
+from hts_mlff.engine.string_method import tangents
+from hts_mlff.engine.vacancy_path import vacancy_hop_path
+from hts_mlff.forcefields.registry import build_forcefield
+from hts_mlff.schedule.pack_job import resolve_device
+from hts_mlff.spec.barrier import BarrierConfig
+from hts_mlff.tasks import forcefield_checksum
+
+
+def part_path(output: Path, forcefield: str, pressure_bar: float) -> Path:
+    return output / "parts" / f"{forcefield}@{pressure_bar:g}bar.zarr"
+
+
+def barrier_point(
+    config: BarrierConfig, forcefield, *, pressure_bar: float, device: torch.device, lattice_forcefield=None
+) -> xr.Dataset:
+    """One (force field, pressure): lattice, ν_D and the hop path as a Dataset over ``image``.
+
+    The T = 0 cell at ``pressure_bar`` comes from ``lattice_forcefield`` (default: ``forcefield``).
+    """
+    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    crystal = config.crystal
+    started = time.perf_counter()
+    perfect = relaxed_fcc(
+        lattice_forcefield or forcefield,
+        crystal.element,
+        guess_lattice_A=crystal.guess_lattice_A,
+        repeat=crystal.repeat,
+        pressure_bar=pressure_bar,
+        device=device,
+        dtype=dtype,
+    )
+    settings = config.string
+    path = vacancy_hop_path(
+        forcefield,
+        perfect,
+        vacancy_site=crystal.vacancy_site,
+        target_site=crystal.target_site,
+        n_images=settings.n_images,
+        fmax_eV_per_A=settings.fmax_eV_per_A,
+        endpoint_fmax_eV_per_A=settings.endpoint_fmax_eV_per_A,
+        max_iterations=settings.max_iterations,
+        max_step_A=settings.max_step_A,
+        device=device,
+        dtype=dtype,
+    )
+    string = path.string
+    slope = (string.forces * tangents(string.images)).sum(1)
+    n_images = string.images.shape[0]
+    as_np = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+    return xr.Dataset(
+        {
+            "barrier_eV": ((), path.barrier_eV),
+            "barrier_energy_eV": ((), path.barrier_energy_eV),
+            "lattice_A": ((), fcc_lattice_constant_A(perfect, crystal.repeat)),
+            "debye_frequency_THz": ((), debye_frequency_THz(forcefield, perfect, device=device, dtype=dtype)),
+            "converged": ((), np.int8(string.converged)),
+            "iterations": ((), np.int32(string.iterations)),
+            "max_perpendicular_force_eV_per_A": ((), float(string.perpendicular_force[1:-1].max())),
+            "endpoint_fmax_eV_per_A": ((), path.endpoint_fmax_eV_per_A),
+            "target_site": ((), np.int32(path.target_site)),
+            "wall_s": ((), time.perf_counter() - started),
+            "profile_eV": ("image", as_np(string.energy_from_forces)),
+            "energy_eV": ("image", path.energy_eV),
+            "arc_length_A": ("image", as_np(string.arc_length)),
+            "tangential_force_eV_per_A": ("image", as_np(slope)),
+            "perpendicular_force_eV_per_A": ("image", as_np(string.perpendicular_force)),
+            "images_A": (("image", "atom", "xyz"), as_np(string.images).reshape(n_images, -1, 3)),
+        },
+        coords={"image": np.arange(n_images)},
+    )
+
+
+def run_barrier_sweep(
+    config: BarrierConfig,
+    *,
+    base_dir: Path,
+    on_point: Callable[[str, float, xr.Dataset, bool], None] | None = None,
+) -> xr.Dataset:
+    """Compute (or reuse) every point, write ``barriers.zarr`` and return it (loaded).
+
+    ``on_point(forcefield, pressure_bar, dataset, reused)`` is called after each point.
+    """
+    output = (base_dir / config.output).resolve()
+    (output / "parts").mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    built: dict[str, object] = {}
+
+    def forcefield_named(name: str):
+        if name not in built:
+            built[name] = build_forcefield(config.forcefields[name], base_dir=base_dir)
+        return built[name]
+
+    points = []
+    for name, spec in config.forcefields.items():
+        lattice_name = config.lattice_from or name
+        point_hash = config.point_hash(
+            forcefield_checksum(spec, base_dir=base_dir),
+            forcefield_checksum(config.forcefields[lattice_name], base_dir=base_dir),
+        )
+        for pressure in config.pressure_bar:
+            part = part_path(output, name, pressure)
+            ds = _read_part(part, point_hash)
+            reused = ds is not None
+            if ds is None:
+                ds = barrier_point(
+                    config,
+                    forcefield_named(name),
+                    pressure_bar=pressure,
+                    device=device,
+                    lattice_forcefield=forcefield_named(lattice_name),
+                )
+                ds.attrs["point_hash"] = point_hash
+                tmp = part.with_name(part.name + ".tmp")
+                shutil.rmtree(tmp, ignore_errors=True)
+                ds.to_zarr(tmp, mode="w", consolidated=False)
+                shutil.rmtree(part, ignore_errors=True)
+                tmp.rename(part)
+            if on_point is not None:
+                on_point(name, pressure, ds, reused)
+            points.append(ds.expand_dims(forcefield=[name], pressure_bar=[pressure]))
+    combined = xr.combine_by_coords(points, combine_attrs="drop")
+    combined.attrs = {
+        "name": config.name,
+        "element": config.crystal.element,
+        "repeat": list(config.crystal.repeat),
+        "lattice_from": config.lattice_from or "own",
+    }
+    combined.to_zarr(output / "barriers.zarr", mode="w", consolidated=False)
+    return combined
+
+
+def _read_part(part: Path, point_hash: str) -> xr.Dataset | None:
+    """The saved point if it exists and was made with the same settings, else None."""
+    if not part.exists():
+        return None
+    try:
+        ds = xr.open_zarr(part, consolidated=False).load()
+    except (OSError, ValueError, KeyError):
+        return None
+    return ds if ds.attrs.get("point_hash") == point_hash else None
