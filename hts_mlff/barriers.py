@@ -1,5 +1,8 @@
-"""Run a barrier sweep: for every (force field, pressure) the T = 0 lattice, the Debye
-frequency and the vacancy-hop minimum-energy path, as one xarray Dataset.
+"""Zero-temperature calculations around the vacancy campaigns.
+
+A barrier sweep: for every (force field, pressure) the T = 0 lattice, the Debye frequency and
+the vacancy-hop minimum-energy path, as one xarray Dataset; and the Debye frequencies of a
+campaign's force fields on the crystal its tasks start from (the ν₀ comparison of the rates).
 
 Each point is written to ``<output>/parts/<force field>@<pressure>.zarr`` as soon as it is done,
 tagged with a hash of everything that shapes it; a rerun (after a crash, a kill or an edit that
@@ -159,3 +162,32 @@ def _read_part(part: Path, point_hash: str) -> xr.Dataset | None:
     except (OSError, ValueError, KeyError):
         return None
     return ds if ds.attrs.get("point_hash") == point_hash else None
+
+
+def campaign_debye_frequencies(campaign, system: str, *, base_dir: Path, pressures_bar: list[float]) -> xr.DataArray:
+    """ν_D (THz) of every force field of a campaign, on the perfect crystal of FCC ``system`` at
+    the lattice its tasks start from (the ``relax_lattice_with`` lattice at each pressure, else
+    the given one). Dims (forcefield, pressure_bar)."""
+    from hts_mlff.schedule.pack_job import relaxed_lattice_A
+    from hts_mlff.spec.model import FccSystem
+    from hts_mlff.systems import build_system
+
+    spec = campaign.systems[system]
+    if not isinstance(spec, FccSystem):
+        raise ValueError(f"system {system!r} is not an FCC crystal: no Debye frequency")
+    perfect_spec = spec.model_copy(update={"vacancies": []})
+    device = torch.device("cpu")
+    values = np.full((len(campaign.forcefields), len(pressures_bar)), np.nan)
+    for j, pressure in enumerate(pressures_bar):
+        lattice = relaxed_lattice_A(campaign, system, pressure, base_dir=base_dir, device=device)
+        crystal = build_system(perfect_spec, base_dir=base_dir, lattice_A=lattice)
+        for i, name in enumerate(campaign.forcefields):
+            forcefield = build_forcefield(campaign.forcefields[name], base_dir=base_dir)
+            values[i, j] = debye_frequency_THz(forcefield, crystal, device=device)
+    return xr.DataArray(
+        values,
+        dims=("forcefield", "pressure_bar"),
+        coords={"forcefield": list(campaign.forcefields), "pressure_bar": list(pressures_bar)},
+        name="debye_frequency_THz",
+        attrs={"units": "THz"},
+    )

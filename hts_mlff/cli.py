@@ -368,6 +368,85 @@ def barrier(
 
 
 @app.command()
+def vacancy(
+    store: StorePath,
+    reference: Annotated[
+        str | None, typer.Option("--reference", "-r", help="Reference force field (drawn in black).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+    system: Annotated[str | None, typer.Option(help="System to analyse (default: the only one).")] = None,
+    min_dwell: Annotated[int, typer.Option(help="Samples a vacancy must stay on a new site to count a jump.")] = 1,
+    estimator: Annotated[str, typer.Option(help="mle (first jumps, censoring-aware) or all (every jump).")] = "mle",
+    debye: Annotated[bool, typer.Option(help="Compare ν₀ with ν_D from each force field's force constants.")] = True,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the rate intervals.")] = 1000,
+) -> None:
+    """Vacancy jump rates per (force field, T, P) over windows, and their Arrhenius fits (E_b, ν₀)."""
+    from hts_mlff.analysis.vacancy import jump_rates, plot_rate_arrhenius, plot_survival, rate_arrhenius, window_jumps
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore, StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    if estimator not in ("mle", "all"):
+        err_console.print(f"[red]error[/red]: --estimator {estimator!r}: use mle or all")
+        raise typer.Exit(2)
+    rate, events = (
+        ("rate_mle_per_ps", "n_windows_with_jump") if estimator == "mle" else ("rate_all_jumps_per_ps", "n_jumps")
+    )
+    try:
+        ds = open_campaign(store)
+        attrs = CampaignStore(store).attrs()
+        spec = Campaign.model_validate(attrs["spec"])
+        systems = sorted(set(ds["system"].values.tolist()))
+        if system is None and len(systems) > 1:
+            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+        system = system or systems[0]
+        if system not in systems:
+            raise ValueError(f"--system {system!r}: the store holds {systems}")
+        if reference is not None and reference not in spec.forcefields:
+            raise ValueError(
+                f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
+            )
+        one = ds.sel(system=system) if "system" in ds.indexes["traj"].names and len(systems) > 1 else ds
+        windows = window_jumps(one, min_dwell_samples=min_dwell).compute()
+        rates = jump_rates(windows, n_bootstrap=bootstrap)
+        debye_THz = None
+        if debye:
+            from hts_mlff.barriers import campaign_debye_frequencies
+
+            base = Path(attrs.get("campaign_file", ".")).parent
+            pressures = [float(p) for p in rates["pressure_bar"].values]
+            debye_THz = campaign_debye_frequencies(spec, system, base_dir=base, pressures_bar=pressures)
+            debye_THz = debye_THz.sel(forcefield=list(rates["forcefield"].values))
+        fits = rate_arrhenius(rates, rate=rate, events=events, debye_frequency_THz=debye_THz)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    columns = [rate, "rate_low_per_ps", "rate_high_per_ps", "rate_survival_fit_per_ps", "n_windows", events]
+    columns += ["n_windows_disordered"] if "n_windows_disordered" in rates else []
+    if estimator == "all":
+        columns[1:3] = ["rate_all_low_per_ps", "rate_all_high_per_ps"]
+    _print_frame(rates[list(dict.fromkeys(columns))].to_dataframe(), title=f"{store.name}: vacancy jump rates (1/ps)")
+    fit_frame = fits.to_dataframe()
+    _print_frame(fit_frame, title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; energies eV, ν THz)")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        written = [output / "vacancy-rates.csv", output / "vacancy-arrhenius.csv"]
+        rates.to_dataframe().to_csv(written[0])
+        fit_frame.to_csv(written[1])
+        written.append(
+            plot_rate_arrhenius(rates, fits, str(output / "vacancy-arrhenius.png"), rate=rate, reference=reference)
+        )
+        for pressure in rates["pressure_bar"].values:
+            written.append(
+                plot_survival(
+                    windows, rates, str(output / f"vacancy-survival-{pressure:g}bar.png"), pressure_bar=float(pressure)
+                )
+            )
+        for path in written:
+            console.print(f"wrote {path}")
+
+
+@app.command()
 def report(
     store: StorePath,
     reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],

@@ -30,13 +30,14 @@ def _read_structure(path: str, index: int, fmt: str | None) -> Atoms:
     return ase.io.read(path, index=index, format=fmt)
 
 
-def build_system(spec: SystemSpec, *, base_dir: Path, vacancy_seed: int = 0) -> Atoms:
+def build_system(spec: SystemSpec, *, base_dir: Path, vacancy_seed: int = 0, lattice_A: float | None = None) -> Atoms:
     """The system of one task as ASE Atoms (fully periodic).
 
     Args:
         spec: FCC or file system spec.
         base_dir: directory that relative structure paths refer to.
         vacancy_seed: seeds random vacancy sites; pass a per-replica value.
+        lattice_A: FCC lattice constant to use instead of the spec's (e.g. a relaxed one).
     """
     if isinstance(spec, FileSystem):
         path = (base_dir / spec.path).resolve()
@@ -49,7 +50,8 @@ def build_system(spec: SystemSpec, *, base_dir: Path, vacancy_seed: int = 0) -> 
         return atoms
     if spec.element not in atomic_numbers:
         raise ValueError(f"unknown element {spec.element!r}")
-    atoms = bulk(spec.element, "fcc", a=fcc_lattice_A(spec), cubic=True).repeat(spec.repeat)
+    a = fcc_lattice_A(spec) if lattice_A is None else lattice_A
+    atoms = bulk(spec.element, "fcc", a=a, cubic=True).repeat(spec.repeat)
     if isinstance(spec.vacancies, list):
         sites = sorted(set(spec.vacancies))
         if sites and sites[-1] >= len(atoms):

@@ -158,7 +158,11 @@ def expand(campaign: Campaign, *, base_dir: Path) -> Plan:
     sizes = {name: system_size(spec, base_dir=base_dir) for name, spec in campaign.systems.items()}
     prefixes = {}
     for ff, sys_name in itertools.product(campaign.forcefields, campaign.systems):
-        system_json = json.dumps(campaign.systems[sys_name].model_dump(mode="json"), sort_keys=True)
+        system_dump = campaign.systems[sys_name].model_dump(mode="json")
+        lattice_from = system_dump.pop("relax_lattice_with", None)  # absent when unset: ids stay stable
+        system_json = json.dumps(system_dump, sort_keys=True)
+        if lattice_from is not None:  # the lattice depends on that force field too
+            system_json += f"|relax_lattice_with:{lattice_from}:{checksums[lattice_from]}"
         prefixes[ff, sys_name] = (
             f"v{FORMAT_VERSION}|{checksums[ff]}|{system_json}|{protocol_json}|{campaign.execution.dtype}|".encode()
         )

@@ -31,6 +31,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hts_mlff.units import BOLTZMANN_EV_PER_K
+
 GROUP_AXES = ("forcefield", "temperature_K", "pressure_bar")
 
 
@@ -53,30 +55,79 @@ def jump_events(sites: np.ndarray, time_fs: np.ndarray, *, min_dwell_samples: in
     return np.asarray(events, dtype=float)
 
 
+def _window_kernel(sites: np.ndarray, time_fs: np.ndarray, min_dwell_samples: int) -> np.ndarray:
+    """(..., n_samples) vacancy sites → (..., 3): n_jumps, first_jump_fs, observed_fs (one block)."""
+    flat = sites.reshape(-1, sites.shape[-1])
+    out = np.full((len(flat), 3), np.nan)
+    valid = flat >= 0
+    tracked = valid.any(axis=1)
+    out[:, 0] = 0.0
+    if min_dwell_samples <= 1:
+        # Forward-fill untracked samples with the last tracked site; a jump is a change of the
+        # filled series at a tracked sample.
+        columns = np.arange(flat.shape[1])
+        last = np.maximum.accumulate(np.where(valid, columns, -1), axis=1)
+        filled = np.take_along_axis(flat, np.maximum(last, 0), axis=1)
+        change = np.zeros_like(valid)
+        change[:, 1:] = (filled[:, 1:] != filled[:, :-1]) & valid[:, 1:] & (last[:, :-1] >= 0)
+        out[:, 0] = change.sum(axis=1)
+        has_jump = change.any(axis=1)
+        out[has_jump, 1] = time_fs[np.argmax(change[has_jump], axis=1)]
+    else:
+        for k in np.flatnonzero(tracked):
+            events = jump_events(flat[k], time_fs, min_dwell_samples=min_dwell_samples)
+            out[k, 0] = len(events)
+            out[k, 1] = events[0] if len(events) else np.nan
+    first_valid = np.argmax(valid, axis=1)
+    last_valid = flat.shape[1] - 1 - np.argmax(valid[:, ::-1], axis=1)
+    start = time_fs[first_valid]
+    out[:, 1] -= start
+    out[:, 2] = np.where(tracked, time_fs[last_valid] - start, np.nan)
+    return out.reshape(*sites.shape[:-1], 3)
+
+
 def window_jumps(ds: xr.Dataset, *, min_dwell_samples: int = 1) -> xr.Dataset:
-    """Per trajectory: ``n_jumps``, ``first_jump_fs`` (NaN: none) and ``observed_fs`` (tracked length)."""
+    """Per trajectory: ``n_jumps``, ``first_jump_fs`` (NaN: none), ``observed_fs`` (tracked length)
+    and ``disordered`` (1 where a sample had ≠ 1 empty site: the window is cut before it).
+
+    Lazy: on a dask-backed store each chunk of trajectories is reduced on its own (the
+    (traj, sample) site array is never loaded whole); xarray in, xarray out.
+    """
     if "vacancy_site" not in ds:
         raise ValueError("the campaign did not track vacancies: add 'vacancy' to its analyses")
-    time = ds["time_fs"].values
-    sites = np.asarray(ds["vacancy_site"].values)
-    n = sites.shape[0]
-    n_jumps = np.zeros(n, dtype=np.int64)
-    first = np.full(n, np.nan)
-    observed = np.zeros(n)
-    for k in range(n):
-        valid = np.flatnonzero(sites[k] >= 0)
-        if len(valid) == 0:
-            observed[k] = np.nan
-            continue
-        observed[k] = time[valid[-1]] - time[valid[0]]
-        events = jump_events(sites[k], time, min_dwell_samples=min_dwell_samples) - time[valid[0]]
-        n_jumps[k] = len(events)
-        if len(events):
-            first[k] = events[0]
-    out = xr.Dataset(
-        {"n_jumps": ("traj", n_jumps), "first_jump_fs": ("traj", first), "observed_fs": ("traj", observed)}
+    sites = ds["vacancy_site"]
+    sample_dim = sites.dims[-1]
+    disordered = None
+    if "n_vacant" in ds:
+        # One vacancy in, one out: a sample with another count of empty sites means the crystal
+        # lost its lattice (cavitation, melting, a Frenkel pair); the window ends before it.
+        bad = (ds["n_vacant"] != 1) & (ds["n_vacant"] >= 0)
+        after_bad = bad.cumsum(sample_dim) > 0
+        disordered = after_bad.any(sample_dim)
+        sites = sites.where(~after_bad, -1)
+    time = np.asarray(ds["time_fs"].values, dtype=float)
+    per_window = xr.apply_ufunc(
+        _window_kernel,
+        sites,
+        input_core_dims=[[sample_dim]],
+        output_core_dims=[["quantity"]],
+        kwargs={"time_fs": time, "min_dwell_samples": min_dwell_samples},
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"quantity": 3}},
     )
-    return out.assign_coords(xr.Coordinates.from_pandas_multiindex(ds.indexes["traj"], "traj"))
+    out = xr.Dataset(
+        {
+            "n_jumps": per_window.isel(quantity=0, drop=True),
+            "first_jump_fs": per_window.isel(quantity=1, drop=True),
+            "observed_fs": per_window.isel(quantity=2, drop=True),
+        }
+    )
+    out["first_jump_fs"].attrs["units"] = "fs"
+    out["observed_fs"].attrs["units"] = "fs"
+    flag = xr.zeros_like(out["n_jumps"]) if disordered is None else disordered.astype(float).variable
+    out["disordered"] = (out["n_jumps"].dims, flag.data)
+    return out
 
 
 def rate_estimates(
@@ -148,9 +199,8 @@ def survival_fit_rate(first_jump_fs: np.ndarray, observed_fs: np.ndarray, *, min
 
 def jump_rates(windows: xr.Dataset, *, by: tuple[str, ...] = GROUP_AXES, n_bootstrap: int = 1000) -> xr.Dataset:
     """Rate estimates per group of ``by`` values (an xarray Dataset over those dims)."""
-    frame = pd.DataFrame(
-        {name: np.asarray(windows[name].values) for name in ("first_jump_fs", "observed_fs", "n_jumps")}
-    )
+    names = ["first_jump_fs", "observed_fs", "n_jumps"] + (["disordered"] if "disordered" in windows else [])
+    frame = pd.DataFrame({name: np.asarray(windows[name].values) for name in names})
     for name in by:
         frame[name] = np.asarray(windows[name].values)
     rows = []
@@ -161,5 +211,200 @@ def jump_rates(windows: xr.Dataset, *, by: tuple[str, ...] = GROUP_AXES, n_boots
             group["n_jumps"].to_numpy(),
             n_bootstrap=n_bootstrap,
         )
+        if "disordered" in group:
+            values["n_windows_disordered"] = float(group["disordered"].sum())
         rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,), strict=True)), **values})
     return xr.Dataset.from_dataframe(pd.DataFrame(rows).set_index(list(by)))
+
+
+# ----------------------------------------------------------------------------- Arrhenius
+ARRHENIUS_FIELDS = (
+    "barrier_eV",
+    "barrier_low_eV",
+    "barrier_high_eV",
+    "prefactor_THz",
+    "prefactor_low_THz",
+    "prefactor_high_THz",
+    "n_temperatures",
+    "reduced_chi2",
+)
+
+
+def _weighted_arrhenius(rate: np.ndarray, events: np.ndarray, temperature_K: np.ndarray, confidence: float):
+    """Weighted least squares of ln r = ln ν₀ − E_b/(k_B T); see :func:`rate_arrhenius`."""
+    from scipy import stats
+
+    good = np.isfinite(rate) & (rate > 0) & np.isfinite(events) & (events > 0)
+    n = int(good.sum())
+    out = np.full(len(ARRHENIUS_FIELDS), np.nan)
+    out[6] = n
+    if n < 2:
+        return out
+    x = 1.0 / (BOLTZMANN_EV_PER_K * temperature_K[good])  # 1/eV
+    y = np.log(rate[good])
+    w = events[good]  # 1/σ² of ln r̂: Var(ln r̂) ≈ 1/(number of events)
+    design = np.stack([np.ones(n), -x], axis=1)
+    normal = design.T @ (w[:, None] * design)
+    covariance = np.linalg.inv(normal)
+    log_nu0, barrier = covariance @ (design.T @ (w * y))
+    residual = y - design @ np.array([log_nu0, barrier])
+    chi2_red = float(w @ residual**2 / (n - 2)) if n > 2 else np.nan
+    if n > 2 and chi2_red > 1.0:  # scatter beyond counting noise: widen (Birge ratio) and use Student t
+        covariance = covariance * chi2_red
+        quantile = stats.t.ppf(0.5 + confidence / 2, n - 2)
+    else:
+        quantile = stats.norm.ppf(0.5 + confidence / 2)
+    se_log_nu0, se_barrier = np.sqrt(np.diag(covariance))
+    out[:6] = [
+        barrier,
+        barrier - quantile * se_barrier,
+        barrier + quantile * se_barrier,
+        np.exp(log_nu0),
+        np.exp(log_nu0 - quantile * se_log_nu0),
+        np.exp(log_nu0 + quantile * se_log_nu0),
+    ]
+    out[7] = chi2_red
+    return out
+
+
+def rate_arrhenius(
+    rates: xr.Dataset,
+    *,
+    rate: str = "rate_mle_per_ps",
+    events: str = "n_windows_with_jump",
+    confidence: float = 0.95,
+    debye_frequency_THz: xr.DataArray | float | None = None,
+) -> xr.Dataset:
+    r"""Fit r = ν₀ exp(−E_b / k_B T) over ``temperature_K`` for every other coordinate.
+
+    Weighted least squares of ln r against 1/(k_B T), each temperature weighted by its number
+    of observed events k (Var ln r̂ ≈ 1/k for a Poisson count; ``events`` names the count that
+    matches ``rate``: ``n_windows_with_jump`` for the MLE, ``n_jumps`` for the all-jumps rate).
+    Temperatures without a jump carry no information on ln r and are left out. When the scatter
+    exceeds counting noise (reduced χ² > 1) the covariance is scaled by χ²_red and the interval
+    uses Student's t with n − 2 degrees of freedom; otherwise the normal quantile.
+
+    Returns, per (forcefield, pressure_bar, …): ``barrier_eV`` with ``barrier_low_eV`` /
+    ``barrier_high_eV``, ``prefactor_THz`` (ν₀ in 1/ps) with its interval, ``n_temperatures``,
+    ``reduced_chi2``; with ``debye_frequency_THz`` also ``prefactor_over_debye``. Works on
+    dask-backed input (xarray in, xarray out).
+    """
+    temperature = rates["temperature_K"].astype(float)
+    fitted = xr.apply_ufunc(
+        _weighted_arrhenius,
+        rates[rate],
+        rates[events].astype(float),
+        temperature,
+        input_core_dims=[["temperature_K"], ["temperature_K"], ["temperature_K"]],
+        output_core_dims=[["arrhenius"]],
+        kwargs={"confidence": confidence},
+        vectorize=True,
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"arrhenius": len(ARRHENIUS_FIELDS)}},
+    )
+    out = xr.Dataset({name: fitted.isel(arrhenius=k, drop=True) for k, name in enumerate(ARRHENIUS_FIELDS)})
+    if debye_frequency_THz is not None:
+        out["debye_frequency_THz"] = debye_frequency_THz
+        out["prefactor_over_debye"] = out["prefactor_THz"] / out["debye_frequency_THz"]
+    out.attrs = {"rate": rate, "events": events, "confidence": confidence}
+    return out
+
+
+def plot_rate_arrhenius(
+    rates: xr.Dataset,
+    fits: xr.Dataset,
+    path: str,
+    *,
+    rate: str = "rate_mle_per_ps",
+    reference: str | None = None,
+) -> str:
+    """ln r against 1000/T, every force field overlaid (the reference in black), bootstrap
+    error bars, fitted lines labelled with E_b and ν₀ (and ν_D when known); one panel per pressure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    low_name, high_name = (
+        ("rate_low_per_ps", "rate_high_per_ps")
+        if rate == "rate_mle_per_ps"
+        else ("rate_all_low_per_ps", "rate_all_high_per_ps")
+    )
+    pressures = rates["pressure_bar"].values
+    fig, axes = plt.subplots(1, len(pressures), figsize=(5.5 * len(pressures), 4.5), squeeze=False)
+    names = list(rates["forcefield"].values)
+    if reference in names:
+        names.remove(reference)
+        names.insert(0, reference)
+    for ax, pressure in zip(axes[0], pressures, strict=True):
+        for k, ff in enumerate(names):
+            one = rates.sel(forcefield=ff, pressure_bar=pressure)
+            fit = fits.sel(forcefield=ff, pressure_bar=pressure)
+            color = "k" if ff == reference else f"C{k}"
+            t = one["temperature_K"].values.astype(float)
+            r = one[rate].values
+            shown = np.isfinite(r) & (r > 0)
+            low = np.clip(r - one[low_name].values, 0, None)
+            high = np.clip(one[high_name].values - r, 0, None)
+            ax.errorbar(1000 / t[shown], r[shown], yerr=[low[shown], high[shown]], fmt="o", color=color, capsize=3)
+            barrier, nu0 = float(fit["barrier_eV"]), float(fit["prefactor_THz"])
+            label = f"{ff}: E_b = {barrier * 1e3:.1f} meV, ν₀ = {nu0:.3g} THz"
+            if "debye_frequency_THz" in fit:
+                label += f" (ν_D {float(fit['debye_frequency_THz']):.2g})"
+            if np.isfinite(barrier):
+                grid = np.linspace(t.min(), t.max(), 50)
+                ax.plot(
+                    1000 / grid, nu0 * np.exp(-barrier / (BOLTZMANN_EV_PER_K * grid)), "-", color=color, label=label
+                )
+            else:
+                ax.plot([], [], "o", color=color, label=f"{ff}: too few temperatures with jumps")
+        ax.set_yscale("log")
+        ax.set_xlabel("1000 / T (1/K)")
+        ax.set_ylabel("vacancy jump rate r (1/ps)")
+        ax.set_title(f"p = {pressure:g} bar")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path
+
+
+def plot_survival(windows: xr.Dataset, rates: xr.Dataset, path: str, *, pressure_bar: float | None = None) -> str:
+    """χ(t) (product-limit, censoring-aware) per temperature with exp(−r t) of the MLE rate;
+    one panel per force field (seeds Fig. 5a)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame({name: np.asarray(windows[name].values) for name in ("first_jump_fs", "observed_fs")})
+    for name in GROUP_AXES:
+        table[name] = np.asarray(windows[name].values)
+    if pressure_bar is None:
+        pressure_bar = float(table["pressure_bar"].iloc[0])
+    table = table[table["pressure_bar"] == pressure_bar]
+    forcefields = sorted(table["forcefield"].unique())
+    fig, axes = plt.subplots(1, len(forcefields), figsize=(5 * len(forcefields), 4), squeeze=False, sharey=True)
+    for ax, ff in zip(axes[0], forcefields, strict=True):
+        for k, (temperature, group) in enumerate(table[table["forcefield"] == ff].groupby("temperature_K")):
+            first, observed = group["first_jump_fs"].to_numpy(), group["observed_fs"].to_numpy()
+            grid = np.linspace(0, np.nanmax(observed), 200)
+            ax.step(
+                grid / 1000,
+                survival_curve(first, observed, grid),
+                where="post",
+                color=f"C{k}",
+                label=f"{temperature:g} K",
+            )
+            r = float(rates["rate_mle_per_ps"].sel(forcefield=ff, temperature_K=temperature, pressure_bar=pressure_bar))
+            if np.isfinite(r):
+                ax.plot(grid / 1000, np.exp(-r * grid / 1000), "--", color=f"C{k}", lw=0.8)
+        ax.set_title(f"{ff}, p = {pressure_bar:g} bar")
+        ax.set_xlabel("t (ps)")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("χ(t): windows without a jump")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return path

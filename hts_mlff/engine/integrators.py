@@ -2,7 +2,9 @@ r"""Integrators as small step functions over one batched state.
 
 * velocity Verlet (NVE);
 * Langevin in the BAOAB splitting (Leimkuhler & Matthews 2013), per-replica temperature:
-  O-step :math:`v \leftarrow c_1 v + \sqrt{(1-c_1^2) k_B T / m}\,\xi`, :math:`c_1 = e^{-\gamma\,\Delta t}`;
+  O-step :math:`v \leftarrow c_1 v + \sqrt{(1-c_1^2) k_B T / m}\,\xi`, :math:`c_1 = e^{-\gamma\,\Delta t}`,
+  then the change of each replica's total momentum is taken out (the centre of mass does not
+  diffuse; 3N − 3 thermalised degrees of freedom, as the temperature assumes);
 * NPT: BAOAB plus the isotropic stochastic cell-rescaling barostat (Bernetti & Bussi,
   J. Chem. Phys. 153, 114107 (2020)), per-replica target pressure. With
   :math:`\epsilon = \ln V`,
@@ -162,7 +164,14 @@ class Dynamics:
         sigma = torch.sqrt((1.0 - c1 * c1) * kt_over_m)[:, None] * self._atom_mask(state)
         es, el = self._elements(state)
         xi = self.random.normal(Stream.LANGEVIN, step, element_system=es, element_local=el, dtype=state.dtype)
+        momentum_before = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
         state.velocities.mul_(c1).add_(sigma * xi.view(-1, 3))
+        # Momentum-conserving O-step (as ASE's fixcm, LAMMPS "zero yes"): the thermostat acts on the
+        # 3N − 3 internal degrees of freedom only, so the centre of mass does not random-walk (it
+        # would drift by ~Å over tens of ps in a 100-atom crystal and blur the lattice sites).
+        momentum_after = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
+        mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
+        state.velocities.sub_(((momentum_after - momentum_before) / mass[:, None])[state.system_idx])
 
     def _barostat(self, state: BatchState, *, step: int) -> None:
         ke = kinetic_energy_eV(state)

@@ -2,13 +2,28 @@
 
 Each atom belongs to the cell of its nearest reference site (minimum image in the periodic
 cell: robust to thermal vibration as long as atoms stay closer to their own site than to a
-neighbouring one). A site whose cell holds no atom is vacant. With one vacancy the vacant
+neighbouring one). A rigid drift of the crystal is taken out first: the mean displacement of
+the atoms from their nearest sites is subtracted and the atoms are assigned again, so a
+translation of up to half a neighbour distance does not empty sites. A site whose cell holds
+no atom is vacant. With one vacancy the vacant
 site is the vacancy's position on the lattice; a jump is a change of that site.
 """
 
 from __future__ import annotations
 
 import torch
+
+
+def _nearest_sites(frac_atoms: torch.Tensor, frac_sites: torch.Tensor, cell: torch.Tensor, block_atoms: int):
+    """(n,) nearest site of every atom and (n, 3) Cartesian displacements from it (minimum image)."""
+    nearest, displacement = [], []
+    for lo in range(0, frac_atoms.shape[0], block_atoms):  # (block, m, 3) at a time
+        delta = frac_atoms[lo : lo + block_atoms, None, :] - frac_sites[None, :, :]
+        cart = (delta - torch.round(delta)) @ cell
+        k = torch.argmin((cart * cart).sum(-1), dim=1)
+        nearest.append(k)
+        displacement.append(cart[torch.arange(len(k), device=cart.device), k])
+    return torch.cat(nearest), torch.cat(displacement)
 
 
 def site_occupancy(
@@ -27,14 +42,12 @@ def site_occupancy(
     good = torch.isfinite(positions).all(dim=1)
     frac_atoms = positions[good] @ inverse  # (n, 3)
     frac_sites = sites @ inverse  # (m, 3)
-    nearest = []
-    for lo in range(0, frac_atoms.shape[0], block_atoms):  # (block, m, 3) at a time
-        delta = frac_atoms[lo : lo + block_atoms, None, :] - frac_sites[None, :, :]
-        cart = (delta - torch.round(delta)) @ cell
-        nearest.append(torch.argmin((cart * cart).sum(-1), dim=1))
-    if not nearest:
+    if frac_atoms.shape[0] == 0:
         return torch.zeros(sites.shape[0], dtype=torch.int64, device=sites.device)
-    return torch.bincount(torch.cat(nearest), minlength=sites.shape[0])
+    _, displacement = _nearest_sites(frac_atoms, frac_sites, cell, block_atoms)
+    drift = displacement.mean(dim=0) @ inverse
+    nearest, _ = _nearest_sites(frac_atoms - drift, frac_sites, cell, block_atoms)
+    return torch.bincount(nearest, minlength=sites.shape[0])
 
 
 def vacant_site(positions: torch.Tensor, sites: torch.Tensor, cell: torch.Tensor) -> tuple[int, int]:

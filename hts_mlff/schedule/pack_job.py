@@ -22,17 +22,19 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.guard import FailureReason, GuardLimits
+from hts_mlff.engine.lattice import fcc_lattice_constant_A, relaxed_fcc
 from hts_mlff.engine.md import MDProtocol, run_md
 from hts_mlff.engine.minimize import fire_minimize
 from hts_mlff.engine.rng import replica_key
 from hts_mlff.engine.state import state_from_atoms
 from hts_mlff.forcefields.registry import build_forcefield
-from hts_mlff.spec.model import Campaign
+from hts_mlff.spec.model import Campaign, FccSystem
 from hts_mlff.store.layout import CampaignStore
-from hts_mlff.systems import build_system, reference_sites
+from hts_mlff.systems import build_system, fcc_lattice_A, reference_sites
 from hts_mlff.tasks import forcefield_checksum
 
 _FORCEFIELD_CACHE: dict[str, Any] = {}
+_LATTICE_CACHE: dict[tuple, float] = {}
 
 
 @dataclass
@@ -111,6 +113,36 @@ def _forcefield(campaign: Campaign, name: str, *, base_dir: Path):
     return _FORCEFIELD_CACHE[key]
 
 
+def relaxed_lattice_A(
+    campaign: Campaign, system: str, pressure_bar: float, *, base_dir: Path, device: torch.device
+) -> float | None:
+    """The T = 0 lattice (Å) at ``pressure_bar`` of an FCC system with ``relax_lattice_with``
+    (None otherwise), from the named force field; cached per worker."""
+    spec = campaign.systems[system]
+    if not isinstance(spec, FccSystem) or spec.relax_lattice_with is None:
+        return None
+    ff_spec = campaign.forcefields[spec.relax_lattice_with]
+    key = (
+        forcefield_checksum(ff_spec, base_dir=base_dir),
+        spec.element,
+        spec.repeat,
+        fcc_lattice_A(spec),
+        pressure_bar,
+    )
+    if key not in _LATTICE_CACHE:
+        forcefield = _forcefield(campaign, spec.relax_lattice_with, base_dir=base_dir)
+        crystal = relaxed_fcc(
+            forcefield,
+            spec.element,
+            guess_lattice_A=fcc_lattice_A(spec),
+            repeat=spec.repeat,
+            pressure_bar=pressure_bar,
+            device=device,
+        )
+        _LATTICE_CACHE[key] = fcc_lattice_constant_A(crystal, spec.repeat)
+    return _LATTICE_CACHE[key]
+
+
 def run_pack_job(job: PackJob) -> dict[str, Any]:
     """Run one pack and write its results; returns a small summary for the coordinator."""
     started = time.perf_counter()
@@ -146,6 +178,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
             campaign.systems[t["system"]],
             base_dir=base_dir,
             vacancy_seed=vacancy_seed(job.campaign_name, t["system"], t["seed"], t["window"]),
+            lattice_A=relaxed_lattice_A(campaign, t["system"], t["pressure_bar"], base_dir=base_dir, device=device),
         )
         for t in job.tasks
     ]

@@ -178,6 +178,11 @@ def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base
                 extra = f"; did you mean {hint[0]!r}?" if hint else ""
                 add(("sweep", axis, i), f"unknown {axis} {name!r}; defined: {sorted(known)}{extra}")
     for name, system in spec.systems.items():
+        if system.kind == "fcc" and system.relax_lattice_with not in (None, *spec.forcefields):
+            add(
+                ("systems", name, "relax_lattice_with"),
+                f"{system.relax_lattice_with!r} is not one of the forcefields {sorted(spec.forcefields)}",
+            )
         if system.kind == "file":
             path = base_dir / system.path
             if not path.is_file():

@@ -46,6 +46,11 @@ class FccSystem(Strict):
     vacancies: list[NonNegativeInt] | RandomVacancies = Field(
         default_factory=list, description="Atom indices to remove, or {count: k} random sites per replica."
     )
+    relax_lattice_with: str | None = Field(
+        None,
+        description="A key of forcefields: the lattice is that force field's T = 0 lattice at each task's "
+        "pressure (the given lattice only starts the relaxation), the same for every force field of the sweep.",
+    )
 
     @model_validator(mode="after")
     def _one_lattice_source(self) -> FccSystem:

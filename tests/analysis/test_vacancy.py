@@ -131,3 +131,136 @@ cluster: {kind: local, dashboard_address: ":0"}
     assert (ds["vacancy_site"].values == 13).all() and (ds["n_vacant"].values == 1).all()
     windows = window_jumps(ds)
     assert windows["n_jumps"].values.tolist() == [0, 0]
+
+
+def _synthetic_rates(rng, *, barrier_eV, nu0_THz, temperatures, n_windows, window_fs, forcefields=("lj",)):
+    """MLE rates of censored exponential first-jump times at r(T) = ν₀ exp(−E_b/k_B T)."""
+    from hts_mlff.units import BOLTZMANN_EV_PER_K
+
+    shape = (len(forcefields), len(temperatures), 1)
+    mle, events = np.zeros(shape), np.zeros(shape)
+    for f in range(len(forcefields)):
+        for k, t in enumerate(temperatures):
+            true_rate = nu0_THz * np.exp(-barrier_eV / (BOLTZMANN_EV_PER_K * t))  # 1/ps
+            first = rng.exponential(1000.0 / true_rate, size=n_windows)
+            jumped = first < window_fs
+            events[f, k, 0] = jumped.sum()
+            mle[f, k, 0] = jumped.sum() / np.where(jumped, first, window_fs).sum() * 1000.0
+    coords = {"forcefield": list(forcefields), "temperature_K": temperatures, "pressure_bar": [-2500.0]}
+    dims = ("forcefield", "temperature_K", "pressure_bar")
+    return xr.Dataset({"rate_mle_per_ps": (dims, mle), "n_windows_with_jump": (dims, events)}, coords=coords)
+
+
+def test_weighted_arrhenius_recovers_known_barrier_and_prefactor_inside_its_interval():
+    from hts_mlff.analysis.vacancy import rate_arrhenius
+
+    rng = np.random.default_rng(7)
+    barrier, nu0 = 0.025, 2.0
+    temperatures = [35.0, 38.0, 40.0, 45.0, 50.0, 55.0, 60.0]
+    covered_barrier = covered_nu0 = 0
+    draws = 200
+    for _ in range(draws):
+        rates = _synthetic_rates(
+            rng, barrier_eV=barrier, nu0_THz=nu0, temperatures=temperatures, n_windows=80, window_fs=1e6
+        )
+        fit = rate_arrhenius(rates).sel(forcefield="lj", pressure_bar=-2500.0)
+        covered_barrier += float(fit["barrier_low_eV"]) <= barrier <= float(fit["barrier_high_eV"])
+        covered_nu0 += float(fit["prefactor_low_THz"]) <= nu0 <= float(fit["prefactor_high_THz"])
+    assert covered_barrier >= 0.9 * draws and covered_nu0 >= 0.9 * draws
+    # One big sample lands close to the truth.
+    big = _synthetic_rates(
+        rng, barrier_eV=barrier, nu0_THz=nu0, temperatures=temperatures, n_windows=20000, window_fs=1e6
+    )
+    fit = rate_arrhenius(big, debye_frequency_THz=1.92).sel(forcefield="lj", pressure_bar=-2500.0)
+    assert float(fit["barrier_eV"]) == pytest.approx(barrier, rel=0.02)
+    assert float(fit["prefactor_THz"]) == pytest.approx(nu0, rel=0.1)
+    assert float(fit["prefactor_over_debye"]) == pytest.approx(nu0 / 1.92, rel=0.1)
+    assert int(fit["n_temperatures"]) == 7
+
+
+def test_arrhenius_skips_temperatures_without_jumps_and_is_lazy(tmp_path):
+    from hts_mlff.analysis.vacancy import plot_rate_arrhenius, rate_arrhenius
+
+    rng = np.random.default_rng(1)
+    rates = _synthetic_rates(
+        rng,
+        barrier_eV=0.025,
+        nu0_THz=2.0,
+        temperatures=[40.0, 50.0, 60.0],
+        n_windows=50,
+        window_fs=5e5,
+        forcefields=("lj", "gnn"),
+    )
+    rates["rate_mle_per_ps"][1, 0, 0] = 0.0  # gnn: no jump at 40 K
+    rates["n_windows_with_jump"][1, 0, 0] = 0.0
+    lazy = rate_arrhenius(rates.chunk({"forcefield": 1}))
+    assert lazy["barrier_eV"].chunks is not None
+    fit = lazy.compute()
+    assert fit["n_temperatures"].sel(forcefield="gnn").item() == 2
+    assert np.isfinite(fit["barrier_eV"]).all()
+    rates["rate_low_per_ps"] = rates["rate_mle_per_ps"] * 0.8
+    rates["rate_high_per_ps"] = rates["rate_mle_per_ps"] * 1.2
+    figure = plot_rate_arrhenius(rates, fit, str(tmp_path / "a.png"), reference="lj")
+    assert (tmp_path / "a.png").stat().st_size > 0 and figure.endswith("a.png")
+
+
+@pytest.mark.parametrize("dwell", [1, 2])
+def test_lazy_window_reduction_equals_the_per_trajectory_loop(dwell):
+    rng = np.random.default_rng(3)
+    n_traj, n_samples = 40, 30
+    sites = np.cumsum(rng.random((n_traj, n_samples)) < 0.15, axis=1) % 4  # random hops among 4 sites
+    sites[rng.random((n_traj, n_samples)) < 0.1] = -1  # untracked samples
+    sites[0] = -1  # never tracked
+    sites[1, :5] = -1  # tracked late
+    time = np.arange(n_samples) * 500.0
+    index = pd.MultiIndex.from_arrays(
+        [["lj"] * n_traj, [40.0] * n_traj, [0.0] * n_traj, np.arange(n_traj)],
+        names=["forcefield", "temperature_K", "pressure_bar", "window"],
+    )
+    ds = xr.Dataset(
+        {"vacancy_site": (("traj", "time_fs"), sites)},
+        coords={**xr.Coordinates.from_pandas_multiindex(index, "traj"), "time_fs": time},
+    ).chunk({"traj": 7})
+    windows = window_jumps(ds, min_dwell_samples=dwell)
+    assert windows["n_jumps"].chunks is not None
+    windows = windows.compute()
+    for k in range(n_traj):
+        valid = np.flatnonzero(sites[k] >= 0)
+        if len(valid) == 0:
+            assert np.isnan(windows["observed_fs"].values[k]) and windows["n_jumps"].values[k] == 0
+            continue
+        events = jump_events(sites[k], time, min_dwell_samples=dwell) - time[valid[0]]
+        assert windows["n_jumps"].values[k] == len(events)
+        first = windows["first_jump_fs"].values[k]
+        assert (np.isnan(first) and len(events) == 0) or first == events[0]
+        assert windows["observed_fs"].values[k] == time[valid[-1]] - time[valid[0]]
+
+
+def test_wigner_seitz_follows_a_rigid_drift_of_the_crystal():
+    perfect = argon(a=5.3, repeat=3)
+    sites = torch.as_tensor(perfect.positions)
+    cell = torch.as_tensor(perfect.cell.array)
+    rng = np.random.default_rng(5)
+    nearest_neighbour = 5.3 / np.sqrt(2)
+    drift = np.array([0.35, 0.2, -0.1]) * nearest_neighbour  # a third of the way to the next site
+    positions = perfect.positions[1:] + drift + rng.normal(scale=0.15, size=(len(perfect) - 1, 3))
+    assert vacant_site(torch.as_tensor(positions), sites, cell) == (0, 1)
+
+
+def test_windows_end_where_the_crystal_loses_its_lattice():
+    time = np.arange(6) * 1000.0
+    index = pd.MultiIndex.from_arrays(
+        [["lj"] * 2, [40.0] * 2, [0.0] * 2, [0, 1]], names=["forcefield", "temperature_K", "pressure_bar", "window"]
+    )
+    ds = xr.Dataset(
+        {
+            "vacancy_site": (("traj", "time_fs"), np.array([[0, 0, 5, 5, 9, 2], [0, 0, 0, 0, 0, 0]])),
+            "n_vacant": (("traj", "time_fs"), np.array([[1, 1, 1, 1, 4, 1], [1, 1, 1, 1, 1, 1]])),
+        },
+        coords={**xr.Coordinates.from_pandas_multiindex(index, "traj"), "time_fs": time},
+    )
+    windows = window_jumps(ds)
+    assert windows["n_jumps"].values.tolist() == [1, 0]  # the jumps at and after the disorder are not counted
+    assert windows["observed_fs"].values.tolist() == [3000.0, 5000.0]
+    assert windows["disordered"].values.tolist() == [1.0, 0.0]
+    assert float(jump_rates(windows, n_bootstrap=20)["n_windows_disordered"].item()) == 1.0

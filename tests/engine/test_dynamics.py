@@ -71,6 +71,34 @@ def test_langevin_holds_per_replica_temperatures(lj):
     np.testing.assert_allclose(measured, temps, rtol=0.06)
 
 
+def test_langevin_conserves_total_momentum_so_the_centre_of_mass_stays(lj):
+    from hts_mlff.engine.state import sum_per_system
+
+    state = batch([argon(repeat=3), argon(repeat=3)])
+    masses = state.masses[:, None]
+    start = (
+        sum_per_system(state.positions * masses, state.system_idx, 2)
+        / sum_per_system(state.masses, state.system_idx, 2)[:, None]
+    )
+    _run(
+        state,
+        lj,
+        temps=[60.0, 90.0],
+        ensemble="nvt",
+        timestep_fs=10.78,
+        production_steps=400,
+        sample_every_steps=100,
+        friction_per_fs=0.01,
+    )
+    momentum = sum_per_system(state.velocities * masses, state.system_idx, 2)
+    torch.testing.assert_close(momentum, torch.zeros_like(momentum), atol=1e-9, rtol=0)
+    end = (
+        sum_per_system(state.positions * masses, state.system_idx, 2)
+        / sum_per_system(state.masses, state.system_idx, 2)[:, None]
+    )
+    torch.testing.assert_close(end, start, atol=1e-6, rtol=0)  # no random walk of the whole crystal
+
+
 def test_npt_holds_per_replica_target_pressure(lj):
     pressures = [500.0, 500.0, 1500.0, 1500.0]  # compressed liquid (at 0 bar, 100 K argon boils)
     state = batch([argon() for _ in pressures])
