@@ -91,12 +91,13 @@ def peer_rate(loaded) -> tuple[float, str]:
         from asap3 import LennardJones as AsapLJ
 
         calc = AsapLJ([18], [lj.epsilon_eV], [lj.sigma_A], rCut=lj.cutoff_A, modified=True)
-        return ase_langevin_rate(atoms, calc, 200), "ASE Langevin + asap3 LJ"
-    except ImportError:
+        return ase_langevin_rate(atoms.copy(), calc, 200), "ASE Langevin + asap3 LJ"
+    except Exception as exc:  # not installed, or a cell thinner than 2 r_c (asap3 refuses those)
         from ase.calculators.lj import LennardJones
 
         calc = LennardJones(epsilon=lj.epsilon_eV, sigma=lj.sigma_A, rc=lj.cutoff_A, smooth=False)
-        return ase_langevin_rate(atoms, calc, 200), "ASE Langevin + ASE LJ"
+        why = "asap3 missing" if isinstance(exc, ImportError) else "asap3 refuses this cell"
+        return ase_langevin_rate(atoms.copy(), calc, 200), f"ASE Langevin + ASE LJ ({why})"
 
 
 def build_store(folder: Path, *, n_traj: int, n_samples: int) -> Path:

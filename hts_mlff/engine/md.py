@@ -26,6 +26,7 @@ from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.observers import Recorder
 from hts_mlff.engine.rng import ReplicaRandom, Stream
 from hts_mlff.engine.state import BatchState, sum_per_system
+from hts_mlff.engine.wigner_seitz import jump_summary
 from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
 
 
@@ -72,6 +73,9 @@ class PackResult:
     atomic_numbers: np.ndarray
     vacancy_site: np.ndarray | None
     n_vacant: np.ndarray | None
+    #: (n_systems,) jumps of the vacancy and time of the first (NaN: none), when tracked.
+    vacancy_jumps: np.ndarray | None
+    first_vacancy_jump_fs: np.ndarray | None
     n_atoms: np.ndarray
     failure_step: np.ndarray
     failure_reason: np.ndarray
@@ -217,8 +221,13 @@ def run_md(
 
     offsets = state.system_offsets().tolist()
     positions_np = state.positions.detach().cpu().double().numpy()
+    time_fs = np.arange(protocol.n_frames) * sample_every * protocol.timestep_fs
+    jumps, first_jump = None, None
+    if recorder.vacancy_site is not None:
+        jumps, first_frame = jump_summary(recorder.vacancy_site, recorder.n_vacant)
+        first_jump = np.where(first_frame >= 0, time_fs[np.maximum(first_frame, 0)], np.nan)
     return PackResult(
-        time_fs=np.arange(protocol.n_frames) * sample_every * protocol.timestep_fs,
+        time_fs=time_fs,
         thermo=recorder.thermo,
         positions=recorder.positions,
         velocities=recorder.velocities,
@@ -227,6 +236,8 @@ def run_md(
         atomic_numbers=_padded_atomic_numbers(state),
         vacancy_site=recorder.vacancy_site,
         n_vacant=recorder.n_vacant,
+        vacancy_jumps=jumps,
+        first_vacancy_jump_fs=first_jump,
         n_atoms=state.atoms_per_system.cpu().numpy(),
         failure_step=guard.failure_step.cpu().numpy(),
         failure_reason=guard.failure_reason.cpu().numpy(),

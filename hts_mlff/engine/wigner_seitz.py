@@ -11,6 +11,7 @@ site is the vacancy's position on the lattice; a jump is a change of that site.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -54,3 +55,33 @@ def vacant_site(positions: torch.Tensor, sites: torch.Tensor, cell: torch.Tensor
     """(index of the first empty site or −1, number of empty sites) of one system."""
     empty = torch.nonzero(site_occupancy(positions, sites, cell) == 0).squeeze(1)
     return (int(empty[0]) if len(empty) else -1), len(empty)
+
+
+def jump_summary(vacancy_site: np.ndarray, n_vacant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per replica: number of vacancy jumps and the frame of the first (−1: none).
+
+    A jump is a change of the vacant site between consecutive tracked frames (−1 frames are
+    skipped). Counting stops at the first frame with other than one empty site — the crystal has
+    lost its lattice there. (Recrossing filters and rates: ``hts_mlff.analysis.vacancy``.)
+
+    Args:
+        vacancy_site, n_vacant: (n_replicas, n_frames) int, as recorded.
+    Returns:
+        (n_replicas,) int32 jump counts, (n_replicas,) int32 first-jump frames.
+    """
+    n = vacancy_site.shape[0]
+    counts = np.zeros(n, dtype=np.int32)
+    first = np.full(n, -1, dtype=np.int32)
+    for k in range(n):
+        last = -1
+        for frame, (site, empty) in enumerate(zip(vacancy_site[k], n_vacant[k], strict=True)):
+            if site < 0:
+                continue
+            if empty != 1:
+                break
+            if last >= 0 and site != last:
+                counts[k] += 1
+                if first[k] < 0:
+                    first[k] = frame
+            last = site
+    return counts, first

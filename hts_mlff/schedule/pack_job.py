@@ -242,7 +242,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     if result.positions is not None:
         arrays["positions"] = result.positions
     arrays["atomic_numbers"] = result.atomic_numbers
-    for name in ("velocities", "forces", "cells", "vacancy_site", "n_vacant"):
+    for name in ("velocities", "forces", "cells", "vacancy_site", "n_vacant", "vacancy_jumps", "first_vacancy_jump_fs"):
         value = getattr(result, name)
         if value is not None:
             arrays[name] = value

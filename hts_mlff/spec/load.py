@@ -249,11 +249,34 @@ def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[L
         raise CampaignError(_pydantic_problems(exc, file=file, lines=lines, root=model)) from None
 
 
+#: Top-level keys that mark the other YAML files of the project, and the command that runs them.
+_OTHER_KINDS = (
+    ({"crystal", "pressure_bar"}, "a barrier-sweep file", "hts-mlff barrier"),
+    ({"sources", "output"}, "a training config", "hts-mlff train"),
+)
+
+
+def _refuse_other_file_kinds(text: str, *, file: str) -> None:
+    """One clear message instead of a list of unknown keys when the file is not a campaign."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return  # parse_yaml_model reports it with its line
+    if not isinstance(data, dict) or "sweep" in data:
+        return
+    for keys, what, command in _OTHER_KINDS:
+        if keys <= set(data):
+            raise CampaignError(
+                [Problem(file, 1, "", f"this is {what}, not a campaign: run it with `{command} {file}`")]
+            )
+
+
 def parse_campaign(
     text: str, *, file: str = "<campaign>", base_dir: Path | None = None
 ) -> tuple[Campaign, list[Problem]]:
     """Validate campaign text; raise :class:`CampaignError` listing every error."""
     base = base_dir or Path.cwd()
+    _refuse_other_file_kinds(text, file=file)
     spec, lines = parse_yaml_model(text, Campaign, file=file)
     problems = _semantic_problems(spec, file=file, lines=lines, base_dir=base)
     errors = [p for p in problems if not p.warning]

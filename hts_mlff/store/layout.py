@@ -173,6 +173,23 @@ def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
                 "dims": ["traj", "time_fs"],
                 "attrs": {"long_name": meaning},
             }
+    if layout.vacancy_tracking:
+        specs["vacancy_jumps"] = {
+            "shape": (layout.n_slots,),
+            "chunks": (c,),
+            "dtype": "int32",
+            "fill_value": -1,
+            "dims": ["traj"],
+            "attrs": {"long_name": "vacancy jumps (changes of the vacant site, up to any loss of the lattice)"},
+        }
+        specs["first_vacancy_jump_fs"] = {
+            "shape": (layout.n_slots,),
+            "chunks": (c,),
+            "dtype": "float64",
+            "fill_value": np.nan,
+            "dims": ["traj"],
+            "attrs": {"units": "fs", "long_name": "time of the first vacancy jump (NaN: none)"},
+        }
     specs["atomic_numbers"] = {
         "shape": (layout.n_slots, layout.max_atoms),
         "chunks": (c, layout.max_atoms),

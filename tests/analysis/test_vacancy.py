@@ -264,3 +264,12 @@ def test_windows_end_where_the_crystal_loses_its_lattice():
     assert windows["observed_fs"].values.tolist() == [3000.0, 5000.0]
     assert windows["disordered"].values.tolist() == [1.0, 0.0]
     assert float(jump_rates(windows, n_bootstrap=20)["n_windows_disordered"].item()) == 1.0
+
+
+def test_engine_jump_summary_counts_changes_until_the_lattice_is_lost():
+    from hts_mlff.engine.wigner_seitz import jump_summary
+
+    sites = np.array([[0, 0, 5, -1, 5, 9, 9], [3, 3, 3, 3, 3, 3, 3], [1, 2, 2, 7, 8, 1, 1]])
+    empty = np.array([[1, 1, 1, -1, 1, 1, 1], [1] * 7, [1, 1, 1, 2, 1, 1, 1]])
+    counts, first = jump_summary(sites, empty)
+    assert counts.tolist() == [2, 0, 1] and first.tolist() == [2, -1, 1]

@@ -42,6 +42,12 @@ def test_tension_campaign_runs_at_the_relaxed_lattice_and_reports_rates(tmp_path
         np.testing.assert_allclose(cells[:, 0, 0], 3 * expected, rtol=1e-9)  # NVT keeps the relaxed cell
     assert (ds["n_vacant"].values == 1).all()
     assert ds["vacancy_site"].values[:, 0].tolist() == [0] * 8  # the hole starts on site 0
+    # The per-trajectory jump summary written by the workers agrees with the analysis.
+    from hts_mlff.analysis.vacancy import window_jumps
+
+    windows = window_jumps(ds).compute()
+    np.testing.assert_array_equal(ds["vacancy_jumps"].values, windows["n_jumps"].values)
+    np.testing.assert_array_equal(ds["first_vacancy_jump_fs"].values, windows["first_jump_fs"].values)
 
     out = tmp_path / "report"
     result = CliRunner().invoke(
