@@ -427,7 +427,11 @@ def vacancy(
         columns[1:3] = ["rate_all_low_per_ps", "rate_all_high_per_ps"]
     _print_frame(rates[list(dict.fromkeys(columns))].to_dataframe(), title=f"{store.name}: vacancy jump rates (1/ps)")
     fit_frame = fits.to_dataframe()
-    _print_frame(fit_frame, title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; energies eV, ν THz)")
+    by_quantity = fit_frame.T.rename_axis("quantity")
+    by_quantity.columns = [
+        " @ ".join(f"{v:g} bar" if isinstance(v, float) else str(v) for v in c) for c in by_quantity.columns
+    ]
+    _print_frame(by_quantity, title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; energies eV, ν THz)")
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         written = [output / "vacancy-rates.csv", output / "vacancy-arrhenius.csv"]
