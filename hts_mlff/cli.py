@@ -211,21 +211,11 @@ def train(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; one line per epoch.")] = False,
 ) -> None:
     """Train the GNN force field on frames from campaign stores; resumes an interrupted run."""
-    from hts_mlff.spec.load import CampaignError
     from hts_mlff.spec.training import load_training_config
     from hts_mlff.store.layout import StoreError
     from hts_mlff.training import train as run_training
 
-    try:
-        spec, path, text = load_training_config(config)
-    except FileNotFoundError:
-        err_console.print(f"[red]error[/red]: {config}: no such training config")
-        raise typer.Exit(2) from None
-    except CampaignError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
-        err_console.print(f"{config}: {len(exc.problems)} error(s); nothing was trained.")
-        raise typer.Exit(2) from None
+    spec, path, text = _load_or_exit(load_training_config, config, what="training config", nothing="trained")
     columns = [TextColumn("{task.description}")]
     columns += [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, disable=quiet) as progress:
@@ -330,18 +320,8 @@ def barrier(
     from hts_mlff.analysis.barriers import barrier_table, plot_barrier_profiles, plot_barrier_vs_pressure
     from hts_mlff.barriers import run_barrier_sweep
     from hts_mlff.spec.barrier import load_barrier_config
-    from hts_mlff.spec.load import CampaignError
 
-    try:
-        spec, path = load_barrier_config(config)
-    except FileNotFoundError:
-        err_console.print(f"[red]error[/red]: {config}: no such file")
-        raise typer.Exit(2) from None
-    except CampaignError as exc:
-        for problem in exc.problems:
-            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
-        err_console.print(f"{config}: {len(exc.problems)} error(s); nothing was computed.")
-        raise typer.Exit(2) from None
+    spec, path = _load_or_exit(load_barrier_config, config, what="barrier-sweep file", nothing="computed")
 
     def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
         state = "reused" if reused else f"{float(ds['wall_s']):.1f} s, {int(ds['iterations'])} iterations"
@@ -521,6 +501,22 @@ def _arrhenius_figures(table, folder: Path) -> list[str]:
         fit = arrhenius_fit(values, times_temperature=True)
         written.append(plot_arrhenius(values, fit, str(folder / f"arrhenius-{ff}.png")))
     return written
+
+
+def _load_or_exit(loader, path: Path, *, what: str, nothing: str):
+    """``loader(path)``; a missing file or located problems end the command with exit code 2."""
+    from hts_mlff.spec.load import CampaignError
+
+    try:
+        return loader(path)
+    except FileNotFoundError:
+        err_console.print(f"[red]error[/red]: {path}: no such {what}")
+        raise typer.Exit(2) from None
+    except CampaignError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+        err_console.print(f"{path}: {len(exc.problems)} error(s); nothing was {nothing}.")
+        raise typer.Exit(2) from None
 
 
 def _print_frame(frame, *, title: str) -> None:

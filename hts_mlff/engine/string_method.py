@@ -248,6 +248,19 @@ def string_method(
     )
 
 
+def image_pack(template: BatchState, images: torch.Tensor) -> BatchState:
+    """M copies of the one-system ``template`` at the (M, 3N) ``images`` coordinates, as one pack."""
+    m, n = images.shape[0], template.n_atoms
+    return BatchState(
+        positions=images.reshape(m * n, 3).to(template.dtype),
+        velocities=torch.zeros(m * n, 3, dtype=template.dtype, device=template.device),
+        masses=template.masses.repeat(m),
+        atomic_numbers=template.atomic_numbers.repeat(m),
+        cell=template.cell.expand(m, 3, 3).clone(),
+        system_idx=torch.arange(m, device=template.device).repeat_interleave(n),
+    )
+
+
 def atomic_force_function(
     forcefield, template: BatchState, *, skin_A: float = 0.5
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -261,17 +274,9 @@ def atomic_force_function(
     neighbor_list = NeighborList(forcefield.cutoff_A, skin_A=skin_A)
 
     def force(images: torch.Tensor) -> torch.Tensor:
-        m = images.shape[0]
-        pack = BatchState(
-            positions=images.reshape(m * n, 3).to(template.dtype),
-            velocities=torch.zeros(m * n, 3, dtype=template.dtype, device=template.device),
-            masses=template.masses.repeat(m),
-            atomic_numbers=template.atomic_numbers.repeat(m),
-            cell=template.cell.expand(m, 3, 3).clone(),
-            system_idx=torch.arange(m, device=template.device).repeat_interleave(n),
-        )
+        pack = image_pack(template, images)
         neighbor_list.update(pack)
-        return forcefield.forward(pack, compute_stress=False).forces.reshape(m, 3 * n).to(images.dtype)
+        return forcefield.forward(pack, compute_stress=False).forces.reshape(images.shape[0], 3 * n).to(images.dtype)
 
     return force
 

@@ -20,8 +20,14 @@ from ase import Atoms
 
 from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.minimize import fire_minimize
-from hts_mlff.engine.state import BatchState, state_from_atoms
-from hts_mlff.engine.string_method import StringResult, atomic_force_function, peak_of_profile, string_method
+from hts_mlff.engine.state import state_from_atoms
+from hts_mlff.engine.string_method import (
+    StringResult,
+    atomic_force_function,
+    image_pack,
+    peak_of_profile,
+    string_method,
+)
 
 
 @dataclass
@@ -142,16 +148,7 @@ def vacancy_hop_path(
 
 def _image_energies(forcefield: ForceField, template, images: torch.Tensor) -> np.ndarray:
     """(M,) energies of the images in eV (NaN where the force field has none)."""
-    m, n = images.shape[0], template.n_atoms
-    state = BatchState(
-        positions=images.reshape(m * n, 3).to(template.dtype),
-        velocities=torch.zeros(m * n, 3, dtype=template.dtype, device=template.device),
-        masses=template.masses.repeat(m),
-        atomic_numbers=template.atomic_numbers.repeat(m),
-        cell=template.cell.expand(m, 3, 3).clone(),
-        system_idx=torch.arange(m, device=template.device).repeat_interleave(n),
-    )
     if not forcefield.provides_energy:
-        return np.full(m, np.nan)
-    energy = forcefield.forward(state, compute_stress=False).energy
+        return np.full(images.shape[0], np.nan)
+    energy = forcefield.forward(image_pack(template, images), compute_stress=False).energy
     return energy.detach().cpu().double().numpy()
