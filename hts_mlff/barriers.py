@@ -178,11 +178,11 @@ def campaign_debye_frequencies(campaign, system: str, *, base_dir: Path, pressur
     perfect_spec = spec.model_copy(update={"vacancies": []})
     device = torch.device("cpu")
     values = np.full((len(campaign.forcefields), len(pressures_bar)), np.nan)
+    forcefields = [build_forcefield(spec, base_dir=base_dir) for spec in campaign.forcefields.values()]
     for j, pressure in enumerate(pressures_bar):
         lattice = relaxed_lattice_A(campaign, system, pressure, base_dir=base_dir, device=device)
         crystal = build_system(perfect_spec, base_dir=base_dir, lattice_A=lattice)
-        for i, name in enumerate(campaign.forcefields):
-            forcefield = build_forcefield(campaign.forcefields[name], base_dir=base_dir)
+        for i, forcefield in enumerate(forcefields):
             values[i, j] = debye_frequency_THz(forcefield, crystal, device=device)
     return xr.DataArray(
         values,
