@@ -159,7 +159,7 @@ def time_aggregation(path: Path, *, workers: int) -> None:
         t0 = time.perf_counter()
         fits = rate_arrhenius(rates)
         t_fit = time.perf_counter() - t0
-    barrier = fits["barrier_eV"].sel(forcefield="lj").values.ravel()[0]
+    barrier = fits["activation_energy_eV"].sel(forcefield="lj").values.ravel()[0]
     total = t_open + t_windows + t_rates + t_fit
     print(
         f"{ds.sizes['traj']:>7} trajectories × {ds.sizes[ds['vacancy_site'].dims[-1]]} samples: "

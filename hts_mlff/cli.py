@@ -317,9 +317,9 @@ def barrier(
     config: Annotated[Path, typer.Argument(help="Barrier-sweep YAML (see campaigns/ar-vacancy-string.yaml).")],
 ) -> None:
     """Vacancy-hop barrier vs pressure for every force field (string method); resumes a stopped sweep."""
-    from hts_mlff.analysis.barriers import barrier_table, plot_barrier_profiles, plot_barrier_vs_pressure
-    from hts_mlff.barriers import run_barrier_sweep
+    from hts_mlff.analysis.barrier_report import barrier_table, plot_barrier_profiles, plot_barrier_vs_pressure
     from hts_mlff.spec.barrier import load_barrier_config
+    from hts_mlff.statics.barrier_sweep import run_barrier_sweep
 
     spec, path = _load_or_exit(load_barrier_config, config, what="barrier-sweep file", nothing="computed")
 
@@ -391,7 +391,7 @@ def vacancy(
         rates = jump_rates(windows, n_bootstrap=bootstrap)
         debye_THz = None
         if debye:
-            from hts_mlff.barriers import campaign_debye_frequencies
+            from hts_mlff.statics.barrier_sweep import campaign_debye_frequencies
 
             base = Path(attrs.get("campaign_file", ".")).parent
             pressures = [float(p) for p in rates["pressure_bar"].values]
@@ -411,7 +411,10 @@ def vacancy(
     by_quantity.columns = [
         " @ ".join(f"{v:g} bar" if isinstance(v, float) else str(v) for v in c) for c in by_quantity.columns
     ]
-    _print_frame(by_quantity, title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; energies eV, ν THz)")
+    _print_frame(
+        by_quantity,
+        title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; activation energy E_b in eV, prefactor ν₀ in THz)",
+    )
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         written = [output / "vacancy-rates.csv", output / "vacancy-arrhenius.csv"]
@@ -492,7 +495,7 @@ def _arrhenius_figures(table, folder: Path) -> list[str]:
     """σ(T) with its Arrhenius fit and the 300 K extrapolation, one figure per force field."""
     import xarray as xr
 
-    from hts_mlff.analysis.conductivity import arrhenius_fit, plot_arrhenius
+    from hts_mlff.analysis.arrhenius import arrhenius_fit, plot_arrhenius
 
     written = []
     for ff in table.index.get_level_values("forcefield").unique():

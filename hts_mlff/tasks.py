@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from hts_mlff.engine.observers import THERMO_FIELDS
-from hts_mlff.spec.model import FORMAT_VERSION, Campaign
+from hts_mlff.spec.model import FORMAT_VERSION, SWEEP_AXES, Campaign
 
-AXES: tuple[str, ...] = ("forcefield", "system", "temperature_K", "pressure_bar", "seed", "window")
+AXES = SWEEP_AXES
 MAX_AUTO_PACK = 256
 
 
@@ -91,19 +90,13 @@ class Plan:
         p = self.campaign.protocol
         return p.production_steps // p.sample_every_steps + 1
 
-    def n_snapshots(self, every: int) -> int:
-        return 0 if every <= 0 else (self.n_frames - 1) // every + 1
-
     @property
     def estimated_store_bytes(self) -> int:
-        """Uncompressed bytes of the arrays of every task (an upper bound on disk)."""
-        p = self.campaign.protocol
-        per_task = self.n_frames * len(THERMO_FIELDS) * 8 + 64
-        snaps = sum(
-            self.n_snapshots(every)
-            for every in (p.save_positions_every_samples, p.save_velocities_every_samples, p.save_forces_every_samples)
-        )
-        per_task += snaps * self.max_atoms * 3 * 8
+        """Uncompressed bytes of the arrays of every task (an upper bound on disk), from the
+        table of stored quantities."""
+        from hts_mlff.store.quantities import bytes_per_task
+
+        per_task = bytes_per_task(self.campaign, n_frames=self.n_frames, max_atoms=self.max_atoms)
         return per_task * len(self.tasks)
 
 

@@ -26,8 +26,7 @@ import numpy as np
 import xarray as xr
 
 from hts_mlff.engine.guard import FailureReason
-
-GROUP_AXES = ("forcefield", "temperature_K", "pressure_bar")
+from hts_mlff.spec.model import STATE_POINT_AXES as GROUP_AXES
 
 
 def trajectory_stability(ds: xr.Dataset, *, structure: xr.Dataset | None = None) -> xr.Dataset:

@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hts_mlff.analysis.conductivity import arrhenius_fit, nernst_einstein, number_density_per_cm3
+from hts_mlff.analysis.arrhenius import arrhenius_fit
+from hts_mlff.analysis.conductivity import nernst_einstein, number_density_per_cm3
 from hts_mlff.analysis.diffusion import diffusion_coefficient, msd
 from hts_mlff.analysis.stability import survival_summary, trajectory_stability
 from hts_mlff.analysis.structure import compare_structure, rdf

@@ -31,28 +31,14 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hts_mlff.units import BOLTZMANN_EV_PER_K
-
-GROUP_AXES = ("forcefield", "temperature_K", "pressure_bar")
+from hts_mlff.analysis.arrhenius import arrhenius_fit, arrhenius_line
+from hts_mlff.engine.wigner_seitz import count_jumps, jump_frames
+from hts_mlff.spec.model import STATE_POINT_AXES as GROUP_AXES
 
 
 def jump_events(sites: np.ndarray, time_fs: np.ndarray, *, min_dwell_samples: int = 1) -> np.ndarray:
     """Times (fs) of the jumps of one vacancy-site series (−1 entries are ignored)."""
-    valid = np.flatnonzero(sites >= 0)
-    if len(valid) < 2:
-        return np.empty(0)
-    s, t = sites[valid], time_fs[valid]
-    current = s[0]
-    events = []
-    k = 1
-    while k < len(s):
-        if s[k] != current:
-            stay = s[k : k + min_dwell_samples]
-            if len(stay) == min_dwell_samples and (stay == s[k]).all():
-                events.append(t[k])
-                current = s[k]
-        k += 1
-    return np.asarray(events, dtype=float)
+    return np.asarray(time_fs, dtype=float)[jump_frames(sites, min_dwell_samples=min_dwell_samples)]
 
 
 def _window_kernel(sites: np.ndarray, time_fs: np.ndarray, min_dwell_samples: int) -> np.ndarray:
@@ -61,27 +47,12 @@ def _window_kernel(sites: np.ndarray, time_fs: np.ndarray, min_dwell_samples: in
     out = np.full((len(flat), 3), np.nan)
     valid = flat >= 0
     tracked = valid.any(axis=1)
-    out[:, 0] = 0.0
-    if min_dwell_samples <= 1:
-        # Forward-fill untracked samples with the last tracked site; a jump is a change of the
-        # filled series at a tracked sample.
-        columns = np.arange(flat.shape[1])
-        last = np.maximum.accumulate(np.where(valid, columns, -1), axis=1)
-        filled = np.take_along_axis(flat, np.maximum(last, 0), axis=1)
-        change = np.zeros_like(valid)
-        change[:, 1:] = (filled[:, 1:] != filled[:, :-1]) & valid[:, 1:] & (last[:, :-1] >= 0)
-        out[:, 0] = change.sum(axis=1)
-        has_jump = change.any(axis=1)
-        out[has_jump, 1] = time_fs[np.argmax(change[has_jump], axis=1)]
-    else:
-        for k in np.flatnonzero(tracked):
-            events = jump_events(flat[k], time_fs, min_dwell_samples=min_dwell_samples)
-            out[k, 0] = len(events)
-            out[k, 1] = events[0] if len(events) else np.nan
+    counts, first_frame = count_jumps(flat, min_dwell_samples=min_dwell_samples)
+    out[:, 0] = counts
     first_valid = np.argmax(valid, axis=1)
     last_valid = flat.shape[1] - 1 - np.argmax(valid[:, ::-1], axis=1)
     start = time_fs[first_valid]
-    out[:, 1] -= start
+    out[:, 1] = np.where(first_frame >= 0, time_fs[np.maximum(first_frame, 0)], np.nan) - start
     out[:, 2] = np.where(tracked, time_fs[last_valid] - start, np.nan)
     return out.reshape(*sites.shape[:-1], 3)
 
@@ -218,55 +189,6 @@ def jump_rates(windows: xr.Dataset, *, by: tuple[str, ...] = GROUP_AXES, n_boots
 
 
 # ----------------------------------------------------------------------------- Arrhenius
-ARRHENIUS_FIELDS = (
-    "barrier_eV",
-    "barrier_low_eV",
-    "barrier_high_eV",
-    "prefactor_THz",
-    "prefactor_low_THz",
-    "prefactor_high_THz",
-    "n_temperatures",
-    "reduced_chi2",
-)
-
-
-def _weighted_arrhenius(rate: np.ndarray, events: np.ndarray, temperature_K: np.ndarray, confidence: float):
-    """Weighted least squares of ln r = ln ν₀ − E_b/(k_B T); see :func:`rate_arrhenius`."""
-    from scipy import stats
-
-    good = np.isfinite(rate) & (rate > 0) & np.isfinite(events) & (events > 0)
-    n = int(good.sum())
-    out = np.full(len(ARRHENIUS_FIELDS), np.nan)
-    out[6] = n
-    if n < 2:
-        return out
-    x = 1.0 / (BOLTZMANN_EV_PER_K * temperature_K[good])  # 1/eV
-    y = np.log(rate[good])
-    w = events[good]  # 1/σ² of ln r̂: Var(ln r̂) ≈ 1/(number of events)
-    design = np.stack([np.ones(n), -x], axis=1)
-    normal = design.T @ (w[:, None] * design)
-    covariance = np.linalg.inv(normal)
-    log_nu0, barrier = covariance @ (design.T @ (w * y))
-    residual = y - design @ np.array([log_nu0, barrier])
-    chi2_red = float(w @ residual**2 / (n - 2)) if n > 2 else np.nan
-    if n > 2 and chi2_red > 1.0:  # scatter beyond counting noise: widen (Birge ratio) and use Student t
-        covariance = covariance * chi2_red
-        quantile = stats.t.ppf(0.5 + confidence / 2, n - 2)
-    else:
-        quantile = stats.norm.ppf(0.5 + confidence / 2)
-    se_log_nu0, se_barrier = np.sqrt(np.diag(covariance))
-    out[:6] = [
-        barrier,
-        barrier - quantile * se_barrier,
-        barrier + quantile * se_barrier,
-        np.exp(log_nu0),
-        np.exp(log_nu0 - quantile * se_log_nu0),
-        np.exp(log_nu0 + quantile * se_log_nu0),
-    ]
-    out[7] = chi2_red
-    return out
-
-
 def rate_arrhenius(
     rates: xr.Dataset,
     *,
@@ -277,37 +199,22 @@ def rate_arrhenius(
 ) -> xr.Dataset:
     r"""Fit r = ν₀ exp(−E_b / k_B T) over ``temperature_K`` for every other coordinate.
 
-    Weighted least squares of ln r against 1/(k_B T), each temperature weighted by its number
-    of observed events k (Var ln r̂ ≈ 1/k for a Poisson count; ``events`` names the count that
+    :func:`hts_mlff.analysis.arrhenius.arrhenius_fit` with the counts error model: each
+    temperature weighted by its number of observed events k (``events`` names the count that
     matches ``rate``: ``n_windows_with_jump`` for the MLE, ``n_jumps`` for the all-jumps rate).
-    Temperatures without a jump carry no information on ln r and are left out. When the scatter
-    exceeds counting noise (reduced χ² > 1) the covariance is scaled by χ²_red and the interval
-    uses Student's t with n − 2 degrees of freedom; otherwise the normal quantile.
 
-    Returns, per (forcefield, pressure_bar, …): ``barrier_eV`` with ``barrier_low_eV`` /
-    ``barrier_high_eV``, ``prefactor_THz`` (ν₀ in 1/ps) with its interval, ``n_temperatures``,
-    ``reduced_chi2``; with ``debye_frequency_THz`` also ``prefactor_over_debye``. Works on
-    dask-backed input (xarray in, xarray out).
+    Returns, per (forcefield, pressure_bar, …), the Arrhenius outputs: ``activation_energy_eV``
+    (the barrier E_b) with its interval, ``prefactor`` (ν₀ in 1/ps = THz) with its interval,
+    ``n_temperatures``, ``reduced_chi2``; with ``debye_frequency_THz`` also
+    ``prefactor_over_debye``. Works on dask-backed input (xarray in, xarray out).
     """
-    temperature = rates["temperature_K"].astype(float)
-    fitted = xr.apply_ufunc(
-        _weighted_arrhenius,
-        rates[rate],
-        rates[events].astype(float),
-        temperature,
-        input_core_dims=[["temperature_K"], ["temperature_K"], ["temperature_K"]],
-        output_core_dims=[["arrhenius"]],
-        kwargs={"confidence": confidence},
-        vectorize=True,
-        dask="parallelized",
-        output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"arrhenius": len(ARRHENIUS_FIELDS)}},
-    )
-    out = xr.Dataset({name: fitted.isel(arrhenius=k, drop=True) for k, name in enumerate(ARRHENIUS_FIELDS)})
+    out = arrhenius_fit(rates[rate], weights=rates[events], confidence=confidence)
+    for name in ("prefactor", "prefactor_low", "prefactor_high"):
+        out[name].attrs["units"] = "THz"
     if debye_frequency_THz is not None:
         out["debye_frequency_THz"] = debye_frequency_THz
-        out["prefactor_over_debye"] = out["prefactor_THz"] / out["debye_frequency_THz"]
-    out.attrs = {"rate": rate, "events": events, "confidence": confidence}
+        out["prefactor_over_debye"] = out["prefactor"] / out["debye_frequency_THz"]
+    out.attrs.update(rate=rate, events=events)
     return out
 
 
@@ -348,15 +255,13 @@ def plot_rate_arrhenius(
             low = np.clip(r - one[low_name].values, 0, None)
             high = np.clip(one[high_name].values - r, 0, None)
             ax.errorbar(1000 / t[shown], r[shown], yerr=[low[shown], high[shown]], fmt="o", color=color, capsize=3)
-            barrier, nu0 = float(fit["barrier_eV"]), float(fit["prefactor_THz"])
+            barrier, nu0 = float(fit["activation_energy_eV"]), float(fit["prefactor"])
             label = f"{ff}: E_b = {barrier * 1e3:.1f} meV, ν₀ = {nu0:.3g} THz"
             if "debye_frequency_THz" in fit:
                 label += f" (ν_D {float(fit['debye_frequency_THz']):.2g})"
             if np.isfinite(barrier):
                 grid = np.linspace(t.min(), t.max(), 50)
-                ax.plot(
-                    1000 / grid, nu0 * np.exp(-barrier / (BOLTZMANN_EV_PER_K * grid)), "-", color=color, label=label
-                )
+                ax.plot(1000 / grid, arrhenius_line(fit, grid), "-", color=color, label=label)
             else:
                 ax.plot([], [], "o", color=color, label=f"{ff}: too few temperatures with jumps")
         ax.set_yscale("log")

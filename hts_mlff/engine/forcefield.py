@@ -65,7 +65,7 @@ class ForceField(ABC):
 
     def as_ase_calculator(self, *, device: str = "cpu", dtype: torch.dtype = torch.float64):
         """An ASE Calculator (energy, forces, stress) backed by this force field."""
-        from hts_mlff.forcefields.ase_adapter import ForceFieldCalculator
+        from hts_mlff.engine.ase_calculator import ForceFieldCalculator
 
         return ForceFieldCalculator(self, device=device, dtype=dtype)
 

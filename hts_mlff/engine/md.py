@@ -2,8 +2,9 @@
 
 This is the engine's entry point; it knows nothing of Dask, Zarr or campaign files. Its
 inputs are a state, a force field, a protocol and per-replica targets and random keys;
-its output is a :class:`PackResult` of numpy arrays. A checkpoint (the full integrator
-state: positions, velocities, cells, step, guard and recorder buffers; the random
+observers (:mod:`hts_mlff.engine.observers`) reduce every sample; its output is a
+:class:`PackResult` of numpy arrays keyed by quantity name. A checkpoint (the full integrator
+state: positions, velocities, cells, step, guard and observer buffers; the random
 generator is counter-based, so the step is its state) can be taken at any step and the
 run resumed from it bit-identically.
 """
@@ -11,7 +12,7 @@ run resumed from it bit-identically.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,10 +24,9 @@ from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.guard import GuardLimits, StabilityGuard
 from hts_mlff.engine.integrators import Dynamics
 from hts_mlff.engine.neighbors import NeighborList
-from hts_mlff.engine.observers import Recorder
+from hts_mlff.engine.observers import Observer, ThermoObserver
 from hts_mlff.engine.rng import ReplicaRandom, Stream
 from hts_mlff.engine.state import BatchState, sum_per_system
-from hts_mlff.engine.wigner_seitz import jump_summary
 from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
 
 
@@ -42,9 +42,8 @@ class MDProtocol:
     friction_per_fs: float = 0.01
     barostat_time_constant_fs: float = 2000.0
     compressibility_per_bar: float = 5e-5
-    positions_every_samples: int = 0
-    velocities_every_samples: int = 0
-    forces_every_samples: int = 0
+    #: Temperature of the initial Maxwell–Boltzmann velocities (None: each replica's target).
+    initial_temperature_K: float | None = None
     #: Thermostat target ramps linearly from the replica's temperature to this over production.
     final_temperature_K: float | None = None
     skin_A: float = 1.0
@@ -59,31 +58,51 @@ class MDProtocol:
     def n_frames(self) -> int:
         return self.production_steps // self.sample_every_steps + 1
 
+    @property
+    def sample_times_fs(self) -> np.ndarray:
+        """(n_frames,) times of the samples since production start (fs); the store's ``time_fs``."""
+        return np.arange(self.n_frames) * (self.timestep_fs * self.sample_every_steps)
+
 
 @dataclass
 class PackResult:
-    """Per-replica results of a pack (numpy; shapes in :class:`Recorder`)."""
+    """What a pack produced.
 
+    Attributes:
+        arrays: quantity name → (n_systems, …) numpy array: every observer's results plus the
+            pack's own ``n_atoms``, ``atomic_numbers`` (padded with 0), ``failure_step``,
+            ``failure_reason``, ``final_positions`` (padded with NaN, Å) and ``final_cell`` (Å).
+            The names are those of the store's table of quantities.
+        time_fs: (n_frames,) sample times since production start.
+        atom_steps, wall_s, n_neighbor_builds: what it cost.
+    """
+
+    arrays: dict[str, np.ndarray]
     time_fs: np.ndarray
-    thermo: dict[str, np.ndarray]
-    positions: np.ndarray | None
-    velocities: np.ndarray | None
-    forces: np.ndarray | None
-    cells: np.ndarray | None
-    atomic_numbers: np.ndarray
-    vacancy_site: np.ndarray | None
-    n_vacant: np.ndarray | None
-    #: (n_systems,) jumps of the vacancy and time of the first (NaN: none), when tracked.
-    vacancy_jumps: np.ndarray | None
-    first_vacancy_jump_fs: np.ndarray | None
-    n_atoms: np.ndarray
-    failure_step: np.ndarray
-    failure_reason: np.ndarray
-    final_positions: list[np.ndarray]
-    final_cell: np.ndarray
     atom_steps: int
     wall_s: float
     n_neighbor_builds: int
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.arrays[name]
+
+
+@dataclass
+class RunHooks:
+    """Resume and progress around :func:`run_md` (all optional).
+
+    Attributes:
+        resume_from: a dict produced by ``on_checkpoint`` earlier: continue from it.
+        checkpoint_every_steps: call ``on_checkpoint`` this often (0: never).
+        on_checkpoint: receives the full integrator state (positions, velocities, cells, step,
+            guard and observer buffers; the random generator is counter-based, so the step is its state).
+        on_progress: called with the number of steps done since the last call.
+    """
+
+    resume_from: dict[str, Any] | None = None
+    checkpoint_every_steps: int = 0
+    on_checkpoint: Callable[[dict[str, Any]], None] | None = None
+    on_progress: Callable[[int], None] | None = None
 
 
 def maxwell_boltzmann_velocities(state: BatchState, random: ReplicaRandom, *, temperature_K: torch.Tensor) -> None:
@@ -106,12 +125,8 @@ def run_md(
     temperature_K: torch.Tensor,
     pressure_bar: torch.Tensor,
     keys: list[int],
-    initial_temperature_K: torch.Tensor | None = None,
-    checkpoint: dict[str, Any] | None = None,
-    checkpoint_every_steps: int = 0,
-    on_checkpoint: Callable[[dict[str, Any]], None] | None = None,
-    on_progress: Callable[[int], None] | None = None,
-    vacancy_sites: list[torch.Tensor | None] | None = None,
+    observers: Sequence[Observer] = (),
+    hooks: RunHooks | None = None,
 ) -> PackResult:
     """Integrate every replica of ``state`` through equilibration and production.
 
@@ -122,20 +137,16 @@ def run_md(
         temperature_K: (n_systems,) target temperatures.
         pressure_bar: (n_systems,) target pressures (used when the ensemble is NPT).
         keys: per-replica 64-bit random keys.
-        initial_temperature_K: (n_systems,) temperatures of the initial Maxwell–Boltzmann
-            velocities (default: the targets).
-        checkpoint: a dict produced by ``on_checkpoint`` earlier: resume from it.
-        checkpoint_every_steps: call ``on_checkpoint`` this often (0: never).
-        on_progress: called with the number of steps done since the last call.
-        vacancy_sites: per replica, (m, 3) reference lattice sites in fractional coordinates
-            for Wigner–Seitz vacancy tracking at every sample (None: not tracked).
+        observers: reductions at every sample (default: thermodynamics only).
+        hooks: checkpoint, resume and progress callbacks.
     """
     keep_freed_memory()
     started = time.perf_counter()
+    hooks = hooks or RunHooks()
+    observers = list(observers) or [ThermoObserver()]
     dev, dtype = state.device, state.dtype
     random = ReplicaRandom(keys, device=dev)
     targets_t = temperature_K.to(device=dev, dtype=dtype)
-    targets_p = pressure_bar.to(device=dev, dtype=dtype)
     neighbor_list = NeighborList(forcefield.cutoff_A, skin_A=protocol.skin_A)
     dynamics = Dynamics(
         forcefield,
@@ -143,32 +154,29 @@ def run_md(
         random=random,
         timestep_fs=protocol.timestep_fs,
         temperature_K=targets_t,
-        pressure_bar=targets_p,
+        pressure_bar=pressure_bar.to(device=dev, dtype=dtype),
         friction_per_fs=protocol.friction_per_fs,
         barostat_time_constant_fs=protocol.barostat_time_constant_fs,
         compressibility_per_bar=protocol.compressibility_per_bar,
     )
-    recorder = Recorder(
-        state,
-        n_frames=protocol.n_frames,
-        positions_every_samples=protocol.positions_every_samples,
-        velocities_every_samples=protocol.velocities_every_samples,
-        forces_every_samples=protocol.forces_every_samples,
-        vacancy_sites=vacancy_sites,
-    )
-    start_step = 0
+    for observer in observers:
+        observer.start(state, n_frames=protocol.n_frames)
+    checkpoint = hooks.resume_from
+    start_step = 0 if checkpoint is None else int(checkpoint["step"])
     if checkpoint is None:
-        t0 = targets_t if initial_temperature_K is None else initial_temperature_K.to(device=dev, dtype=dtype)
+        t0 = targets_t
+        if protocol.initial_temperature_K is not None:
+            t0 = torch.full_like(targets_t, protocol.initial_temperature_K)
         maxwell_boltzmann_velocities(state, random, temperature_K=t0)
         guard = StabilityGuard(state, limits=protocol.guard)
     else:
-        start_step = int(checkpoint["step"])
         state.positions = checkpoint["positions"].to(device=dev, dtype=dtype)
         state.velocities = checkpoint["velocities"].to(device=dev, dtype=dtype)
         state.cell = checkpoint["cell"].to(device=dev, dtype=dtype)
         guard = StabilityGuard(state, limits=protocol.guard)
         guard.load_state_dict(checkpoint["guard"], device=dev)
-        recorder.load_state_dict(checkpoint["recorder"])
+        for k, observer in enumerate(observers):
+            observer.load_state_dict({n: v.numpy() for n, v in checkpoint["observers"][k].items()})
     dynamics.set_active(guard.active)
 
     equil, sample_every = protocol.equilibration_steps, protocol.sample_every_steps
@@ -177,81 +185,77 @@ def run_md(
     def is_sample(step: int) -> bool:
         return step >= equil and (step - equil) % sample_every == 0
 
+    def sample(output, step: int) -> None:
+        guard.check(state, output, step=step, timestep_fs=protocol.timestep_fs)
+        dynamics.set_active(guard.active)
+        alive = guard.active.cpu().numpy()
+        for observer in observers:
+            observer.record(state, output, frame=(step - equil) // sample_every, alive=alive)
+
     output = dynamics.compute_forces(state, compute_stress=True)
     if start_step == 0 and is_sample(0):
-        guard.check(state, output, step=0, timestep_fs=protocol.timestep_fs)
-        dynamics.set_active(guard.active)
-        recorder.record(state, output, frame=0, active=guard.active)
+        sample(output, 0)
     pending = 0
-    ramp_steps = max(protocol.production_steps, 1)
     for step in range(start_step, protocol.total_steps):
         if protocol.final_temperature_K is not None and step >= equil:
-            fraction = (step - equil) / ramp_steps
+            fraction = (step - equil) / max(protocol.production_steps, 1)
             dynamics.temperature_K = targets_t + (protocol.final_temperature_K - targets_t) * fraction
         ensemble = protocol.ensemble if step >= equil else ("npt" if protocol.ensemble == "npt" else "nvt")
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
-        if is_sample(after) or after % guard_every == 0:
+        if is_sample(after):
+            sample(output, after)
+        elif after % guard_every == 0:
             guard.check(state, output, step=after, timestep_fs=protocol.timestep_fs)
             dynamics.set_active(guard.active)
-        if is_sample(after):
-            recorder.record(state, output, frame=(after - equil) // sample_every, active=guard.active)
         pending += 1
-        if on_progress is not None and pending >= sample_every:
-            on_progress(pending)
+        if hooks.on_progress is not None and pending >= sample_every:
+            hooks.on_progress(pending)
             pending = 0
-        if (
-            on_checkpoint is not None
-            and checkpoint_every_steps > 0
-            and after % checkpoint_every_steps == 0
-            and after < protocol.total_steps
-        ):
-            on_checkpoint(
-                {
-                    "step": after,
-                    "positions": state.positions.detach().cpu().clone(),
-                    "velocities": state.velocities.detach().cpu().clone(),
-                    "cell": state.cell.detach().cpu().clone(),
-                    "guard": guard.state_dict(),
-                    "recorder": {k: torch.from_numpy(v.copy()) for k, v in recorder.state_dict().items()},
-                }
-            )
-    if on_progress is not None and pending:
-        on_progress(pending)
+        every = hooks.checkpoint_every_steps
+        if hooks.on_checkpoint is not None and every > 0 and after % every == 0 and after < protocol.total_steps:
+            hooks.on_checkpoint(_checkpoint(state, guard, observers, step=after))
+    if hooks.on_progress is not None and pending:
+        hooks.on_progress(pending)
 
-    offsets = state.system_offsets().tolist()
-    positions_np = state.positions.detach().cpu().double().numpy()
-    time_fs = np.arange(protocol.n_frames) * sample_every * protocol.timestep_fs
-    jumps, first_jump = None, None
-    if recorder.vacancy_site is not None:
-        jumps, first_frame = jump_summary(recorder.vacancy_site, recorder.n_vacant)
-        first_jump = np.where(first_frame >= 0, time_fs[np.maximum(first_frame, 0)], np.nan)
+    time_fs = protocol.sample_times_fs
+    arrays = _pack_arrays(state, guard)
+    for observer in observers:
+        arrays.update(observer.results(time_fs=time_fs))
     return PackResult(
+        arrays=arrays,
         time_fs=time_fs,
-        thermo=recorder.thermo,
-        positions=recorder.positions,
-        velocities=recorder.velocities,
-        forces=recorder.forces,
-        cells=recorder.cells,
-        atomic_numbers=_padded_atomic_numbers(state),
-        vacancy_site=recorder.vacancy_site,
-        n_vacant=recorder.n_vacant,
-        vacancy_jumps=jumps,
-        first_vacancy_jump_fs=first_jump,
-        n_atoms=state.atoms_per_system.cpu().numpy(),
-        failure_step=guard.failure_step.cpu().numpy(),
-        failure_reason=guard.failure_reason.cpu().numpy(),
-        final_positions=[positions_np[offsets[s] : offsets[s + 1]] for s in range(state.n_systems)],
-        final_cell=state.cell.detach().cpu().double().numpy(),
         atom_steps=state.n_atoms * (protocol.total_steps - start_step),
         wall_s=time.perf_counter() - started,
         n_neighbor_builds=neighbor_list.n_builds,
     )
 
 
-def _padded_atomic_numbers(state: BatchState) -> np.ndarray:
-    """(n_systems, max_atoms) int32 atomic numbers, 0 where a replica has fewer atoms."""
+def _checkpoint(state: BatchState, guard: StabilityGuard, observers: list[Observer], *, step: int) -> dict[str, Any]:
+    return {
+        "step": step,
+        "positions": state.positions.detach().cpu().clone(),
+        "velocities": state.velocities.detach().cpu().clone(),
+        "cell": state.cell.detach().cpu().clone(),
+        "guard": guard.state_dict(),
+        "observers": [{k: torch.from_numpy(v.copy()) for k, v in o.state_dict().items()} for o in observers],
+    }
+
+
+def _pack_arrays(state: BatchState, guard: StabilityGuard) -> dict[str, np.ndarray]:
+    """The pack's own per-replica arrays, padded to the largest replica (see :class:`PackResult`)."""
     counts = state.atoms_per_system.cpu().numpy()
-    out = np.zeros((state.n_systems, int(counts.max())), dtype=np.int32)
-    out[state.system_idx.cpu().numpy(), state.local_atom_index().cpu().numpy()] = state.atomic_numbers.cpu().numpy()
-    return out
+    n, max_atoms = state.n_systems, int(counts.max())
+    rows, columns = state.system_idx.cpu().numpy(), state.local_atom_index().cpu().numpy()
+    atomic_numbers = np.zeros((n, max_atoms), dtype=np.int32)
+    atomic_numbers[rows, columns] = state.atomic_numbers.cpu().numpy()
+    final_positions = np.full((n, max_atoms, 3), np.nan)
+    final_positions[rows, columns] = state.positions.detach().cpu().double().numpy()
+    return {
+        "n_atoms": counts.astype(np.int32),
+        "atomic_numbers": atomic_numbers,
+        "failure_step": guard.failure_step.cpu().numpy().astype(np.int64),
+        "failure_reason": guard.failure_reason.cpu().numpy().astype(np.int8),
+        "final_positions": final_positions,
+        "final_cell": state.cell.detach().cpu().double().numpy(),
+    }

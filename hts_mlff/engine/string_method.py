@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 
+from hts_mlff.engine.minimize import FireSchedule
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 
@@ -141,37 +142,24 @@ def _cap(move: torch.Tensor, max_step: float | None, point_dim: int) -> torch.Te
     return move * (max_step / largest.clamp_min(1e-300)).clamp(max=1.0)[:, None]
 
 
-def string_method(
-    force: Callable[[torch.Tensor], torch.Tensor],
-    start: torch.Tensor,
-    end: torch.Tensor,
-    *,
-    n_images: int = 16,
-    step: float = 1e-3,
-    max_step: float | None = None,
-    tolerance: float = 1e-3,
-    max_iterations: int = 5000,
-    fixed_ends: bool = False,
-    initial: torch.Tensor | None = None,
-    optimizer: Literal["steepest", "fire"] = "steepest",
-    point_dim: int = 0,
-    remove_translation: bool = False,
-) -> StringResult:
-    """Relax a string of images between ``start`` and ``end`` to the minimum-energy path.
+@dataclass(frozen=True)
+class StringRelaxation:
+    """How a string is relaxed.
 
-    Args:
-        force: maps (M, n_dof) coordinates to (M, n_dof) forces (one batched call per iteration).
-        start, end: (n_dof,) end states (ideally minima: with ``fixed_ends`` False they relax too).
-        n_images: M. step: Δt of the steepest-descent move (coordinate units per force unit);
-            with ``optimizer="fire"`` the initial FIRE time step (it grows to 10 × step).
+    Attributes:
+        n_images: M, including the end states.
+        step: Δt of the steepest-descent move (coordinate units per force unit); with
+            ``optimizer="fire"`` the initial FIRE time step (it grows to 10 × step).
         max_step: cap on any point's move per iteration (stability when forces are large).
         tolerance: stop when max |F⊥| over the inner images falls below this.
-        initial: (M, n_dof) starting string (default: the straight line).
+        max_iterations: give up (``converged`` False) after this many.
+        fixed_ends: keep the end images where they are (else they relax with the full force).
         optimizer: ``steepest``: φ ← φ + Δt F⊥ (the method as published; slow on stiff atomic
             systems, where Δt is set by the stiffest bond). ``fire``: the same move direction
-            driven by FIRE (Bitzek et al. 2006) over the whole string, velocities kept
-            perpendicular to the string across each reparametrisation — the fixed points are
-            the same, it converges in a few hundred iterations on atomic systems.
+            driven by FIRE (:class:`hts_mlff.engine.minimize.FireSchedule`, one group: the whole
+            string), velocities kept perpendicular to the string across each
+            reparametrisation — the fixed points are the same, it converges in a few hundred
+            iterations on atomic systems.
         point_dim: 3 for atoms (n_dof = 3N): tolerances and step caps act per atom; 0: on the
             whole vector (analytic surfaces).
         remove_translation: periodic atomic systems (needs ``point_dim``): take the rigid
@@ -179,60 +167,83 @@ def string_method(
             tangent moves the centroid, and without this the images drift along that zero mode
             and lengthen the string at no cost in energy.
     """
+
+    n_images: int = 16
+    step: float = 1e-3
+    max_step: float | None = None
+    tolerance: float = 1e-3
+    max_iterations: int = 5000
+    fixed_ends: bool = False
+    optimizer: Literal["steepest", "fire"] = "steepest"
+    point_dim: int = 0
+    remove_translation: bool = False
+
+
+def string_method(
+    force: Callable[[torch.Tensor], torch.Tensor],
+    start: torch.Tensor,
+    end: torch.Tensor,
+    *,
+    settings: StringRelaxation = StringRelaxation(),
+    initial: torch.Tensor | None = None,
+) -> StringResult:
+    """Relax a string of images between ``start`` and ``end`` to the minimum-energy path.
+
+    Args:
+        force: maps (M, n_dof) coordinates to (M, n_dof) forces (one batched call per iteration).
+        start, end: (n_dof,) end states (ideally minima: unless ``settings.fixed_ends`` they relax too).
+        settings: see :class:`StringRelaxation`.
+        initial: (M, n_dof) starting string (default: the straight line).
+    """
+    cfg = settings
     if initial is not None:
         images = initial.clone()
     else:
-        fraction = torch.linspace(0, 1, n_images, dtype=start.dtype, device=start.device)[:, None]
+        fraction = torch.linspace(0, 1, cfg.n_images, dtype=start.dtype, device=start.device)[:, None]
         images = start[None] + fraction * (end - start)[None]
     converged = False
     iteration = 0
     forces = force(images)
     perp = _perpendicular(images, forces)
-    perpendicular = _point_norms(perp, point_dim)
+    perpendicular = _point_norms(perp, cfg.point_dim)
     velocity = torch.zeros_like(images)
-    dt, dt_max, alpha, n_uphill_free = step, 10.0 * step, 0.1, 0
+    fire = FireSchedule(1, dt_start=cfg.step, dt_max=10.0 * cfg.step, dtype=images.dtype, device=images.device)
 
     def direction() -> torch.Tensor:
         # Inner images move across the string (the reparametrisation takes care of motion
         # along it); free end images relax with the full force.
         move = perp.clone()
-        move[0], move[-1] = (0.0, 0.0) if fixed_ends else (forces[0], forces[-1])
+        move[0], move[-1] = (0.0, 0.0) if cfg.fixed_ends else (forces[0], forces[-1])
         return move
 
-    while iteration < max_iterations:
+    while iteration < cfg.max_iterations:
         iteration += 1
         drive = direction()
-        if optimizer == "steepest":
-            move = step * drive
+        if cfg.optimizer == "steepest":
+            move = cfg.step * drive
         else:
-            power = float((drive * velocity).sum())
-            if power > 0:
-                v_norm = float(torch.linalg.vector_norm(velocity))
-                f_norm = max(float(torch.linalg.vector_norm(drive)), 1e-300)
-                velocity = (1 - alpha) * velocity + alpha * v_norm / f_norm * drive
-                n_uphill_free += 1
-                if n_uphill_free > 5:
-                    dt, alpha = min(1.1 * dt, dt_max), 0.99 * alpha
-            else:
-                velocity = torch.zeros_like(velocity)
-                dt, alpha, n_uphill_free = 0.5 * dt, 0.1, 0
-            velocity = velocity + dt * drive
-            move = dt * velocity
-        if remove_translation:
-            move = _without_translation(move, point_dim)
-            velocity = _without_translation(velocity, point_dim)
-        move = _cap(move, max_step, point_dim)
+            keep, mix = fire.mixing(
+                power=(drive * velocity).sum().reshape(1),
+                v_norm=torch.linalg.vector_norm(velocity).reshape(1),
+                f_norm=torch.linalg.vector_norm(drive).reshape(1),
+            )
+            velocity = keep * velocity + mix * drive + fire.dt * drive
+            move = fire.dt * velocity
+        if cfg.remove_translation:
+            move = _without_translation(move, cfg.point_dim)
+            velocity = _without_translation(velocity, cfg.point_dim)
+        move = _cap(move, cfg.max_step, cfg.point_dim)
         images = reparametrize(images + move)
         forces = force(images)
         perp = _perpendicular(images, forces)
-        perpendicular = _point_norms(perp, point_dim)
-        if optimizer == "fire":
+        perpendicular = _point_norms(perp, cfg.point_dim)
+        if cfg.optimizer == "fire":
             t = tangents(images, integrate_forces(images, forces))
             velocity = velocity - (velocity * t).sum(1, keepdim=True) * t
-            if fixed_ends:
+            if cfg.fixed_ends:
                 velocity[0], velocity[-1] = 0.0, 0.0
         inner = perpendicular[1:-1] if len(images) > 2 else perpendicular
-        if float(inner.max()) < tolerance:
+        if float(inner.max()) < cfg.tolerance:
             converged = True
             break
     segments = torch.linalg.vector_norm(images[1:] - images[:-1], dim=1)

@@ -57,31 +57,61 @@ def vacant_site(positions: torch.Tensor, sites: torch.Tensor, cell: torch.Tensor
     return (int(empty[0]) if len(empty) else -1), len(empty)
 
 
-def jump_summary(vacancy_site: np.ndarray, n_vacant: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def jump_frames(sites: np.ndarray, *, min_dwell_samples: int = 1) -> np.ndarray:
+    """Frame indices of the jumps of one (n_frames,) vacancy-site series (−1 entries are skipped).
+
+    A jump is a change of the site between consecutive tracked frames; with
+    ``min_dwell_samples`` = d > 1 a new site counts only once the vacancy has stayed there for d
+    tracked samples, which drops immediate recrossings of one saddle.
+    """
+    valid = np.flatnonzero(sites >= 0)
+    if len(valid) < 2:
+        return np.empty(0, dtype=np.int64)
+    s = sites[valid]
+    current, events = s[0], []
+    for k in range(1, len(s)):
+        if s[k] != current:
+            stay = s[k : k + min_dwell_samples]
+            if len(stay) == min_dwell_samples and (stay == s[k]).all():
+                events.append(valid[k])
+                current = s[k]
+    return np.asarray(events, dtype=np.int64)
+
+
+def count_jumps(
+    vacancy_site: np.ndarray, n_vacant: np.ndarray | None = None, *, min_dwell_samples: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Per replica: number of vacancy jumps and the frame of the first (−1: none).
 
-    A jump is a change of the vacant site between consecutive tracked frames (−1 frames are
-    skipped). Counting stops at the first frame with other than one empty site — the crystal has
-    lost its lattice there. (Recrossing filters and rates: ``hts_mlff.analysis.vacancy``.)
+    The one jump counter of the package: the worker's per-trajectory summary and the windows of
+    :mod:`hts_mlff.analysis.vacancy` both call it. Untracked frames (site −1) are skipped.
+    With ``n_vacant``, counting stops at the first tracked frame with other than one empty
+    site: the crystal has lost its lattice there (cavitation, melting, a Frenkel pair).
 
     Args:
         vacancy_site, n_vacant: (n_replicas, n_frames) int, as recorded.
+        min_dwell_samples: see :func:`jump_frames`.
     Returns:
         (n_replicas,) int32 jump counts, (n_replicas,) int32 first-jump frames.
     """
-    n = vacancy_site.shape[0]
-    counts = np.zeros(n, dtype=np.int32)
-    first = np.full(n, -1, dtype=np.int32)
-    for k in range(n):
-        last = -1
-        for frame, (site, empty) in enumerate(zip(vacancy_site[k], n_vacant[k], strict=True)):
-            if site < 0:
-                continue
-            if empty != 1:
-                break
-            if last >= 0 and site != last:
-                counts[k] += 1
-                if first[k] < 0:
-                    first[k] = frame
-            last = site
-    return counts, first
+    sites = np.asarray(vacancy_site).reshape(-1, np.shape(vacancy_site)[-1])
+    if n_vacant is not None:
+        count = np.asarray(n_vacant).reshape(sites.shape)
+        lost = np.cumsum((count != 1) & (count >= 0), axis=1) > 0
+        sites = np.where(lost, -1, sites)
+    valid = sites >= 0
+    if min_dwell_samples <= 1:
+        # Forward-fill untracked frames with the last tracked site; a jump is a change of the
+        # filled series at a tracked frame.
+        columns = np.arange(sites.shape[1])
+        last = np.maximum.accumulate(np.where(valid, columns, -1), axis=1)
+        filled = np.take_along_axis(sites, np.maximum(last, 0), axis=1)
+        change = np.zeros_like(valid)
+        change[:, 1:] = (filled[:, 1:] != filled[:, :-1]) & valid[:, 1:] & (last[:, :-1] >= 0)
+        counts = change.sum(axis=1)
+        first = np.where(change.any(axis=1), np.argmax(change, axis=1), -1)
+    else:
+        rows = [jump_frames(row, min_dwell_samples=min_dwell_samples) for row in sites]
+        counts = np.array([len(r) for r in rows], dtype=np.int64)
+        first = np.array([r[0] if len(r) else -1 for r in rows], dtype=np.int64)
+    return counts.astype(np.int32), first.astype(np.int32)

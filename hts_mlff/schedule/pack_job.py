@@ -1,8 +1,11 @@
-"""Run one pack where a worker stands: build, integrate, write its own store region.
+"""Run one pack where a worker stands: build its inputs, integrate, write its own store region.
 
-This is the function Dask workers execute. It imports the engine and the store but not
-Dask: results go straight from the worker into the store (whole chunks of its own), then
-the completion markers are written, last. The coordinator only receives a small summary.
+This is the function Dask workers execute (only :func:`_worker_index` asks Dask which worker
+it is, to pick a GPU). :func:`build_pack_inputs` builds the pack from its job through the
+runtime layer (device, cached force fields and lattices) and the table of stored quantities
+(observers); :func:`write_pack_results` writes the pack's rows straight from the worker into
+the store (whole chunks of its own), then the completion markers, last. The coordinator only
+receives a small summary.
 """
 
 from __future__ import annotations
@@ -18,23 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from hts_mlff import runtime
+from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.guard import FailureReason, GuardLimits
-from hts_mlff.engine.lattice import fcc_lattice_constant_A, relaxed_fcc
-from hts_mlff.engine.md import MDProtocol, run_md
+from hts_mlff.engine.md import MDProtocol, PackResult, RunHooks, run_md
 from hts_mlff.engine.minimize import fire_minimize
+from hts_mlff.engine.observers import Observer
 from hts_mlff.engine.rng import replica_key
-from hts_mlff.engine.state import state_from_atoms
-from hts_mlff.forcefields.registry import build_forcefield
-from hts_mlff.spec.model import Campaign, FccSystem
+from hts_mlff.engine.state import BatchState, state_from_atoms
+from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore
-from hts_mlff.systems import build_system, fcc_lattice_A, reference_sites
-from hts_mlff.tasks import forcefield_checksum
-
-_FORCEFIELD_CACHE: dict[str, Any] = {}
-_LATTICE_CACHE: dict[tuple, float] = {}
+from hts_mlff.store.quantities import observers_for
+from hts_mlff.systems import build_system
 
 
 @dataclass
@@ -50,17 +50,6 @@ class PackJob:
     tasks: list[dict[str, Any]]
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` → CUDA when present, else CPU. On CUDA, worker k of a job uses GPU k."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cpu":
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        raise RuntimeError("execution.device is 'cuda' but no CUDA device is available on this worker")
-    return torch.device(f"cuda:{_worker_index() % torch.cuda.device_count()}")
 
 
 def _worker_index() -> int:
@@ -85,9 +74,7 @@ def md_protocol(campaign: Campaign) -> MDProtocol:
         friction_per_fs=p.friction_per_fs,
         barostat_time_constant_fs=p.barostat_time_constant_fs,
         compressibility_per_bar=p.compressibility_per_bar,
-        positions_every_samples=p.save_positions_every_samples,
-        velocities_every_samples=p.save_velocities_every_samples,
-        forces_every_samples=p.save_forces_every_samples,
+        initial_temperature_K=p.initial_temperature_K,
         final_temperature_K=p.final_temperature_K,
         skin_A=p.neighbor_skin_A,
         guard=GuardLimits(
@@ -105,42 +92,81 @@ def vacancy_seed(campaign_name: str, system: str, seed: int, window: int) -> int
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little")
 
 
-def _forcefield(campaign: Campaign, name: str, *, base_dir: Path):
-    spec = campaign.forcefields[name]
-    key = f"{base_dir}|{forcefield_checksum(spec, base_dir=base_dir)}"
-    if key not in _FORCEFIELD_CACHE:
-        _FORCEFIELD_CACHE[key] = build_forcefield(spec, base_dir=base_dir)
-    return _FORCEFIELD_CACHE[key]
+@dataclass
+class PackInputs:
+    """Everything :func:`run_md` needs for one pack, built where the pack runs."""
+
+    campaign: Campaign
+    state: BatchState
+    forcefield: ForceField
+    protocol: MDProtocol
+    temperature_K: torch.Tensor
+    pressure_bar: torch.Tensor
+    keys: list[int]
+    observers: list[Observer]
+    device: torch.device
+    #: The checkpoint to resume from (None: start fresh).
+    resume_from: dict[str, Any] | None = None
 
 
-def relaxed_lattice_A(
-    campaign: Campaign, system: str, pressure_bar: float, *, base_dir: Path, device: torch.device
-) -> float | None:
-    """The T = 0 lattice (Å) at ``pressure_bar`` of an FCC system with ``relax_lattice_with``
-    (None otherwise), from the named force field; cached per worker."""
-    spec = campaign.systems[system]
-    if not isinstance(spec, FccSystem) or spec.relax_lattice_with is None:
-        return None
-    ff_spec = campaign.forcefields[spec.relax_lattice_with]
-    key = (
-        forcefield_checksum(ff_spec, base_dir=base_dir),
-        spec.element,
-        spec.repeat,
-        fcc_lattice_A(spec),
-        pressure_bar,
-    )
-    if key not in _LATTICE_CACHE:
-        forcefield = _forcefield(campaign, spec.relax_lattice_with, base_dir=base_dir)
-        crystal = relaxed_fcc(
-            forcefield,
-            spec.element,
-            guess_lattice_A=fcc_lattice_A(spec),
-            repeat=spec.repeat,
-            pressure_bar=pressure_bar,
-            device=device,
+def build_pack_inputs(job: PackJob, *, worker_index: int = 0) -> PackInputs:
+    """Build a pack's state, force field, targets, random keys and observers from its job.
+
+    Replicas are built from their tasks alone (system, seed, window, pressure), so a task's
+    trajectory does not depend on which pack it is in.
+    """
+    campaign = Campaign.model_validate_json(job.spec_json)
+    device = runtime.resolve_device(campaign.execution.device, index=worker_index)
+    dtype = runtime.resolve_dtype(campaign.execution.dtype)
+    base_dir = Path(job.base_dir)
+    systems = [campaign.systems[t["system"]] for t in job.tasks]
+    atoms_list = [
+        build_system(
+            spec,
+            base_dir=base_dir,
+            vacancy_seed=vacancy_seed(job.campaign_name, t["system"], t["seed"], t["window"]),
+            lattice_A=runtime.campaign_lattice_A(
+                campaign, t["system"], t["pressure_bar"], base_dir=base_dir, device=device
+            ),
         )
-        _LATTICE_CACHE[key] = fcc_lattice_constant_A(crystal, spec.repeat)
-    return _LATTICE_CACHE[key]
+        for spec, t in zip(systems, job.tasks, strict=True)
+    ]
+    task_ids = [t["task_id"] for t in job.tasks]
+    return PackInputs(
+        campaign=campaign,
+        state=state_from_atoms(atoms_list, device=device, dtype=dtype),
+        forcefield=runtime.forcefield(campaign.forcefields[job.tasks[0]["forcefield"]], base_dir=base_dir),
+        protocol=md_protocol(campaign),
+        temperature_K=torch.tensor([t["temperature_K"] for t in job.tasks], dtype=dtype),
+        pressure_bar=torch.tensor([t["pressure_bar"] for t in job.tasks], dtype=dtype),
+        keys=[replica_key(job.campaign_name, task_id) for task_id in task_ids],
+        observers=list(observers_for(campaign, systems).values()),
+        device=device,
+        resume_from=_load_checkpoint(CampaignStore(job.store_path).checkpoint_path(job.pack_index), task_ids=task_ids),
+    )
+
+
+def write_pack_results(job: PackJob, result: PackResult, *, device: torch.device, resumed_from_step: int) -> None:
+    """Write the pack's rows (whole chunks of its own), then every task's completion marker, last."""
+    store = CampaignStore(job.store_path)
+    store.write_pack(slot_start=job.slot_start, arrays=result.arrays)
+    host = socket.gethostname()
+    for k, task in enumerate(job.tasks):
+        store.mark_done(
+            task["task_id"],
+            {
+                "task_id": task["task_id"],
+                "slot": job.slot_start + k,
+                "pack": job.pack_index,
+                "failure_step": int(result["failure_step"][k]),
+                "failure_reason": FailureReason(int(result["failure_reason"][k])).name.lower(),
+                "device": str(device),
+                "host": host,
+                "resumed_from_step": resumed_from_step,
+                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+        )
+    store.checkpoint_path(job.pack_index).unlink(missing_ok=True)
 
 
 def run_pack_job(job: PackJob) -> dict[str, Any]:
@@ -148,62 +174,29 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     started = time.perf_counter()
     if job.threads:
         torch.set_num_threads(job.threads)
-    campaign = Campaign.model_validate_json(job.spec_json)
     store = CampaignStore(job.store_path)
+    summary: dict[str, Any] = {"pack": job.pack_index, "n_tasks": len(job.tasks), "host": socket.gethostname()}
     markers = [store.done_dir / f"{t['task_id']}.json" for t in job.tasks]
     if all(m.is_file() for m in markers):
         # A rerun of a pack that finished on a worker retired before it could report.
         _log(f"pack {job.pack_index}: already complete in the store")
-        return {
-            "pack": job.pack_index,
-            "n_tasks": len(job.tasks),
-            "n_failed": _count_failed(markers),
-            "atom_steps": 0,
-            "md_wall_s": 0.0,
-            "wall_s": time.perf_counter() - started,
-            "device": "",
-            "host": socket.gethostname(),
-            "resumed_from_step": 0,
-            "already_complete": True,
-        }
-    execution = campaign.execution
-    device = resolve_device(execution.device)
-    dtype = torch.float64 if execution.dtype == "float64" else torch.float32
-    base_dir = Path(job.base_dir)
-
-    ff_name = job.tasks[0]["forcefield"]
-    forcefield = _forcefield(campaign, ff_name, base_dir=base_dir)
-    atoms_list = [
-        build_system(
-            campaign.systems[t["system"]],
-            base_dir=base_dir,
-            vacancy_seed=vacancy_seed(job.campaign_name, t["system"], t["seed"], t["window"]),
-            lattice_A=relaxed_lattice_A(campaign, t["system"], t["pressure_bar"], base_dir=base_dir, device=device),
-        )
-        for t in job.tasks
-    ]
-    state = state_from_atoms(atoms_list, device=device, dtype=dtype)
-    temperature = torch.tensor([t["temperature_K"] for t in job.tasks], dtype=dtype)
-    pressure = torch.tensor([t["pressure_bar"] for t in job.tasks], dtype=dtype)
-    keys = [replica_key(job.campaign_name, t["task_id"]) for t in job.tasks]
-
-    checkpoint_path = store.checkpoint_path(job.pack_index)
-    checkpoint = _load_checkpoint(checkpoint_path, task_ids=[t["task_id"] for t in job.tasks])
-    if checkpoint is None and campaign.protocol.minimize.max_steps > 0:
+        summary.update(n_failed=_count_failed(markers), atom_steps=0, md_wall_s=0.0, device="", resumed_from_step=0)
+        return {**summary, "wall_s": time.perf_counter() - started, "already_complete": True}
+    inputs = build_pack_inputs(job, worker_index=_worker_index())
+    resumed_from = int(inputs.resume_from["step"]) if inputs.resume_from else 0
+    minimize = inputs.campaign.protocol.minimize
+    if inputs.resume_from is None and minimize.max_steps > 0:
         fire_minimize(
-            state,
-            forcefield,
-            fmax_eV_per_A=campaign.protocol.minimize.fmax_eV_per_A,
-            max_steps=campaign.protocol.minimize.max_steps,
-            relax_cell=campaign.protocol.minimize.relax_cell,
-            pressure_bar=pressure.to(device),
+            inputs.state,
+            inputs.forcefield,
+            fmax_eV_per_A=minimize.fmax_eV_per_A,
+            max_steps=minimize.max_steps,
+            relax_cell=minimize.relax_cell,
+            pressure_bar=inputs.pressure_bar.to(inputs.device),
         )
-    initial_t = None
-    if campaign.protocol.initial_temperature_K is not None:
-        initial_t = torch.full_like(temperature, campaign.protocol.initial_temperature_K)
-
-    if checkpoint is not None:
-        _log(f"pack {job.pack_index}: resuming from the checkpoint at step {int(checkpoint['step'])}")
+    if resumed_from:
+        _log(f"pack {job.pack_index}: resuming from the checkpoint at step {resumed_from}")
+    checkpoint_path = store.checkpoint_path(job.pack_index)
 
     def save_checkpoint(data: dict[str, Any]) -> None:
         data = {**data, "task_ids": [t["task_id"] for t in job.tasks]}
@@ -212,70 +205,30 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         os.replace(tmp, checkpoint_path)
         _log(f"pack {job.pack_index}: checkpoint at step {data['step']}")
 
-    result = run_md(
-        state,
-        forcefield,
-        protocol=md_protocol(campaign),
-        temperature_K=temperature,
-        pressure_bar=pressure,
-        keys=keys,
-        initial_temperature_K=initial_t,
-        checkpoint=checkpoint,
-        checkpoint_every_steps=execution.checkpoint_every_steps,
-        vacancy_sites=_vacancy_sites(campaign, job),
+    hooks = RunHooks(
+        resume_from=inputs.resume_from,
+        checkpoint_every_steps=inputs.campaign.execution.checkpoint_every_steps,
         on_checkpoint=save_checkpoint,
     )
-
-    n = len(job.tasks)
-    max_atoms = max(len(p) for p in result.final_positions)
-    final_positions = np.full((n, max_atoms, 3), np.nan)
-    for k, pos in enumerate(result.final_positions):
-        final_positions[k, : len(pos)] = pos
-    arrays: dict[str, np.ndarray] = dict(result.thermo)
-    arrays.update(
-        n_atoms=result.n_atoms.astype(np.int32),
-        failure_step=result.failure_step.astype(np.int64),
-        failure_reason=result.failure_reason.astype(np.int8),
-        final_positions=final_positions,
-        final_cell=result.final_cell,
+    result = run_md(
+        inputs.state,
+        inputs.forcefield,
+        protocol=inputs.protocol,
+        temperature_K=inputs.temperature_K,
+        pressure_bar=inputs.pressure_bar,
+        keys=inputs.keys,
+        observers=inputs.observers,
+        hooks=hooks,
     )
-    if result.positions is not None:
-        arrays["positions"] = result.positions
-    arrays["atomic_numbers"] = result.atomic_numbers
-    for name in ("velocities", "forces", "cells", "vacancy_site", "n_vacant", "vacancy_jumps", "first_vacancy_jump_fs"):
-        value = getattr(result, name)
-        if value is not None:
-            arrays[name] = value
-    store.write_pack(slot_start=job.slot_start, arrays=arrays)
-    host = socket.gethostname()
-    for k, task in enumerate(job.tasks):
-        step = int(result.failure_step[k])
-        store.mark_done(
-            task["task_id"],
-            {
-                "task_id": task["task_id"],
-                "slot": job.slot_start + k,
-                "pack": job.pack_index,
-                "failure_step": step,
-                "failure_reason": FailureReason(int(result.failure_reason[k])).name.lower(),
-                "device": str(device),
-                "host": host,
-                "resumed_from_step": int(checkpoint["step"]) if checkpoint else 0,
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            },
-        )
-    checkpoint_path.unlink(missing_ok=True)
-    return {
-        "pack": job.pack_index,
-        "n_tasks": n,
-        "n_failed": int((result.failure_step >= 0).sum()),
-        "atom_steps": result.atom_steps,
-        "md_wall_s": result.wall_s,
-        "wall_s": time.perf_counter() - started,
-        "device": str(device),
-        "host": host,
-        "resumed_from_step": int(checkpoint["step"]) if checkpoint else 0,
-    }
+    write_pack_results(job, result, device=inputs.device, resumed_from_step=resumed_from)
+    summary.update(
+        n_failed=int((result["failure_step"] >= 0).sum()),
+        atom_steps=result.atom_steps,
+        md_wall_s=result.wall_s,
+        device=str(inputs.device),
+        resumed_from_step=resumed_from,
+    )
+    return {**summary, "wall_s": time.perf_counter() - started}
 
 
 def _count_failed(markers: list[Path]) -> int:
@@ -297,14 +250,3 @@ def _load_checkpoint(path: Path, *, task_ids: list[str]) -> dict[str, Any] | Non
     if data.get("task_ids") != task_ids:
         return None
     return data
-
-
-def _vacancy_sites(campaign: Campaign, job: PackJob) -> list[torch.Tensor | None] | None:
-    """Reference lattice sites (fractional) of every replica when the campaign tracks vacancies."""
-    if "vacancy" not in campaign.analyses:
-        return None
-    out = []
-    for task in job.tasks:
-        sites = reference_sites(campaign.systems[task["system"]])
-        out.append(None if sites is None else torch.as_tensor(sites, dtype=torch.float64))
-    return out

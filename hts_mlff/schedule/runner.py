@@ -22,7 +22,8 @@ import numpy as np
 
 from hts_mlff.schedule.pack_job import PackJob, md_protocol, run_pack_job
 from hts_mlff.spec.load import LoadedCampaign
-from hts_mlff.store.layout import CampaignStore, StoreError, StoreLayout
+from hts_mlff.store.layout import CampaignStore, StoreError
+from hts_mlff.store.quantities import array_specs, sample_coordinates
 from hts_mlff.tasks import AXES, Plan, expand
 
 
@@ -58,20 +59,6 @@ def manifest_of(plan: Plan) -> dict[str, Any]:
     return {"columns": columns, "packs": packs, "chunk_size": plan.chunk_size}
 
 
-def layout_of(plan: Plan) -> StoreLayout:
-    p = plan.campaign.protocol
-    return StoreLayout(
-        n_slots=plan.n_slots,
-        chunk_size=plan.chunk_size,
-        n_frames=plan.n_frames,
-        max_atoms=plan.max_atoms,
-        n_position_snapshots=plan.n_snapshots(p.save_positions_every_samples),
-        n_velocity_snapshots=plan.n_snapshots(p.save_velocities_every_samples),
-        n_force_snapshots=plan.n_snapshots(p.save_forces_every_samples),
-        vacancy_tracking="vacancy" in plan.campaign.analyses,
-    )
-
-
 def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
     """Create the store, or check that an existing one belongs to this campaign.
 
@@ -99,25 +86,21 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
             )
         store.clean_partial_files()
         return store
-    protocol = md_protocol(loaded.spec)
-    dt = protocol.timestep_fs * protocol.sample_every_steps
-    snapshot_times = {}
-    for name, every in (
-        ("position_time_fs", protocol.positions_every_samples),
-        ("velocity_time_fs", protocol.velocities_every_samples),
-        ("force_time_fs", protocol.forces_every_samples),
-    ):
-        if every > 0:
-            snapshot_times[name] = np.arange(plan.n_snapshots(every)) * every * dt
+    campaign = loaded.spec
+    sizes = {"n_slots": plan.n_slots, "chunk_size": plan.chunk_size, "n_frames": plan.n_frames}
+    sizes["max_atoms"] = plan.max_atoms
+    time_fs = md_protocol(campaign).sample_times_fs
     store.create(
-        layout=layout_of(plan),
-        campaign_name=loaded.spec.name,
-        campaign_file=str(loaded.path),
-        campaign_text=loaded.text,
-        spec_json=spec_json,
+        arrays=array_specs(campaign, **sizes),
+        coords=sample_coordinates(campaign, time_fs=time_fs),
         manifest=manifest_of(plan),
-        time_fs=np.arange(plan.n_frames) * dt,
-        snapshot_times=snapshot_times,
+        provenance={
+            "campaign": campaign.name,
+            "spec_json": spec_json,
+            "campaign_file": str(loaded.path),
+            "campaign_text": loaded.text,
+            "layout": sizes,
+        },
     )
     return store
 

@@ -22,6 +22,12 @@ from pydantic import (
 
 FORMAT_VERSION = 1
 
+#: The sweep axes of a campaign, in pack-friendly order (force field, system outermost): the
+#: ``traj`` MultiIndex of a store, the columns of the task table, the keys of ``sweep``.
+SWEEP_AXES: tuple[str, ...] = ("forcefield", "system", "temperature_K", "pressure_bar", "seed", "window")
+#: The axes of a thermodynamic state point per force field: analyses pool seeds and windows over them.
+STATE_POINT_AXES: tuple[str, ...] = ("forcefield", "temperature_K", "pressure_bar")
+
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -174,7 +180,7 @@ class ProtocolSpec(Strict):
 
 
 # ----------------------------------------------------------------------------- sweep
-AxisName = Literal["seed", "temperature_K", "pressure_bar", "forcefield", "system", "window"]
+AxisName = Literal[SWEEP_AXES]
 
 
 class SweepSpec(Strict):

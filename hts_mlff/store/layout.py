@@ -4,7 +4,9 @@ Layout::
 
     store.zarr/
       zarr.json                 group attributes: format, campaign, spec hash, provenance
-      temperature_K/ …          arrays with dims (traj, time_fs[, snapshot, atom, xyz])
+      total_energy_eV/ …        one array per stored quantity (hts_mlff.store.quantities), dims
+                                (traj, time_fs), (traj, position_time_fs, atom, xyz), (traj,) …
+      time_fs/ …                sample-time coordinates (fs)
       _hts/zarr.json            bookkeeping group (not data; ignored by xarray)
       _hts/tasks.json           task table: id, sweep values, slot, pack
       _hts/done/<task>.json     completion marker, written last and atomically
@@ -25,7 +27,6 @@ import platform
 import socket
 import time
 import warnings
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,10 @@ from typing import Any
 import numpy as np
 import zarr
 
-from hts_mlff.engine.guard import FailureReason
-from hts_mlff.engine.observers import THERMO_FIELDS
 from hts_mlff.spec.model import FORMAT_VERSION
+from hts_mlff.store.quantities import ArraySpec
 
 BOOKKEEPING = "_hts"
-SNAPSHOT_CHUNK_BYTES = 64 * 2**20
 
 
 class StoreError(RuntimeError):
@@ -68,147 +67,6 @@ def atomic_write_text(path: Path, text: str) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
-
-
-@dataclass
-class StoreLayout:
-    """Shapes shared by every pack of a store."""
-
-    n_slots: int
-    chunk_size: int
-    n_frames: int
-    max_atoms: int
-    n_position_snapshots: int
-    n_velocity_snapshots: int
-    n_force_snapshots: int = 0
-    vacancy_tracking: bool = False
-
-
-def _snapshot_chunk(layout: StoreLayout, n_snap: int) -> int:
-    per_snapshot = max(1, layout.chunk_size * layout.max_atoms * 3 * 8)
-    return int(max(1, min(n_snap, SNAPSHOT_CHUNK_BYTES // per_snapshot)))
-
-
-def array_specs(layout: StoreLayout) -> dict[str, dict[str, Any]]:
-    """name → shape, chunks, dtype, fill value, dims and attributes of every data array."""
-    c = layout.chunk_size
-    specs: dict[str, dict[str, Any]] = {}
-    for name, unit in THERMO_FIELDS.items():
-        specs[name] = {
-            "shape": (layout.n_slots, layout.n_frames),
-            "chunks": (c, layout.n_frames),
-            "dtype": "float64",
-            "fill_value": np.nan,
-            "dims": ["traj", "time_fs"],
-            "attrs": {"units": unit, "long_name": name.rsplit("_", 1)[0].replace("_", " ")},
-        }
-    specs["n_atoms"] = {
-        "shape": (layout.n_slots,),
-        "chunks": (c,),
-        "dtype": "int32",
-        "fill_value": 0,
-        "dims": ["traj"],
-        "attrs": {"long_name": "number of atoms"},
-    }
-    specs["failure_step"] = {
-        "shape": (layout.n_slots,),
-        "chunks": (c,),
-        "dtype": "int64",
-        "fill_value": -1,
-        "dims": ["traj"],
-        "attrs": {"long_name": "step at which the guard froze the replica (-1: never)"},
-    }
-    specs["failure_reason"] = {
-        "shape": (layout.n_slots,),
-        "chunks": (c,),
-        "dtype": "int8",
-        "fill_value": 0,
-        "dims": ["traj"],
-        "attrs": {
-            "long_name": "why the replica was frozen",
-            "flag_values": [r.value for r in FailureReason],
-            "flag_meanings": " ".join(r.name.lower() for r in FailureReason),
-        },
-    }
-    specs["final_positions"] = {
-        "shape": (layout.n_slots, layout.max_atoms, 3),
-        "chunks": (c, layout.max_atoms, 3),
-        "dtype": "float64",
-        "fill_value": np.nan,
-        "dims": ["traj", "atom", "xyz"],
-        "attrs": {"units": "Å", "long_name": "final unwrapped positions"},
-    }
-    specs["final_cell"] = {
-        "shape": (layout.n_slots, 3, 3),
-        "chunks": (c, 3, 3),
-        "dtype": "float64",
-        "fill_value": np.nan,
-        "dims": ["traj", "cell_vector", "xyz"],
-        "attrs": {"units": "Å", "long_name": "final cell (rows are vectors)"},
-    }
-    for name, n_snap, unit, time_dim in (
-        ("positions", layout.n_position_snapshots, "Å", "position_time_fs"),
-        ("velocities", layout.n_velocity_snapshots, "Å/fs", "velocity_time_fs"),
-        ("forces", layout.n_force_snapshots, "eV/Å", "force_time_fs"),
-    ):
-        if n_snap:
-            specs[name] = {
-                "shape": (layout.n_slots, n_snap, layout.max_atoms, 3),
-                "chunks": (c, _snapshot_chunk(layout, n_snap), layout.max_atoms, 3),
-                "dtype": "float64",
-                "fill_value": np.nan,
-                "dims": ["traj", time_dim, "atom", "xyz"],
-                "attrs": {"units": unit, "long_name": f"unwrapped {name}" if name == "positions" else name},
-            }
-    if layout.vacancy_tracking:
-        for name, meaning in (
-            ("vacancy_site", "first empty Wigner–Seitz site of the reference lattice (-1: none/not tracked)"),
-            ("n_vacant", "number of empty Wigner–Seitz sites"),
-        ):
-            specs[name] = {
-                "shape": (layout.n_slots, layout.n_frames),
-                "chunks": (c, layout.n_frames),
-                "dtype": "int32",
-                "fill_value": -1,
-                "dims": ["traj", "time_fs"],
-                "attrs": {"long_name": meaning},
-            }
-    if layout.vacancy_tracking:
-        specs["vacancy_jumps"] = {
-            "shape": (layout.n_slots,),
-            "chunks": (c,),
-            "dtype": "int32",
-            "fill_value": -1,
-            "dims": ["traj"],
-            "attrs": {"long_name": "vacancy jumps (changes of the vacant site, up to any loss of the lattice)"},
-        }
-        specs["first_vacancy_jump_fs"] = {
-            "shape": (layout.n_slots,),
-            "chunks": (c,),
-            "dtype": "float64",
-            "fill_value": np.nan,
-            "dims": ["traj"],
-            "attrs": {"units": "fs", "long_name": "time of the first vacancy jump (NaN: none)"},
-        }
-    specs["atomic_numbers"] = {
-        "shape": (layout.n_slots, layout.max_atoms),
-        "chunks": (c, layout.max_atoms),
-        "dtype": "int32",
-        "fill_value": 0,
-        "dims": ["traj", "atom"],
-        "attrs": {"long_name": "atomic number (0: no atom)"},
-    }
-    if layout.n_position_snapshots:
-        n_snap = layout.n_position_snapshots
-        specs["cells"] = {
-            "shape": (layout.n_slots, n_snap, 3, 3),
-            "chunks": (c, n_snap, 3, 3),
-            "dtype": "float64",
-            "fill_value": np.nan,
-            "dims": ["traj", "position_time_fs", "cell_vector", "xyz"],
-            "attrs": {"units": "Å", "long_name": "cell at the position snapshots (rows are vectors)"},
-        }
-    return specs
 
 
 class CampaignStore:
@@ -272,42 +130,45 @@ class CampaignStore:
     def create(
         self,
         *,
-        layout: StoreLayout,
-        campaign_name: str,
-        campaign_file: str,
-        campaign_text: str,
-        spec_json: str,
+        arrays: dict[str, ArraySpec],
+        coords: dict[str, np.ndarray],
         manifest: dict[str, Any],
-        time_fs: np.ndarray,
-        snapshot_times: dict[str, np.ndarray],
+        provenance: dict[str, Any],
     ) -> None:
-        """Write the template (metadata and coordinates) once; no data."""
+        """Write the template (metadata and coordinates) once; no data.
+
+        Args:
+            arrays: every data array (:func:`hts_mlff.store.quantities.array_specs`).
+            coords: sample-time coordinates (fs) by dim name.
+            manifest: the task table (``_hts/tasks.json``).
+            provenance: ``campaign`` (name), ``spec_json``, ``campaign_file``, ``campaign_text``
+                and anything else to keep (e.g. ``layout`` sizes).
+        """
+        provenance = dict(provenance)
+        spec_json = provenance.pop("spec_json")
         attrs = {
             "hts_mlff": {
                 "format_version": FORMAT_VERSION,
-                "campaign": campaign_name,
                 "spec_hash": spec_hash(spec_json),
-                "campaign_file": campaign_file,
-                "campaign_text": campaign_text,
                 "spec": json.loads(spec_json),
-                "layout": vars(layout),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                 "host": socket.gethostname(),
                 "versions": package_versions(),
+                **provenance,
             }
         }
         root = zarr.open_group(self.path, mode="w-", zarr_format=3, attributes=attrs)
-        for name, spec in array_specs(layout).items():
+        for name, spec in arrays.items():
+            q = spec.quantity
             root.create_array(
                 name,
-                shape=spec["shape"],
-                chunks=spec["chunks"],
-                dtype=spec["dtype"],
-                fill_value=spec["fill_value"],
-                dimension_names=spec["dims"],
-                attributes=spec["attrs"],
+                shape=spec.shape,
+                chunks=spec.chunks,
+                dtype=q.dtype,
+                fill_value=q.fill_value,
+                dimension_names=list(q.dims),
+                attributes=q.attributes(),
             )
-        coords = {"time_fs": time_fs, **snapshot_times}
         for name, values in coords.items():
             arr = root.create_array(
                 name,

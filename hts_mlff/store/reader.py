@@ -3,7 +3,8 @@
 The ``traj`` dimension carries a MultiIndex over every sweep axis (force field, system,
 temperature, pressure, seed, window), plus ``task_id`` and ``status`` coordinates, so
 ``ds.sel(temperature_K=60)`` and ``ds.temperature_K.unstack("traj")`` just work. Data of
-tasks without a completion marker are masked (NaN).
+tasks without a completion marker are masked with the fill value the table of stored
+quantities declares (NaN for floats; e.g. −1 for a vacancy site).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from hts_mlff.spec.model import SWEEP_AXES as AXES
 from hts_mlff.store.layout import CampaignStore, StoreError
-from hts_mlff.tasks import AXES
+from hts_mlff.store.quantities import QUANTITIES
 
 STATUSES = ("done", "failed", "missing")
 
@@ -42,7 +44,8 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
 
     Args:
         path: the campaign's Zarr store.
-        mask_incomplete: replace values of tasks without a completion marker by NaN.
+        mask_incomplete: replace values of tasks without a completion marker by the declared
+            fill value (NaN for floating arrays).
 
     Raises:
         StoreError: the path is not a readable hts_mlff store or is of a newer format.
@@ -60,8 +63,12 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
     if mask_incomplete:
         complete = xr.DataArray(frame["status"].to_numpy() != "missing", dims="traj")
         for name, var in ds.data_vars.items():
-            if "traj" in var.dims and np.issubdtype(var.dtype, np.floating):
+            if "traj" not in var.dims:
+                continue
+            if np.issubdtype(var.dtype, np.floating):
                 ds[name] = var.where(complete)
+            elif name in QUANTITIES:
+                ds[name] = var.where(complete, QUANTITIES[name].fill_value).astype(var.dtype)
     coords = {axis: ("traj", frame[axis].to_numpy()) for axis in AXES}
     coords["task_id"] = ("traj", frame["task_id"].to_numpy().astype(str))
     coords["status"] = ("traj", frame["status"].to_numpy().astype(str))

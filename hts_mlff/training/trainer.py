@@ -31,6 +31,7 @@ import torch
 from ase.data import atomic_numbers as atomic_number_of
 from ase.data import chemical_symbols
 
+from hts_mlff import runtime
 from hts_mlff.analysis.parity import force_error_metrics
 from hts_mlff.forcefields.checkpoint import forcefield_from_payload, read_checkpoint, save_checkpoint
 from hts_mlff.forcefields.gnn import GNNConfig, GNNForceField, GNNModule, evaluate
@@ -46,14 +47,6 @@ class TrainingResult:
     epochs_run: int
     resumed_from_epoch: int
     wall_s: float
-
-
-def resolve_training_device(choice: str) -> torch.device:
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for but torch sees no CUDA device")
-    if choice == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
 
 
 def load_frames(config: TrainingConfig, *, base_dir: Path) -> tuple[list[Frame], list[dict[str, Any]]]:
@@ -168,7 +161,7 @@ def train(
     output = (base_dir / config.output).resolve()
     state_path = output.with_name(output.name + ".train-state.pt")
     opt = config.optimisation
-    device = resolve_training_device(config.device)
+    device = runtime.resolve_device(config.device)
     if config.threads:
         torch.set_num_threads(config.threads)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from hts_mlff.analysis.conductivity import arrhenius_fit, nernst_einstein
+from hts_mlff.analysis.arrhenius import arrhenius_fit
+from hts_mlff.analysis.conductivity import nernst_einstein
 from hts_mlff.analysis.diffusion import (
     block_diffusion,
     diffusion_coefficient,

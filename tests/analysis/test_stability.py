@@ -62,10 +62,11 @@ def test_failures_are_classified_with_their_times_and_survival_is_summarised():
 
 
 def test_the_engine_guard_flags_a_fusing_and_an_exploding_replica():
-    """Real trajectories: one replica squeezed until atoms fuse, one with a huge timestep."""
+    """Real trajectories: one replica squeezed until atoms fuse, one so hot that its atoms fly
+    more than the displacement bound in one step (an explosion), one healthy."""
     lj = LennardJones(0.010327, sigma_A=3.405, cutoff_A=8.5)
     squeezed = argon(a=3.4, repeat=3, rattle=0.3, seed=1)  # neighbours at 2.4 Å
-    systems = [argon(repeat=3), squeezed]
+    systems = [argon(repeat=3), squeezed, argon(repeat=3, seed=2)]
     state = batch(systems)
     protocol = MDProtocol(
         timestep_fs=10.0,
@@ -73,8 +74,13 @@ def test_the_engine_guard_flags_a_fusing_and_an_exploding_replica():
         sample_every_steps=10,
         guard=GuardLimits(max_force_eV_per_A=50.0, max_step_displacement_A=0.5, min_pair_distance_A=2.5),
     )
+    # 10⁶ K: thermal speeds ~0.14 Å/fs, so atoms move ~1.4 Å per 10 fs step.
+    temperature = torch.tensor([50.0, 50.0, 1e6])
     result = run_md(
-        state, lj, protocol=protocol, temperature_K=torch.tensor([50.0, 50.0]), pressure_bar=torch.zeros(2), keys=[1, 2]
+        state, lj, protocol=protocol, temperature_K=temperature, pressure_bar=torch.zeros(3), keys=[1, 2, 3]
     )
-    assert result.failure_step[0] == -1
-    assert result.failure_reason[1] == FailureReason.ATOMS_FUSED and result.failure_step[1] >= 0
+    assert result["failure_step"][0] == -1
+    assert result["failure_reason"][1] == FailureReason.ATOMS_FUSED and result["failure_step"][1] >= 0
+    exploded = FailureReason(int(result["failure_reason"][2]))
+    assert exploded in (FailureReason.DISPLACEMENT_BOUND, FailureReason.FORCE_BOUND, FailureReason.NON_FINITE)
+    assert 0 <= result["failure_step"][2] <= 10  # caught at the first check

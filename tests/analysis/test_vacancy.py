@@ -10,6 +10,7 @@ import xarray as xr
 
 from hts_mlff.analysis.vacancy import jump_events, jump_rates, rate_estimates, window_jumps
 from hts_mlff.engine import MDProtocol, run_md
+from hts_mlff.engine.observers import VacancyObserver
 from hts_mlff.engine.wigner_seitz import site_occupancy, vacant_site
 from hts_mlff.forcefields import LennardJones
 from tests.conftest import LIQUID_LATTICE_A, argon, batch
@@ -55,10 +56,10 @@ def test_md_records_the_vacancy_site_of_a_cold_crystal():
         temperature_K=torch.tensor([20.0]),
         pressure_bar=torch.zeros(1),
         keys=[3],
-        vacancy_sites=[fractional],
+        observers=[VacancyObserver([fractional])],
     )
-    assert result.vacancy_site.tolist() == [[13, 13, 13, 13]]
-    assert result.n_vacant.tolist() == [[1, 1, 1, 1]]
+    assert result["vacancy_site"].tolist() == [[13, 13, 13, 13]]
+    assert result["n_vacant"].tolist() == [[1, 1, 1, 1]]
 
 
 def test_rate_estimators_cover_the_true_rate_in_at_least_90_percent_of_draws():
@@ -164,16 +165,16 @@ def test_weighted_arrhenius_recovers_known_barrier_and_prefactor_inside_its_inte
             rng, barrier_eV=barrier, nu0_THz=nu0, temperatures=temperatures, n_windows=80, window_fs=1e6
         )
         fit = rate_arrhenius(rates).sel(forcefield="lj", pressure_bar=-2500.0)
-        covered_barrier += float(fit["barrier_low_eV"]) <= barrier <= float(fit["barrier_high_eV"])
-        covered_nu0 += float(fit["prefactor_low_THz"]) <= nu0 <= float(fit["prefactor_high_THz"])
+        covered_barrier += float(fit["activation_energy_low_eV"]) <= barrier <= float(fit["activation_energy_high_eV"])
+        covered_nu0 += float(fit["prefactor_low"]) <= nu0 <= float(fit["prefactor_high"])
     assert covered_barrier >= 0.9 * draws and covered_nu0 >= 0.9 * draws
     # One big sample lands close to the truth.
     big = _synthetic_rates(
         rng, barrier_eV=barrier, nu0_THz=nu0, temperatures=temperatures, n_windows=20000, window_fs=1e6
     )
     fit = rate_arrhenius(big, debye_frequency_THz=1.92).sel(forcefield="lj", pressure_bar=-2500.0)
-    assert float(fit["barrier_eV"]) == pytest.approx(barrier, rel=0.02)
-    assert float(fit["prefactor_THz"]) == pytest.approx(nu0, rel=0.1)
+    assert float(fit["activation_energy_eV"]) == pytest.approx(barrier, rel=0.02)
+    assert float(fit["prefactor"]) == pytest.approx(nu0, rel=0.1)
     assert float(fit["prefactor_over_debye"]) == pytest.approx(nu0 / 1.92, rel=0.1)
     assert int(fit["n_temperatures"]) == 7
 
@@ -194,10 +195,10 @@ def test_arrhenius_skips_temperatures_without_jumps_and_is_lazy(tmp_path):
     rates["rate_mle_per_ps"][1, 0, 0] = 0.0  # gnn: no jump at 40 K
     rates["n_windows_with_jump"][1, 0, 0] = 0.0
     lazy = rate_arrhenius(rates.chunk({"forcefield": 1}))
-    assert lazy["barrier_eV"].chunks is not None
+    assert lazy["activation_energy_eV"].chunks is not None
     fit = lazy.compute()
     assert fit["n_temperatures"].sel(forcefield="gnn").item() == 2
-    assert np.isfinite(fit["barrier_eV"]).all()
+    assert np.isfinite(fit["activation_energy_eV"]).all()
     rates["rate_low_per_ps"] = rates["rate_mle_per_ps"] * 0.8
     rates["rate_high_per_ps"] = rates["rate_mle_per_ps"] * 1.2
     figure = plot_rate_arrhenius(rates, fit, str(tmp_path / "a.png"), reference="lj")
@@ -266,10 +267,10 @@ def test_windows_end_where_the_crystal_loses_its_lattice():
     assert float(jump_rates(windows, n_bootstrap=20)["n_windows_disordered"].item()) == 1.0
 
 
-def test_engine_jump_summary_counts_changes_until_the_lattice_is_lost():
-    from hts_mlff.engine.wigner_seitz import jump_summary
+def test_engine_jump_counter_counts_changes_until_the_lattice_is_lost():
+    from hts_mlff.engine.wigner_seitz import count_jumps
 
     sites = np.array([[0, 0, 5, -1, 5, 9, 9], [3, 3, 3, 3, 3, 3, 3], [1, 2, 2, 7, 8, 1, 1]])
     empty = np.array([[1, 1, 1, -1, 1, 1, 1], [1] * 7, [1, 1, 1, 2, 1, 1, 1]])
-    counts, first = jump_summary(sites, empty)
+    counts, first = count_jumps(sites, empty)
     assert counts.tolist() == [2, 0, 1] and first.tolist() == [2, -1, 1]

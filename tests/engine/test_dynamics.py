@@ -9,13 +9,17 @@ from ase.calculators.lj import LennardJones as AseLJ
 from scipy.optimize import minimize_scalar
 
 from hts_mlff.engine.guard import FailureReason, GuardLimits
-from hts_mlff.engine.md import MDProtocol, run_md
+from hts_mlff.engine.md import MDProtocol, RunHooks, run_md
 from hts_mlff.engine.minimize import fire_minimize
+from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver
 from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
 
 
-def _run(state, ff, *, temps, pressures=None, keys=None, **protocol):
+def _run(state, ff, *, temps, pressures=None, keys=None, positions_every_samples=0, **protocol):
     n = state.n_systems
+    observers = [ThermoObserver()]
+    if positions_every_samples:
+        observers.append(SnapshotObserver("positions", every_samples=positions_every_samples))
     return run_md(
         state,
         ff,
@@ -23,6 +27,7 @@ def _run(state, ff, *, temps, pressures=None, keys=None, **protocol):
         temperature_K=torch.tensor(temps, dtype=torch.float64),
         pressure_bar=torch.tensor(pressures if pressures is not None else [0.0] * n, dtype=torch.float64),
         keys=keys if keys is not None else list(range(100, 100 + n)),
+        observers=observers,
     )
 
 
@@ -44,8 +49,8 @@ def test_nve_total_energy_drift_is_bounded(lj):
     result = _run(
         state, lj, temps=[90.0, 90.0], ensemble="nve", timestep_fs=5.0, production_steps=2000, sample_every_steps=20
     )
-    total = result.thermo["total_energy_eV"]
-    kinetic = result.thermo["kinetic_energy_eV"]
+    total = result["total_energy_eV"]
+    kinetic = result["kinetic_energy_eV"]
     drift = np.abs(total - total[:, :1]).max(axis=1)
     # Energy exchange between kinetic and potential is large; the total stays put.
     assert (np.ptp(kinetic, axis=1) > 0.5).all()
@@ -67,7 +72,7 @@ def test_langevin_holds_per_replica_temperatures(lj):
         sample_every_steps=10,
         friction_per_fs=0.01,
     )
-    measured = result.thermo["kinetic_temperature_K"].mean(axis=1)
+    measured = result["kinetic_temperature_K"].mean(axis=1)
     np.testing.assert_allclose(measured, temps, rtol=0.06)
 
 
@@ -115,8 +120,8 @@ def test_npt_holds_per_replica_target_pressure(lj):
         barostat_time_constant_fs=1000.0,
         compressibility_per_bar=1e-4,
     )
-    p = result.thermo["virial_pressure_bar"].mean(axis=1)
-    v = result.thermo["volume_A3"].mean(axis=1)
+    p = result["virial_pressure_bar"].mean(axis=1)
+    v = result["volume_A3"].mean(axis=1)
     assert abs(p[:2].mean() - 500.0) < 150, p
     assert abs(p[2:].mean() - 1500.0) < 150, p
     assert v[2:].mean() < v[:2].mean()
@@ -136,7 +141,7 @@ def test_cold_npt_reaches_the_zero_kelvin_lattice_constant(lj, t0_lattice_A):
         barostat_time_constant_fs=2000.0,
         compressibility_per_bar=5e-5,
     )
-    lattice = (result.thermo["volume_A3"][:, -20:].mean(axis=1) / 64) ** (1 / 3)
+    lattice = (result["volume_A3"][:, -20:].mean(axis=1) / 64) ** (1 / 3)
     np.testing.assert_allclose(lattice, t0_lattice_A, rtol=1.5e-3)
 
 
@@ -182,10 +187,10 @@ def test_batched_equals_single_and_pack_order_does_not_matter(lj, ensemble):
         j = order.index(k)
         n = len(systems[k])
         for name in ("total_energy_eV", "virial_pressure_bar", "volume_A3"):
-            np.testing.assert_array_equal(together.thermo[name][k], alone.thermo[name][0])
-            np.testing.assert_array_equal(shuffled.thermo[name][j], alone.thermo[name][0])
-        np.testing.assert_array_equal(together.final_positions[k], alone.final_positions[0])
-        np.testing.assert_array_equal(together.positions[k, :, :n], alone.positions[0, :, :n])
+            np.testing.assert_array_equal(together[name][k], alone[name][0])
+            np.testing.assert_array_equal(shuffled[name][j], alone[name][0])
+        np.testing.assert_array_equal(together["final_positions"][k, :n], alone["final_positions"][0, :n])
+        np.testing.assert_array_equal(together["positions"][k, :, :n], alone["positions"][0, :, :n])
 
 
 def test_guard_freezes_a_fused_replica_and_the_rest_go_on(lj):
@@ -202,11 +207,11 @@ def test_guard_freezes_a_fused_replica_and_the_rest_go_on(lj):
         sample_every_steps=10,
         guard=GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0),
     )
-    assert result.failure_step[0] == -1
-    assert result.failure_step[1] == 0
-    assert result.failure_reason[1] in (FailureReason.FORCE_BOUND, FailureReason.ATOMS_FUSED)
-    assert np.isfinite(result.thermo["total_energy_eV"][0]).all()
-    assert np.isnan(result.thermo["total_energy_eV"][1]).all()
+    assert result["failure_step"][0] == -1
+    assert result["failure_step"][1] == 0
+    assert result["failure_reason"][1] in (FailureReason.FORCE_BOUND, FailureReason.ATOMS_FUSED)
+    assert np.isfinite(result["total_energy_eV"][0]).all()
+    assert np.isnan(result["total_energy_eV"][1]).all()
 
 
 def test_guard_catches_an_explosion_mid_run(lj):
@@ -215,8 +220,8 @@ def test_guard_catches_an_explosion_mid_run(lj):
     result = _run(
         state, lj, temps=[300.0, 300.0], ensemble="nve", timestep_fs=60.0, production_steps=200, sample_every_steps=5
     )
-    assert (result.failure_step >= 0).all()
-    assert all(FailureReason(r) != FailureReason.NONE for r in result.failure_reason)
+    assert (result["failure_step"] >= 0).all()
+    assert all(FailureReason(r) != FailureReason.NONE for r in result["failure_reason"])
 
 
 def test_checkpoint_resume_is_bit_identical(lj):
@@ -231,9 +236,11 @@ def test_checkpoint_resume_is_bit_identical(lj):
     )
     full = run_md(batch(systems), lj, protocol=protocol, **args)
     saved = []
-    run_md(batch(systems), lj, protocol=protocol, checkpoint_every_steps=70, on_checkpoint=saved.append, **args)
+    hooks = RunHooks(checkpoint_every_steps=70, on_checkpoint=saved.append)
+    run_md(batch(systems), lj, protocol=protocol, hooks=hooks, **args)
     assert saved[0]["step"] == 70
-    resumed = run_md(batch(systems), lj, protocol=protocol, checkpoint=saved[0], **args)
-    for name in full.thermo:
-        np.testing.assert_array_equal(full.thermo[name], resumed.thermo[name])
-    np.testing.assert_array_equal(full.final_cell, resumed.final_cell)
+    resumed = run_md(batch(systems), lj, protocol=protocol, hooks=RunHooks(resume_from=saved[0]), **args)
+    assert set(full.arrays) == set(resumed.arrays)
+    for name in full.arrays:
+        np.testing.assert_array_equal(full[name], resumed[name])
+    np.testing.assert_array_equal(full["final_cell"], resumed["final_cell"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hts_mlff.engine.string_method import reparametrize, string_method
+from hts_mlff.engine.string_method import StringRelaxation, reparametrize, string_method
 
 A = torch.tensor([-200.0, -100.0, -170.0, 15.0], dtype=torch.float64)
 a = torch.tensor([-1.0, -1.0, -6.5, 0.7], dtype=torch.float64)
@@ -29,7 +29,9 @@ def mb_force(p: torch.Tensor) -> torch.Tensor:
 def test_string_finds_the_mueller_brown_saddle_and_barrier():
     start = torch.tensor([-0.558, 1.442], dtype=torch.float64)
     end = torch.tensor([0.623, 0.028], dtype=torch.float64)
-    result = string_method(mb_force, start, end, n_images=41, step=2e-4, max_step=0.01, tolerance=0.5)
+    result = string_method(
+        mb_force, start, end, settings=StringRelaxation(n_images=41, step=2e-4, max_step=0.01, tolerance=0.5)
+    )
     assert result.converged
     energy = mueller_brown(result.images)
     top = int(torch.argmax(energy))
@@ -51,7 +53,9 @@ def test_profile_peak_lies_between_images_and_matches_the_saddle():
 
     start = torch.tensor([-0.558, 1.442], dtype=torch.float64)
     end = torch.tensor([0.623, 0.028], dtype=torch.float64)
-    coarse = string_method(mb_force, start, end, n_images=31, step=2e-4, max_step=0.01, tolerance=0.5)
+    coarse = string_method(
+        mb_force, start, end, settings=StringRelaxation(n_images=31, step=2e-4, max_step=0.01, tolerance=0.5)
+    )
     peak = peak_of_profile(coarse)
     assert peak >= coarse.barrier
     assert peak == pytest.approx(106.03, rel=0.01)

@@ -11,6 +11,7 @@ import torch
 import hts_mlff
 from hts_mlff.analysis.parity import force_error_metrics
 from hts_mlff.engine import MDProtocol, run_md
+from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver
 from hts_mlff.forcefields import load
 from hts_mlff.spec.load import CampaignError, load_campaign
 from tests.conftest import REPO, argon, batch
@@ -38,12 +39,23 @@ def lj_frames(lj, *, repeat: int, temperature_K: float, melt_K: float | None, se
         equilibration_steps=300,
         production_steps=300,
         sample_every_steps=100,
-        positions_every_samples=1,
-        forces_every_samples=1,
     )
     target = torch.tensor([temperature_K], dtype=torch.float64)
-    result = run_md(state, lj, protocol=protocol, temperature_K=target, pressure_bar=torch.zeros(1), keys=[seed + 1])
-    return result.positions[0], result.cells[0], result.forces[0], result.thermo["potential_energy_eV"][0]
+    observers = [
+        ThermoObserver(),
+        SnapshotObserver("positions", every_samples=1),
+        SnapshotObserver("forces", every_samples=1),
+    ]
+    result = run_md(
+        state,
+        lj,
+        protocol=protocol,
+        temperature_K=target,
+        pressure_bar=torch.zeros(1),
+        keys=[seed + 1],
+        observers=observers,
+    )
+    return result["positions"][0], result["cells"][0], result["forces"][0], result["potential_energy_eV"][0]
 
 
 @pytest.mark.parametrize(
@@ -81,8 +93,8 @@ def test_gnn_md_keeps_the_temperature_and_no_replica_fails(model_b):
         pressure_bar=torch.zeros(2),
         keys=[1, 2],
     )
-    assert (result.failure_step < 0).all()
-    temperature = result.thermo["kinetic_temperature_K"][:, 1:]
+    assert (result["failure_step"] < 0).all()
+    temperature = result["kinetic_temperature_K"][:, 1:]
     assert 30 < temperature.mean() < 90
 
 

@@ -6,15 +6,10 @@ import numpy as np
 import torch
 
 import hts_mlff
-from hts_mlff.engine.md import run_md
-from hts_mlff.engine.rng import replica_key
-from hts_mlff.engine.state import state_from_atoms
-from hts_mlff.schedule.pack_job import md_protocol, run_pack_job, vacancy_seed
+from hts_mlff.engine.md import RunHooks, run_md
+from hts_mlff.schedule.pack_job import build_pack_inputs, run_pack_job
 from hts_mlff.schedule.runner import pending_jobs, prepare_store
-from hts_mlff.store import CampaignStore
-from hts_mlff.systems import build_system
 from hts_mlff.tasks import expand
-from tests.conftest import LennardJones
 from tests.schedule.conftest import write_campaign
 
 
@@ -34,28 +29,24 @@ def test_pack_resumes_from_its_checkpoint_and_matches_an_uninterrupted_pack(tmp_
 
     loaded2, store2, jobs2 = _prepare(tmp_path, "resumed.zarr")
     job = jobs2[0]
-    # Reproduce the state the worker had checkpointed at step 50 before it was killed.
-    atoms = [
-        build_system(
-            loaded2.spec.systems[t["system"]],
-            base_dir=loaded2.base_dir,
-            vacancy_seed=vacancy_seed("cp", t["system"], t["seed"], t["window"]),
-        )
-        for t in job.tasks
-    ]
-    state = state_from_atoms(atoms, device=torch.device("cpu"), dtype=torch.float64)
+    # Reproduce the checkpoint the worker wrote at step 50 before it was killed, from the
+    # worker's own input builder.
+    inputs = build_pack_inputs(job)
+    assert inputs.resume_from is None
     saved = []
     run_md(
-        state,
-        LennardJones(0.010327, sigma_A=3.405, cutoff_A=8.5),
-        protocol=md_protocol(loaded2.spec),
-        temperature_K=torch.tensor([t["temperature_K"] for t in job.tasks], dtype=torch.float64),
-        pressure_bar=torch.zeros(len(job.tasks), dtype=torch.float64),
-        keys=[replica_key("cp", t["task_id"]) for t in job.tasks],
-        checkpoint_every_steps=50,
-        on_checkpoint=saved.append,
+        inputs.state,
+        inputs.forcefield,
+        protocol=inputs.protocol,
+        temperature_K=inputs.temperature_K,
+        pressure_bar=inputs.pressure_bar,
+        keys=inputs.keys,
+        observers=inputs.observers,
+        hooks=RunHooks(checkpoint_every_steps=50, on_checkpoint=saved.append),
     )
+    assert [s["step"] for s in saved] == [50]
     torch.save({**saved[0], "task_ids": [t["task_id"] for t in job.tasks]}, store2.checkpoint_path(job.pack_index))
+    assert build_pack_inputs(job).resume_from["step"] == 50
 
     summary = run_pack_job(job)
     assert summary["resumed_from_step"] == 50
@@ -63,12 +54,20 @@ def test_pack_resumes_from_its_checkpoint_and_matches_an_uninterrupted_pack(tmp_
     a = hts_mlff.open_campaign(loaded.store_path)
     b = hts_mlff.open_campaign(loaded2.store_path)
     n = len(job.tasks)
-    for name in ("total_energy_eV", "virial_pressure_bar", "final_positions"):
+    for name in ("total_energy_eV", "virial_pressure_bar", "final_positions", "positions"):
         np.testing.assert_array_equal(a[name].values[:n], b[name].values[:n])
+    assert np.isfinite(b["total_energy_eV"].values[:n]).all()
 
 
 def test_a_foreign_or_torn_checkpoint_is_ignored(tmp_path):
     _, store, jobs = _prepare(tmp_path, "torn.zarr")
-    store.checkpoint_path(jobs[0].pack_index).write_bytes(b"not a checkpoint")
-    assert run_pack_job(jobs[0])["resumed_from_step"] == 0
-    assert isinstance(store, CampaignStore)
+    job = jobs[0]
+    store.checkpoint_path(job.pack_index).write_bytes(b"not a checkpoint")
+    assert build_pack_inputs(job).resume_from is None
+    # A well-formed checkpoint of other tasks (a pack whose tasks changed) is ignored too.
+    foreign = {"step": 50, "task_ids": ["someone-else"] * len(job.tasks)}
+    torch.save(foreign, store.checkpoint_path(job.pack_index))
+    assert build_pack_inputs(job).resume_from is None
+    summary = run_pack_job(job)
+    assert summary["resumed_from_step"] == 0 and summary["n_tasks"] == len(job.tasks)
+    assert set(store.done_markers()) >= {t["task_id"] for t in job.tasks}

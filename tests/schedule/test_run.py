@@ -12,15 +12,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 import hts_mlff
 from hts_mlff.engine.md import run_md
-from hts_mlff.engine.rng import replica_key
-from hts_mlff.schedule.pack_job import md_protocol, vacancy_seed
-from hts_mlff.store import StoreError
-from hts_mlff.systems import build_system
-from tests.conftest import LennardJones, batch
+from hts_mlff.schedule.pack_job import PackJob, build_pack_inputs
+from hts_mlff.store import CampaignStore, StoreError
 from tests.schedule.conftest import write_campaign
 
 DATA_VARS = ("kinetic_temperature_K", "total_energy_eV", "virial_pressure_bar", "positions", "final_positions")
@@ -56,19 +52,32 @@ def test_stored_trajectory_equals_the_engine_run_alone(tmp_path, dask_client):
     ds = hts_mlff.open_campaign(loaded.store_path)
     one = ds.sel(system="ar107", temperature_K=90.0, seed=1)
     task_id = str(one.task_id.values.item())
-    spec = loaded.spec
-    atoms = build_system(spec.systems["ar107"], base_dir=loaded.base_dir, vacancy_seed=vacancy_seed("t", "ar107", 1, 0))
-    lj = LennardJones(0.010327, sigma_A=3.405, cutoff_A=8.5)
-    alone = run_md(
-        batch([atoms]),
-        lj,
-        protocol=md_protocol(spec),
-        temperature_K=torch.tensor([90.0], dtype=torch.float64),
-        pressure_bar=torch.zeros(1, dtype=torch.float64),
-        keys=[replica_key("t", task_id)],
+    # The same task as a pack of its own, built by the worker's own input builder.
+    columns = CampaignStore(loaded.store_path).manifest()["columns"]
+    k = columns["task_id"].index(task_id)
+    job = PackJob(
+        campaign_name="t",
+        spec_json=loaded.spec.model_dump_json(),
+        base_dir=str(loaded.base_dir),
+        store_path=str(tmp_path / "scratch.zarr"),
+        pack_index=0,
+        slot_start=0,
+        tasks=[{name: values[k] for name, values in columns.items()}],
     )
-    np.testing.assert_array_equal(one.total_energy_eV.values.ravel(), alone.thermo["total_energy_eV"][0])
-    np.testing.assert_array_equal(one.positions.values[0, :, :107], alone.positions[0, :, :107])
+    inputs = build_pack_inputs(job)
+    assert inputs.state.n_systems == 1 and inputs.state.n_atoms == 107 and inputs.resume_from is None
+    assert float(inputs.temperature_K[0]) == 90.0
+    alone = run_md(
+        inputs.state,
+        inputs.forcefield,
+        protocol=inputs.protocol,
+        temperature_K=inputs.temperature_K,
+        pressure_bar=inputs.pressure_bar,
+        keys=inputs.keys,
+        observers=inputs.observers,
+    )
+    np.testing.assert_array_equal(one.total_energy_eV.values.ravel(), alone["total_energy_eV"][0])
+    np.testing.assert_array_equal(one.positions.values[0, :, :107], alone["positions"][0, :, :107])
 
 
 def test_rerun_skips_done_tasks_and_reruns_missing_ones(tmp_path, dask_client):

@@ -8,9 +8,9 @@ from typer.testing import CliRunner
 
 import hts_mlff
 from hts_mlff.cli import app
-from hts_mlff.engine.lattice import fcc_lattice_constant_A, relaxed_fcc
 from hts_mlff.forcefields import LennardJones
 from hts_mlff.spec.load import CampaignError
+from hts_mlff.statics.lattice import fcc_lattice_constant_A, relaxed_fcc
 
 CAMPAIGN = """\
 name: vac-tension
@@ -61,7 +61,7 @@ def test_tension_campaign_runs_at_the_relaxed_lattice_and_reports_rates(tmp_path
         "vacancy-survival--2500bar.png",
     ):
         assert (out / name).stat().st_size > 0
-    assert "barrier_eV" in (out / "vacancy-arrhenius.csv").read_text()
+    assert "activation_energy_eV" in (out / "vacancy-arrhenius.csv").read_text()
     assert "debye_frequency_THz" in (out / "vacancy-arrhenius.csv").read_text()
 
 

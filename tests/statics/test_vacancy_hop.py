@@ -8,9 +8,9 @@ from ase.calculators.lj import LennardJones as AseLennardJones
 from ase.mep import NEB
 from ase.optimize import FIRE
 
-from hts_mlff.engine.lattice import relaxed_fcc
-from hts_mlff.engine.vacancy_path import hop_end_states, nearest_neighbor_site, vacancy_hop_path
 from hts_mlff.forcefields import LennardJones
+from hts_mlff.statics.lattice import relaxed_fcc
+from hts_mlff.statics.vacancy_hop import HopSettings, hop_end_states, nearest_neighbor_site, vacancy_hop_path
 
 EPSILON_EV, SIGMA_A, CUTOFF_A = 0.010327, 3.4, 8.5
 
@@ -47,14 +47,16 @@ def test_string_barrier_equals_ase_climbing_image_neb(lj, crystal_under_tension)
     site = nearest_neighbor_site(crystal_under_tension, 0)
     start, end = hop_end_states(crystal_under_tension, vacancy_site=0, target_site=site)
     reference = ase_neb_barrier(start, end)
-    path = vacancy_hop_path(lj, crystal_under_tension, vacancy_site=0, target_site=site, n_images=7)
+    path = vacancy_hop_path(
+        lj, crystal_under_tension, vacancy_site=0, target_site=site, settings=HopSettings(n_images=7)
+    )
     assert path.string.converged
     assert path.barrier_eV == pytest.approx(reference, rel=0.01)  # from forces only
     assert path.barrier_energy_eV == pytest.approx(reference, rel=0.01)  # from energies
 
 
 def test_force_integrated_profile_follows_the_energies_and_is_symmetric(lj, crystal_under_tension):
-    path = vacancy_hop_path(lj, crystal_under_tension, n_images=9)
+    path = vacancy_hop_path(lj, crystal_under_tension, settings=HopSettings(n_images=9))
     profile = path.string.energy_from_forces.numpy()
     scale = path.barrier_energy_eV
     np.testing.assert_allclose(profile, path.energy_eV, atol=0.01 * scale)
@@ -65,8 +67,8 @@ def test_force_integrated_profile_follows_the_energies_and_is_symmetric(lj, crys
 
 def test_tension_lowers_the_barrier(lj, crystal_under_tension):
     compressed = relaxed_fcc(lj, "Ar", guess_lattice_A=5.3, repeat=(3, 3, 3), pressure_bar=0.0)
-    at_zero = vacancy_hop_path(lj, compressed, n_images=7).barrier_eV
-    under_tension = vacancy_hop_path(lj, crystal_under_tension, n_images=7).barrier_eV
+    at_zero = vacancy_hop_path(lj, compressed, settings=HopSettings(n_images=7)).barrier_eV
+    under_tension = vacancy_hop_path(lj, crystal_under_tension, settings=HopSettings(n_images=7)).barrier_eV
     assert under_tension < 0.6 * at_zero
 
 

@@ -1,6 +1,6 @@
 """Minimum-energy path of one vacancy hop in a perfect crystal (seeds §3.4).
 
-The perfect supercell (e.g. from :func:`hts_mlff.engine.lattice.relaxed_fcc` at the target
+The perfect supercell (e.g. from :func:`hts_mlff.statics.lattice.relaxed_fcc` at the target
 pressure) loses the atom on ``vacancy_site``; in the end state the atom of a nearest-neighbour
 site has moved into the hole, so the vacancy sits on that site. Both end states are relaxed by
 FIRE at fixed cell (one pack of two), then the string between them is relaxed with all images
@@ -22,12 +22,36 @@ from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.minimize import fire_minimize
 from hts_mlff.engine.state import state_from_atoms
 from hts_mlff.engine.string_method import (
+    StringRelaxation,
     StringResult,
     atomic_force_function,
     image_pack,
     peak_of_profile,
     string_method,
 )
+
+
+@dataclass(frozen=True)
+class HopSettings:
+    """How a hop is relaxed.
+
+    Attributes:
+        n_images: images including the ends (odd puts one on the symmetric saddle).
+        fmax_eV_per_A: the string stops when the largest per-atom force perpendicular to it is
+            below this.
+        endpoint_fmax_eV_per_A: force tolerance of the relaxed end states (their energy is the
+            reference of the barrier, so relax them tightly).
+        max_iterations: of the string.
+        initial_step: FIRE's first time step (Å per eV/Å).
+        max_step_A: largest move of an atom per iteration.
+    """
+
+    n_images: int = 9
+    fmax_eV_per_A: float = 3e-4
+    endpoint_fmax_eV_per_A: float = 1e-4
+    max_iterations: int = 3000
+    initial_step: float = 0.02
+    max_step_A: float = 0.05
 
 
 @dataclass
@@ -87,12 +111,7 @@ def vacancy_hop_path(
     *,
     vacancy_site: int = 0,
     target_site: int | None = None,
-    n_images: int = 9,
-    fmax_eV_per_A: float = 3e-4,
-    endpoint_fmax_eV_per_A: float = 1e-4,
-    max_iterations: int = 3000,
-    initial_step: float = 0.02,
-    max_step_A: float = 0.05,
+    settings: HopSettings = HopSettings(),
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float64,
 ) -> VacancyPath:
@@ -101,19 +120,14 @@ def vacancy_hop_path(
     Args:
         perfect: perfect supercell (its cell is kept fixed).
         target_site: default the nearest neighbour of ``vacancy_site``.
-        n_images: images including the ends (odd puts one on the symmetric saddle).
-        fmax_eV_per_A: the string stops when the largest per-atom force perpendicular to it
-            is below this. endpoint_fmax_eV_per_A: force tolerance of the relaxed end states
-            (their energy is the reference of the barrier, so relax them tightly).
-        initial_step: FIRE's first time step (Å per eV/Å); max_step_A: largest move of an atom
-            per iteration.
+        settings: images, tolerances and steps (:class:`HopSettings`).
     """
     device = torch.device(device)
     if target_site is None:
         target_site = nearest_neighbor_site(perfect, vacancy_site)
     start, end = hop_end_states(perfect, vacancy_site=vacancy_site, target_site=target_site)
     ends = state_from_atoms([start, end], device=device, dtype=dtype)
-    relaxed = fire_minimize(ends, forcefield, fmax_eV_per_A=endpoint_fmax_eV_per_A, max_steps=5000)
+    relaxed = fire_minimize(ends, forcefield, fmax_eV_per_A=settings.endpoint_fmax_eV_per_A, max_steps=5000)
     n = len(start)
     positions = ends.positions.detach().reshape(2, n, 3)
     # Translation is a symmetry: give the end state the start's centroid, so every image has the
@@ -122,20 +136,18 @@ def vacancy_hop_path(
     flat = positions.reshape(2, 3 * n)
     template = state_from_atoms([start], device=device, dtype=dtype)
     force = atomic_force_function(forcefield, template)
-    string = string_method(
-        force,
-        flat[0],
-        flat[1],
-        n_images=n_images,
-        step=initial_step,
-        max_step=max_step_A,
-        tolerance=fmax_eV_per_A,
-        max_iterations=max_iterations,
+    relaxation = StringRelaxation(
+        n_images=settings.n_images,
+        step=settings.initial_step,
+        max_step=settings.max_step_A,
+        tolerance=settings.fmax_eV_per_A,
+        max_iterations=settings.max_iterations,
         fixed_ends=True,
         optimizer="fire",
         point_dim=3,
         remove_translation=True,
     )
+    string = string_method(force, flat[0], flat[1], settings=relaxation)
     energy = _image_energies(forcefield, template, string.images)
     return VacancyPath(
         string=string,

@@ -1,6 +1,6 @@
 """Figures and tables of a barrier sweep (``hts-mlff barrier``): xarray in, files out.
 
-Input: the Dataset of :func:`hts_mlff.barriers.run_barrier_sweep`, dims (forcefield,
+Input: the Dataset of :func:`hts_mlff.statics.barrier_sweep.run_barrier_sweep`, dims (forcefield,
 pressure_bar, image). Energies in eV (shown in meV), arc length in Å of the 3N-dimensional
 path, forces in eV/Å.
 """

@@ -7,9 +7,9 @@ import pytest
 import torch
 from ase.neighborlist import neighbor_list
 
-from hts_mlff.engine.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc, self_force_constants
 from hts_mlff.engine.state import state_from_atoms
 from hts_mlff.forcefields import LennardJones
+from hts_mlff.statics.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc, self_force_constants
 from hts_mlff.units import BAR_PER_EV_PER_A3, debye_temperature_to_frequency_THz
 
 EPSILON_EV, SIGMA_A, CUTOFF_A = 0.010327, 3.4, 8.5

@@ -1,18 +1,16 @@
-"""Zero-temperature calculations around the vacancy campaigns.
+"""Barrier sweeps (``hts-mlff barrier``), and the Debye frequencies of a campaign's force fields.
 
 A barrier sweep: for every (force field, pressure) the T = 0 lattice, the Debye frequency and
-the vacancy-hop minimum-energy path, as one xarray Dataset; and the Debye frequencies of a
-campaign's force fields on the crystal its tasks start from (the ν₀ comparison of the rates).
+the vacancy-hop minimum-energy path, as one xarray Dataset; the Debye frequencies of a
+campaign's force fields on the crystal its tasks start from are the ν₀ comparison of the rates.
 
-Each point is written to ``<output>/parts/<force field>@<pressure>.zarr`` as soon as it is done,
-tagged with a hash of everything that shapes it; a rerun (after a crash, a kill or an edit that
-adds pressures) skips the parts whose hash still matches and recomputes the rest. The parts are
-then combined into ``<output>/barriers.zarr`` with dims (forcefield, pressure_bar, image).
+Each point is a part ``<force field>@<pressure>bar`` of the sweep's result store
+(:class:`hts_mlff.statics.results.PointStore`), reused on a rerun while its hash matches; the
+parts are combined into ``<output>/barriers.zarr`` with dims (forcefield, pressure_bar, image).
 """
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,17 +19,22 @@ import numpy as np
 import torch
 import xarray as xr
 
-from hts_mlff.engine.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc
+from hts_mlff import runtime
 from hts_mlff.engine.string_method import tangents
-from hts_mlff.engine.vacancy_path import vacancy_hop_path
-from hts_mlff.forcefields.registry import build_forcefield
-from hts_mlff.schedule.pack_job import resolve_device
 from hts_mlff.spec.barrier import BarrierConfig
+from hts_mlff.statics.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc
+from hts_mlff.statics.results import PointStore
+from hts_mlff.statics.vacancy_hop import HopSettings, vacancy_hop_path
 from hts_mlff.tasks import forcefield_checksum
 
 
+def point_label(forcefield: str, pressure_bar: float) -> str:
+    """Name of one (force field, pressure) part of a sweep's result store."""
+    return f"{forcefield}@{pressure_bar:g}bar"
+
+
 def part_path(output: Path, forcefield: str, pressure_bar: float) -> Path:
-    return output / "parts" / f"{forcefield}@{pressure_bar:g}bar.zarr"
+    return PointStore(output, name="barriers").part_path(point_label(forcefield, pressure_bar))
 
 
 def barrier_point(
@@ -41,7 +44,7 @@ def barrier_point(
 
     The T = 0 cell at ``pressure_bar`` comes from ``lattice_forcefield`` (default: ``forcefield``).
     """
-    dtype = torch.float64 if config.dtype == "float64" else torch.float32
+    dtype = runtime.resolve_dtype(config.dtype)
     crystal = config.crystal
     started = time.perf_counter()
     perfect = relaxed_fcc(
@@ -53,17 +56,12 @@ def barrier_point(
         device=device,
         dtype=dtype,
     )
-    settings = config.string
     path = vacancy_hop_path(
         forcefield,
         perfect,
         vacancy_site=crystal.vacancy_site,
         target_site=crystal.target_site,
-        n_images=settings.n_images,
-        fmax_eV_per_A=settings.fmax_eV_per_A,
-        endpoint_fmax_eV_per_A=settings.endpoint_fmax_eV_per_A,
-        max_iterations=settings.max_iterations,
-        max_step_A=settings.max_step_A,
+        settings=HopSettings(**config.string.model_dump()),
         device=device,
         dtype=dtype,
     )
@@ -104,16 +102,8 @@ def run_barrier_sweep(
 
     ``on_point(forcefield, pressure_bar, dataset, reused)`` is called after each point.
     """
-    output = (base_dir / config.output).resolve()
-    (output / "parts").mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
-    built: dict[str, object] = {}
-
-    def forcefield_named(name: str):
-        if name not in built:
-            built[name] = build_forcefield(config.forcefields[name], base_dir=base_dir)
-        return built[name]
-
+    store = PointStore((base_dir / config.output).resolve(), name="barriers")
+    device = runtime.resolve_device(config.device)
     points = []
     for name, spec in config.forcefields.items():
         lattice_name = config.lattice_from or name
@@ -122,53 +112,34 @@ def run_barrier_sweep(
             forcefield_checksum(config.forcefields[lattice_name], base_dir=base_dir),
         )
         for pressure in config.pressure_bar:
-            part = part_path(output, name, pressure)
-            ds = _read_part(part, point_hash)
+            label = point_label(name, pressure)
+            ds = store.read(label, point_hash)
             reused = ds is not None
             if ds is None:
                 ds = barrier_point(
                     config,
-                    forcefield_named(name),
+                    runtime.forcefield(spec, base_dir=base_dir),
                     pressure_bar=pressure,
                     device=device,
-                    lattice_forcefield=forcefield_named(lattice_name),
+                    lattice_forcefield=runtime.forcefield(config.forcefields[lattice_name], base_dir=base_dir),
                 )
-                ds.attrs["point_hash"] = point_hash
-                tmp = part.with_name(part.name + ".tmp")
-                shutil.rmtree(tmp, ignore_errors=True)
-                ds.to_zarr(tmp, mode="w", consolidated=False)
-                shutil.rmtree(part, ignore_errors=True)
-                tmp.rename(part)
+                store.write(label, ds, point_hash)
             if on_point is not None:
                 on_point(name, pressure, ds, reused)
             points.append(ds.expand_dims(forcefield=[name], pressure_bar=[pressure]))
-    combined = xr.combine_by_coords(points, combine_attrs="drop")
-    combined.attrs = {
+    attrs = {
         "name": config.name,
         "element": config.crystal.element,
         "repeat": list(config.crystal.repeat),
         "lattice_from": config.lattice_from or "own",
     }
-    combined.to_zarr(output / "barriers.zarr", mode="w", consolidated=False)
-    return combined
-
-
-def _read_part(part: Path, point_hash: str) -> xr.Dataset | None:
-    """The saved point if it exists and was made with the same settings, else None."""
-    if not part.exists():
-        return None
-    try:
-        ds = xr.open_zarr(part, consolidated=False).load()
-    except (OSError, ValueError, KeyError):
-        return None
-    return ds if ds.attrs.get("point_hash") == point_hash else None
+    return store.combine(points, attrs=attrs)
 
 
 def campaign_debye_frequencies(campaign, system: str, *, base_dir: Path, pressures_bar: list[float]) -> xr.DataArray:
     """ν_D (THz) of every force field of a campaign, on the perfect crystal of FCC ``system`` at
     the lattice its tasks start from (the ``relax_lattice_with`` lattice at each pressure, else
     the given one). Dims (forcefield, pressure_bar)."""
-    from hts_mlff.schedule.pack_job import relaxed_lattice_A
     from hts_mlff.spec.model import FccSystem
     from hts_mlff.systems import build_system
 
@@ -178,9 +149,9 @@ def campaign_debye_frequencies(campaign, system: str, *, base_dir: Path, pressur
     perfect_spec = spec.model_copy(update={"vacancies": []})
     device = torch.device("cpu")
     values = np.full((len(campaign.forcefields), len(pressures_bar)), np.nan)
-    forcefields = [build_forcefield(spec, base_dir=base_dir) for spec in campaign.forcefields.values()]
+    forcefields = [runtime.forcefield(spec, base_dir=base_dir) for spec in campaign.forcefields.values()]
     for j, pressure in enumerate(pressures_bar):
-        lattice = relaxed_lattice_A(campaign, system, pressure, base_dir=base_dir, device=device)
+        lattice = runtime.campaign_lattice_A(campaign, system, pressure, base_dir=base_dir, device=device)
         crystal = build_system(perfect_spec, base_dir=base_dir, lattice_A=lattice)
         for i, forcefield in enumerate(forcefields):
             values[i, j] = debye_frequency_THz(forcefield, crystal, device=device)

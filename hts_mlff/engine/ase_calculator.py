@@ -1,4 +1,8 @@
-"""Every hts_mlff force field as an ASE Calculator, so ASE optimisers, NEB and MD drive it."""
+"""Every hts_mlff force field as an ASE Calculator, so ASE optimisers, NEB and MD drive it.
+
+Part of the engine's contract (:meth:`hts_mlff.engine.forcefield.ForceField.as_ase_calculator`);
+the other direction, an ASE calculator as a force field, is :mod:`hts_mlff.forcefields.adapters`.
+"""
 
 from __future__ import annotations
 

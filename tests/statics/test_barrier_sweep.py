@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from hts_mlff.barriers import part_path, run_barrier_sweep
 from hts_mlff.cli import app
 from hts_mlff.spec.barrier import BarrierConfig, load_barrier_config
 from hts_mlff.spec.load import CampaignError, parse_yaml_model
+from hts_mlff.statics.barrier_sweep import part_path, run_barrier_sweep
 from tests.conftest import REPO
 
 CONFIG = """\
