@@ -30,9 +30,17 @@ def test_missing_campaign_file(tmp_path):
 def test_plan_prints_counts_without_writing(tmp_path):
     campaign = tmp_path / "c.yaml"
     campaign.write_text(GOOD.replace("  temperature_K: [50, 60]", "  temperature_K: [50, 60]\n  seed: [0, 1, 2]"))
-    result = runner.invoke(app, ["plan", str(campaign)])
+    result = runner.invoke(app, ["plan", str(campaign)], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "6" in result.output and "atom-steps" in result.output and "estimated store size" in result.output
+    rows = {}
+    for line in result.output.splitlines():
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        if len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    assert rows["tasks (trajectories)"] == "6"  # 2 temperatures × 3 seeds
+    assert rows["seed"] == "3: 0, 1, 2" and rows["temperature_K"] == "2: 50.0, 60.0"
+    assert float(rows["total atom-steps"]) == 6 * 32 * 100  # 6 tasks × 32 atoms × 100 steps
+    assert rows["estimated store size"].endswith("(uncompressed)")
     assert not (tmp_path / "t.zarr").exists()
 
 
@@ -40,7 +48,17 @@ def test_run_refuses_bad_campaign_and_status_reports(tmp_path, dask_client):
     import hts_mlff
     from tests.schedule.conftest import write_campaign
 
-    loaded = hts_mlff.load_campaign(write_campaign(tmp_path))
+    path = write_campaign(tmp_path)
+    good = path.read_text()
+    path.write_text(good.replace("  timestep_fs: 10.0", "  timestep_fs: fast"))
+    refused = runner.invoke(app, ["run", "--quiet", str(path)])
+    assert refused.exit_code == 2
+    line = 1 + next(k for k, text in enumerate(good.splitlines()) if "timestep_fs" in text)
+    assert f"{path}:{line}: error: protocol.timestep_fs" in refused.output, refused.output
+    assert "nothing was run or written" in refused.output
+    assert not (tmp_path / "t.zarr").exists()  # nothing was started or written
+    path.write_text(good)
+    loaded = hts_mlff.load_campaign(path)
     hts_mlff.run_campaign(loaded, client=dask_client)
     result = runner.invoke(app, ["status", str(loaded.store_path)])
     assert result.exit_code == 0, result.output

@@ -221,8 +221,10 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         hooks=hooks,
     )
     write_pack_results(job, result, device=inputs.device, resumed_from_step=resumed_from)
+    n_failed = int((result["failure_step"] >= 0).sum())
+    _log(f"pack {job.pack_index}: {len(job.tasks)} tasks written ({n_failed} failed), MD {result.wall_s:.1f} s")
     summary.update(
-        n_failed=int((result["failure_step"] >= 0).sum()),
+        n_failed=n_failed,
         atom_steps=result.atom_steps,
         md_wall_s=result.wall_s,
         device=str(inputs.device),

@@ -54,7 +54,11 @@ def test_campaign_through_slurm_equals_a_local_run(tmp_path, slurm, dask_client)
     )
     report = hts_mlff.run_campaign(remote)
     assert report.n_run == 8
-    assert {p["host"] for p in report.packs}  # ran in SLURM jobs
+    assert {p["host"] for p in report.packs} == {slurm.host}  # the SLURM node
+    # Every pack ran inside a SLURM job: the workers' job logs (named by job id) say so.
+    logs = "".join(p.read_text() for p in (tmp_path / "logs").glob("*.err"))
+    assert all(f"hts_mlff pack {p['pack']}: " in logs for p in report.packs), logs[-2000:]
+    assert all(any(ch.isdigit() for ch in p.stem) for p in (tmp_path / "logs").glob("*.err"))
     a = hts_mlff.open_campaign(local.store_path)
     b = hts_mlff.open_campaign(remote.store_path)
     for name in ("total_energy_eV", "virial_pressure_bar", "final_positions"):

@@ -66,8 +66,18 @@ def test_torchsim_models_become_force_fields():
     # (see docs/forcefields.md), so only the adapter's faithfulness is tested here.
 
 
-def test_ase_reference_lj_agrees_with_ase_itself():
-    """Sanity of the comparison above: ASE's calculator, called directly."""
+def test_the_ase_reference_is_itself_consistent():
+    """The comparison above trusts ASE's LJ: its forces are −∇E by central differences, so an
+    agreement with it is an agreement with the potential, not with a shared mistake."""
     atoms = argon(rattle=0.1, seed=0)
     atoms.calc = AseLJ(epsilon=EPSILON_EV, sigma=SIGMA_A, rc=CUTOFF_A, smooth=False)
-    assert np.isfinite(atoms.get_forces()).all()
+    forces = atoms.get_forces()
+    h = 1e-5
+    for atom, axis in [(0, 0), (7, 1), (31, 2)]:
+        energies = []
+        for sign in (1.0, -1.0):
+            moved = atoms.copy()
+            moved.calc = atoms.calc
+            moved.positions[atom, axis] += sign * h
+            energies.append(moved.get_potential_energy())
+        assert forces[atom, axis] == pytest.approx(-(energies[0] - energies[1]) / (2 * h), abs=1e-7)
