@@ -360,7 +360,10 @@ def vacancy(
     debye: Annotated[bool, typer.Option(help="Compare ν₀ with ν_D from each force field's force constants.")] = True,
     bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the rate intervals.")] = 1000,
 ) -> None:
-    """Vacancy jump rates per (force field, T, P) over windows, and their Arrhenius fits (E_b, ν₀)."""
+    """Vacancy jump rates per (force field, T, P) over windows, and their Arrhenius fits (E_b, ν₀).
+
+    (A typer command: its parameters are the command-line options.)
+    """
     from hts_mlff.analysis.vacancy import jump_rates, plot_rate_arrhenius, plot_survival, rate_arrhenius, window_jumps
     from hts_mlff.spec.model import Campaign
     from hts_mlff.store.layout import CampaignStore, StoreError

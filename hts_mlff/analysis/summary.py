@@ -70,6 +70,9 @@ def summarize(
         mobile: atomic number of the mobile ion for D and σ (default: all atoms for D, no σ).
         charge: its charge number z.
         r_max_A, n_bins: g(r) histogram (fewer, wider bins: less noise in short runs).
+
+    Kept as one function (≈ 90 lines): it reads as the list of columns of the summary table,
+    each a call to the analysis that computes it.
     """
     forcefields = list(dict.fromkeys(ds.indexes["traj"].get_level_values("forcefield")))
     if reference not in forcefields:

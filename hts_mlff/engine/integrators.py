@@ -92,6 +92,8 @@ class Dynamics:
         barostat_time_constant_fs: float = 2000.0,
         compressibility_per_bar: float = 5e-5,
     ) -> None:
+        """Nine arguments: the force field and its list, the random streams, and one per
+        thermostat/barostat constant of the protocol (each a physical setting with a unit)."""
         self.forcefield = forcefield
         self.neighbor_list = neighbor_list
         self.random = random

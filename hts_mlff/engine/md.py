@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.allocator import keep_freed_memory
-from hts_mlff.engine.forcefield import ForceField
+from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.guard import GuardLimits, StabilityGuard
 from hts_mlff.engine.integrators import Dynamics
 from hts_mlff.engine.neighbors import NeighborList
@@ -161,22 +161,9 @@ def run_md(
     )
     for observer in observers:
         observer.start(state, n_frames=protocol.n_frames)
-    checkpoint = hooks.resume_from
-    start_step = 0 if checkpoint is None else int(checkpoint["step"])
-    if checkpoint is None:
-        t0 = targets_t
-        if protocol.initial_temperature_K is not None:
-            t0 = torch.full_like(targets_t, protocol.initial_temperature_K)
-        maxwell_boltzmann_velocities(state, random, temperature_K=t0)
-        guard = StabilityGuard(state, limits=protocol.guard)
-    else:
-        state.positions = checkpoint["positions"].to(device=dev, dtype=dtype)
-        state.velocities = checkpoint["velocities"].to(device=dev, dtype=dtype)
-        state.cell = checkpoint["cell"].to(device=dev, dtype=dtype)
-        guard = StabilityGuard(state, limits=protocol.guard)
-        guard.load_state_dict(checkpoint["guard"], device=dev)
-        for k, observer in enumerate(observers):
-            observer.load_state_dict({n: v.numpy() for n, v in checkpoint["observers"][k].items()})
+    guard, start_step = _begin(
+        state, random, protocol=protocol, temperature_K=targets_t, observers=observers, resume_from=hooks.resume_from
+    )
     dynamics.set_active(guard.active)
 
     equil, sample_every = protocol.equilibration_steps, protocol.sample_every_steps
@@ -185,16 +172,17 @@ def run_md(
     def is_sample(step: int) -> bool:
         return step >= equil and (step - equil) % sample_every == 0
 
-    def sample(output, step: int) -> None:
+    def check(output: ForceOutput, step: int) -> None:
         guard.check(state, output, step=step, timestep_fs=protocol.timestep_fs)
         dynamics.set_active(guard.active)
-        alive = guard.active.cpu().numpy()
-        for observer in observers:
-            observer.record(state, output, frame=(step - equil) // sample_every, alive=alive)
+        if is_sample(step):
+            alive = guard.active.cpu().numpy()
+            for observer in observers:
+                observer.record(state, output, frame=(step - equil) // sample_every, alive=alive)
 
     output = dynamics.compute_forces(state, compute_stress=True)
     if start_step == 0 and is_sample(0):
-        sample(output, 0)
+        check(output, 0)
     pending = 0
     for step in range(start_step, protocol.total_steps):
         if protocol.final_temperature_K is not None and step >= equil:
@@ -203,11 +191,8 @@ def run_md(
         ensemble = protocol.ensemble if step >= equil else ("npt" if protocol.ensemble == "npt" else "nvt")
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
-        if is_sample(after):
-            sample(output, after)
-        elif after % guard_every == 0:
-            guard.check(state, output, step=after, timestep_fs=protocol.timestep_fs)
-            dynamics.set_active(guard.active)
+        if is_sample(after) or after % guard_every == 0:
+            check(output, after)
         pending += 1
         if hooks.on_progress is not None and pending >= sample_every:
             hooks.on_progress(pending)
@@ -218,17 +203,44 @@ def run_md(
     if hooks.on_progress is not None and pending:
         hooks.on_progress(pending)
 
-    time_fs = protocol.sample_times_fs
     arrays = _pack_arrays(state, guard)
     for observer in observers:
-        arrays.update(observer.results(time_fs=time_fs))
+        arrays.update(observer.results(time_fs=protocol.sample_times_fs))
     return PackResult(
         arrays=arrays,
-        time_fs=time_fs,
+        time_fs=protocol.sample_times_fs,
         atom_steps=state.n_atoms * (protocol.total_steps - start_step),
         wall_s=time.perf_counter() - started,
         n_neighbor_builds=neighbor_list.n_builds,
     )
+
+
+def _begin(
+    state: BatchState,
+    random: ReplicaRandom,
+    *,
+    protocol: MDProtocol,
+    temperature_K: torch.Tensor,
+    observers: list[Observer],
+    resume_from: dict[str, Any] | None,
+) -> tuple[StabilityGuard, int]:
+    """Draw the initial velocities (at the protocol's initial temperature, else each replica's
+    target), or restore a checkpoint; returns the guard and the first step."""
+    dev, dtype = state.device, state.dtype
+    if resume_from is None:
+        t0 = temperature_K
+        if protocol.initial_temperature_K is not None:
+            t0 = torch.full_like(temperature_K, protocol.initial_temperature_K)
+        maxwell_boltzmann_velocities(state, random, temperature_K=t0)
+        return StabilityGuard(state, limits=protocol.guard), 0
+    state.positions = resume_from["positions"].to(device=dev, dtype=dtype)
+    state.velocities = resume_from["velocities"].to(device=dev, dtype=dtype)
+    state.cell = resume_from["cell"].to(device=dev, dtype=dtype)
+    guard = StabilityGuard(state, limits=protocol.guard)
+    guard.load_state_dict(resume_from["guard"], device=dev)
+    for k, observer in enumerate(observers):
+        observer.load_state_dict({n: v.numpy() for n, v in resume_from["observers"][k].items()})
+    return guard, int(resume_from["step"])
 
 
 def _checkpoint(state: BatchState, guard: StabilityGuard, observers: list[Observer], *, step: int) -> dict[str, Any]:

@@ -32,7 +32,8 @@ class FireSchedule:
     v ← (1 − α) v + α |v| F / |F|, and after more than ``n_min`` such steps in a row grows its
     time step (× ``f_inc``, up to ``dt_max``) and shrinks α (× ``f_alpha``); a group going
     uphill (P ≤ 0) stops (v = 0), halves its time step (× ``f_dec``) and resets α. Then
-    v ← v + Δt F and the move is Δt v. Defaults are ASE's.
+    v ← v + Δt F and the move is Δt v. Defaults are ASE's; the keyword arguments are FIRE's
+    published constants, one each, which is why there are more than eight.
     """
 
     def __init__(

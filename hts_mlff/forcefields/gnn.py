@@ -447,6 +447,9 @@ def evaluate(
     Returns:
         energy (n_systems,) or None for the direct model; forces (n_atoms, 3);
         pair virial terms (n_pairs, 3, 3), d ⊗ ∂E/∂d, summing to V·σ.
+
+    Nine arguments: the module and the graph arrays it needs (kept flat so training and
+    inference share this one function without building a state object per batch).
     """
     n_atoms = species_index.shape[0]
     if module.config.conservative:

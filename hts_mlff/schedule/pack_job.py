@@ -108,6 +108,19 @@ class PackInputs:
     #: The checkpoint to resume from (None: start fresh).
     resume_from: dict[str, Any] | None = None
 
+    def run(self, hooks: RunHooks | None = None) -> PackResult:
+        """Integrate the pack (:func:`run_md`) with these inputs."""
+        return run_md(
+            self.state,
+            self.forcefield,
+            protocol=self.protocol,
+            temperature_K=self.temperature_K,
+            pressure_bar=self.pressure_bar,
+            keys=self.keys,
+            observers=self.observers,
+            hooks=hooks,
+        )
+
 
 def build_pack_inputs(job: PackJob, *, worker_index: int = 0) -> PackInputs:
     """Build a pack's state, force field, targets, random keys and observers from its job.
@@ -210,16 +223,7 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
         checkpoint_every_steps=inputs.campaign.execution.checkpoint_every_steps,
         on_checkpoint=save_checkpoint,
     )
-    result = run_md(
-        inputs.state,
-        inputs.forcefield,
-        protocol=inputs.protocol,
-        temperature_K=inputs.temperature_K,
-        pressure_bar=inputs.pressure_bar,
-        keys=inputs.keys,
-        observers=inputs.observers,
-        hooks=hooks,
-    )
+    result = inputs.run(hooks)
     write_pack_results(job, result, device=inputs.device, resumed_from_step=resumed_from)
     n_failed = int((result["failure_step"] >= 0).sum())
     _log(f"pack {job.pack_index}: {len(job.tasks)} tasks written ({n_failed} failed), MD {result.wall_s:.1f} s")

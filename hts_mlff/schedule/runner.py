@@ -193,6 +193,9 @@ def run_campaign(
         client: an existing ``distributed.Client``; default: start the campaign's cluster.
         on_event: progress callback, called as ``on_event(kind, info)`` with kinds
             ``start`` (totals, dashboard), ``pack`` (a finished pack) and ``end``.
+
+    Kept as one function (≈ 90 lines): the coordinator's life in order — store, lock,
+    cluster, submit, collect, close — with the cluster closed in one ``finally``.
     """
     from distributed import as_completed
 

@@ -151,6 +151,9 @@ def train(
 ) -> TrainingResult:
     """Train per ``config``; resumes from ``<output>.train-state.pt`` unless ``restart``.
 
+    One run reads in order — frames, split, model, optimiser (or the saved state), epochs,
+    checkpoint — and is kept as one function for that reading (≈ 100 lines).
+
     Args:
         on_epoch: called after every epoch with its record (epoch, train_loss, validation metrics).
         on_batch: called with (epoch, batch index, loss) after every optimiser step.
@@ -170,19 +173,8 @@ def train(
     train_forces = np.concatenate([frames[i].forces for i in train_idx])
     scale = float(np.sqrt(np.mean(train_forces**2)))
     species = _species(config, frames)
-    m = config.model
-    gnn_config = GNNConfig(
-        species=species,
-        hidden=m.hidden,
-        n_layers=m.n_layers,
-        cutoff_A=m.cutoff_A,
-        n_rbf=m.n_rbf,
-        rbf_width_A=m.rbf_width_A,
-        aggregation_norm=m.aggregation_norm,
-        conservative=m.conservative,
-        force_scale_eV_per_A=scale,
-    )
-    graphs = [frame_graph(f, species=species, cutoff_A=m.cutoff_A, dtype=torch.float32) for f in frames]
+    gnn_config = _gnn_config(config, species=species, scale=scale)
+    graphs = [frame_graph(f, species=species, cutoff_A=gnn_config.cutoff_A, dtype=torch.float32) for f in frames]
     train_graphs = [graphs[i] for i in train_idx]
     val_graphs = [graphs[i] for i in val_idx][: opt.max_validation_frames]
     val_reference = np.concatenate([g.forces.double().numpy() for g in val_graphs])
@@ -198,19 +190,9 @@ def train(
     first_epoch = 0
     config_hash = _config_hash(config)
     if state_path.exists() and not restart:
-        payload = read_checkpoint(state_path)
-        saved = payload.get("training", {})
-        if saved.get("config_hash") != config_hash:
-            raise ValueError(
-                f"{state_path}: a training state from a different config; rerun with --restart to discard it"
-            )
-        module = forcefield_from_payload(payload, source=str(state_path)).module.to(device)
-        optimiser = torch.optim.Adam(module.parameters(), lr=opt.learning_rate.initial)
-        optimiser.load_state_dict(saved["optimiser"])
-        scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=gamma)
-        scheduler.load_state_dict(saved["scheduler"])
-        first_epoch = int(saved["epoch"])
-        history = json.loads(saved["history_json"])
+        module, optimiser, scheduler, first_epoch, history = _resume(
+            state_path, config_hash=config_hash, device=device, learning_rate=opt.learning_rate.initial, gamma=gamma
+        )
     module.train()
     if on_start is not None:
         on_start(steps_per_epoch * (opt.epochs - first_epoch), first_epoch)
@@ -282,6 +264,35 @@ def train(
         resumed_from_epoch=first_epoch,
         wall_s=time.perf_counter() - started,
     )
+
+
+def _gnn_config(config: TrainingConfig, *, species: tuple[int, ...], scale: float) -> GNNConfig:
+    m = config.model
+    return GNNConfig(
+        species=species,
+        hidden=m.hidden,
+        n_layers=m.n_layers,
+        cutoff_A=m.cutoff_A,
+        n_rbf=m.n_rbf,
+        rbf_width_A=m.rbf_width_A,
+        aggregation_norm=m.aggregation_norm,
+        conservative=m.conservative,
+        force_scale_eV_per_A=scale,
+    )
+
+
+def _resume(state_path: Path, *, config_hash: str, device: torch.device, learning_rate: float, gamma: float):
+    """(module, optimiser, scheduler, epoch, history) from a training state; refuses another config's."""
+    payload = read_checkpoint(state_path)
+    saved = payload.get("training", {})
+    if saved.get("config_hash") != config_hash:
+        raise ValueError(f"{state_path}: a training state from a different config; rerun with --restart to discard it")
+    module = forcefield_from_payload(payload, source=str(state_path)).module.to(device)
+    optimiser = torch.optim.Adam(module.parameters(), lr=learning_rate)
+    optimiser.load_state_dict(saved["optimiser"])
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimiser, gamma=gamma)
+    scheduler.load_state_dict(saved["scheduler"])
+    return module, optimiser, scheduler, int(saved["epoch"]), json.loads(saved["history_json"])
 
 
 def _copy_module(module: GNNModule, config: GNNConfig) -> GNNModule:

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 import hts_mlff
-from hts_mlff.engine.md import RunHooks, run_md
+from hts_mlff.engine.md import RunHooks
 from hts_mlff.schedule.pack_job import build_pack_inputs, run_pack_job
 from hts_mlff.schedule.runner import pending_jobs, prepare_store
 from hts_mlff.tasks import expand
@@ -34,16 +34,7 @@ def test_pack_resumes_from_its_checkpoint_and_matches_an_uninterrupted_pack(tmp_
     inputs = build_pack_inputs(job)
     assert inputs.resume_from is None
     saved = []
-    run_md(
-        inputs.state,
-        inputs.forcefield,
-        protocol=inputs.protocol,
-        temperature_K=inputs.temperature_K,
-        pressure_bar=inputs.pressure_bar,
-        keys=inputs.keys,
-        observers=inputs.observers,
-        hooks=RunHooks(checkpoint_every_steps=50, on_checkpoint=saved.append),
-    )
+    inputs.run(RunHooks(checkpoint_every_steps=50, on_checkpoint=saved.append))
     assert [s["step"] for s in saved] == [50]
     torch.save({**saved[0], "task_ids": [t["task_id"] for t in job.tasks]}, store2.checkpoint_path(job.pack_index))
     assert build_pack_inputs(job).resume_from["step"] == 50

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 import hts_mlff
-from hts_mlff.engine.md import run_md
 from hts_mlff.schedule.pack_job import PackJob, build_pack_inputs
 from hts_mlff.store import CampaignStore, StoreError
 from tests.schedule.conftest import write_campaign
@@ -67,15 +66,7 @@ def test_stored_trajectory_equals_the_engine_run_alone(tmp_path, dask_client):
     inputs = build_pack_inputs(job)
     assert inputs.state.n_systems == 1 and inputs.state.n_atoms == 107 and inputs.resume_from is None
     assert float(inputs.temperature_K[0]) == 90.0
-    alone = run_md(
-        inputs.state,
-        inputs.forcefield,
-        protocol=inputs.protocol,
-        temperature_K=inputs.temperature_K,
-        pressure_bar=inputs.pressure_bar,
-        keys=inputs.keys,
-        observers=inputs.observers,
-    )
+    alone = inputs.run()
     np.testing.assert_array_equal(one.total_energy_eV.values.ravel(), alone["total_energy_eV"][0])
     np.testing.assert_array_equal(one.positions.values[0, :, :107], alone["positions"][0, :, :107])
 

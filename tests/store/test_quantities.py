@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 import hts_mlff
-from hts_mlff.engine.md import run_md
 from hts_mlff.engine.observers import Observer
 from hts_mlff.schedule.pack_job import build_pack_inputs, run_pack_job
 from hts_mlff.schedule.runner import pending_jobs, prepare_store
@@ -93,15 +92,7 @@ def test_every_registered_observer_produces_exactly_its_declared_quantities(tmp_
     store = prepare_store(loaded, plan)
     job = pending_jobs(loaded, plan, store, threads=1)[0]
     inputs = build_pack_inputs(job)
-    result = run_md(
-        inputs.state,
-        inputs.forcefield,
-        protocol=inputs.protocol,
-        temperature_K=inputs.temperature_K,
-        pressure_bar=inputs.pressure_bar,
-        keys=inputs.keys,
-        observers=inputs.observers,
-    )
+    result = inputs.run()
     specs = array_specs(
         loaded.spec, n_slots=plan.n_slots, chunk_size=plan.chunk_size, n_frames=plan.n_frames, max_atoms=plan.max_atoms
     )
