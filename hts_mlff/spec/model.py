@@ -300,8 +300,9 @@ ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterS
 
 # ----------------------------------------------------------------------------- campaign
 #: thermo: T, energies, P, V at every sample (always on). vacancy: Wigner–Seitz vacancy site at
-#: every sample (FCC systems; sites from the perfect supercell).
-AnalysisName = Literal["thermo", "vacancy"]
+#: every sample (FCC systems; sites from the perfect supercell). msd: mean squared displacement
+#: since production start at every sample (no positions need be stored).
+AnalysisName = Literal["thermo", "vacancy", "msd"]
 
 
 class Campaign(Strict):

@@ -23,6 +23,7 @@ import torch
 from hts_mlff.engine.guard import FailureReason
 from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver, VacancyObserver
 from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.msd import MSDObserver
 from hts_mlff.spec.model import Campaign, SystemSpec
 
 #: Chunk bound (bytes) along the snapshot dim of per-atom snapshot arrays.
@@ -231,6 +232,21 @@ register_observer(
         "time of the first vacancy jump (NaN: none)",
         "vacancy",
         "fs",
+    ),
+)
+
+
+register_observer(
+    "msd",
+    lambda campaign, systems: MSDObserver() if "msd" in campaign.analyses else None,
+    Quantity(
+        "msd_A2",
+        ("traj", "time_fs"),
+        "float64",
+        np.nan,
+        "mean squared displacement since production start",
+        "msd",
+        "Å^2",
     ),
 )
 
