@@ -313,6 +313,45 @@ def parity(
 
 
 @app.command()
+def phonons(
+    config: Annotated[Path, typer.Argument(help="Phonon-sweep YAML (see campaigns/ar-phonons.yaml).")],
+) -> None:
+    """T = 0 phonons vs pressure for every force field: Hessian symmetricity, modes, DOS, dispersion; resumes."""
+    from hts_mlff.analysis.phonon_report import phonon_table, plot_dispersion, plot_dos, plot_symmetricity
+    from hts_mlff.spec.phonons import load_phonon_config
+    from hts_mlff.statics.phonon_sweep import run_phonon_sweep
+
+    spec, path = _load_or_exit(load_phonon_config, config, what="phonon-sweep file", nothing="computed")
+
+    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
+        state = "reused" if reused else f"{float(ds['wall_s']):.1f} s"
+        worst = float(1 - ds["symmetricity"].min())
+        console.print(
+            f"{forcefield} @ {pressure_bar:g} bar: a = {float(ds['lattice_A']):.4f} Å, "
+            f"ν max {float(ds['mode_frequency_THz'].max()):.3f} THz, 1 − S ≤ {worst:.2e} ({state})"
+        )
+
+    try:
+        result = run_phonon_sweep(spec, base_dir=path.parent, on_point=on_point)
+    except RuntimeError as exc:
+        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
+        raise typer.Exit(1) from None
+    output = (path.parent / spec.output).resolve()
+    reference = spec.phonons.reference
+    table = phonon_table(result, reference=reference)
+    _print_frame(table, title=f"{spec.name}: phonons" + (f" (against {reference})" if reference else ""))
+    table.to_csv(output / "phonons.csv")
+    console.print(f"wrote {output / 'phonons.zarr'}")
+    console.print(f"wrote {output / 'phonons.csv'}")
+    for figure in (
+        plot_dos(result, output / "phonon-dos.png", reference=reference),
+        plot_dispersion(result, output / "phonon-dispersion.png", reference=reference),
+        plot_symmetricity(result, output / "phonon-symmetricity.png"),
+    ):
+        console.print(f"wrote {figure}")
+
+
+@app.command()
 def barrier(
     config: Annotated[Path, typer.Argument(help="Barrier-sweep YAML (see campaigns/ar-vacancy-string.yaml).")],
 ) -> None:

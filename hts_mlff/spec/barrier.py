@@ -6,23 +6,12 @@ One file: a crystal, its force fields, the pressures to scan, the string setting
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
-from typing import Literal
 
-from pydantic import (
-    Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
 
-from hts_mlff.spec.load import CampaignError, Problem, parse_yaml_model
-from hts_mlff.spec.model import ForceFieldSpec, GNNSpec, Strict
+from hts_mlff.spec.model import Strict
+from hts_mlff.spec.statics import StaticsSweep, load_statics_config
 
 
 class HopCrystal(Strict):
@@ -56,62 +45,20 @@ class StringSettings(Strict):
     max_step_A: PositiveFloat = Field(0.05, description="Largest move of one atom per iteration.")
 
 
-class BarrierConfig(Strict):
+class BarrierConfig(StaticsSweep):
     """A barrier sweep: vacancy-hop barrier vs pressure for every force field."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    output: str = Field(description="Result folder, relative to this file (barriers.zarr, parts/, figures).")
     crystal: HopCrystal
-    forcefields: dict[str, ForceFieldSpec] = Field(min_length=1)
-    pressure_bar: list[float] = Field(min_length=1, description="Sweep axis: T = 0 lattice at each pressure.")
-    lattice_from: str | None = Field(
-        None,
-        description="Force field whose T = 0 lattice at each pressure every force field uses (the seeds compare "
-        "models at the reference's density); default: each relaxes its own cell, which needs a stress.",
-    )
     string: StringSettings = StringSettings()
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    dtype: Literal["float64", "float32"] = "float64"
 
-    @field_validator("pressure_bar")
-    @classmethod
-    def _distinct_pressures(cls, value: list[float]) -> list[float]:
-        if len(set(value)) != len(value):
-            raise ValueError("pressure_bar values must be distinct")
-        return value
-
-    @field_validator("lattice_from")
-    @classmethod
-    def _known_forcefield(cls, value: str | None, info: ValidationInfo) -> str | None:
-        names = sorted(info.data.get("forcefields") or {})
-        if value is not None and value not in names:
-            raise ValueError(f"{value!r} is not one of the forcefields {names}")
-        return value
-
-    def point_hash(self, forcefield_checksum: str, lattice_checksum: str) -> str:
-        """Identifies one force field's results: changes when anything that shapes them changes
-        (the checksums of the force field and of the one that sets the lattice)."""
-        payload = {
+    def settings(self) -> dict:
+        return {
             "crystal": self.crystal.model_dump(mode="json"),
             "string": self.string.model_dump(mode="json"),
-            "forcefield": forcefield_checksum,
-            "lattice": lattice_checksum,
             "dtype": self.dtype,
         }
-        return hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
 def load_barrier_config(path: str | Path) -> tuple[BarrierConfig, Path]:
     """(config, its resolved path); errors name file, line and field."""
-    p = Path(path).resolve()
-    config, lines = parse_yaml_model(p.read_text(), BarrierConfig, file=str(path))
-    problems = []
-    for name, spec in config.forcefields.items():
-        if isinstance(spec, GNNSpec) and not (p.parent / spec.checkpoint).is_file():
-            line = lines.get(("forcefields", name, "checkpoint", "__value__"), lines.get(("forcefields", name), 1))
-            problems.append(
-                Problem(str(path), line, f"forcefields.{name}.checkpoint", f"no file at {p.parent / spec.checkpoint}")
-            )
-    if problems:
-        raise CampaignError(problems)
-    return config, p
+    return load_statics_config(path, BarrierConfig)

@@ -251,6 +251,7 @@ def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[L
 
 #: Top-level keys that mark the other YAML files of the project, and the command that runs them.
 _OTHER_KINDS = (
+    ({"crystal", "pressure_bar", "phonons"}, "a phonon-sweep file", "hts-mlff phonons"),
     ({"crystal", "pressure_bar"}, "a barrier-sweep file", "hts-mlff barrier"),
     ({"sources", "output"}, "a training config", "hts-mlff train"),
 )
