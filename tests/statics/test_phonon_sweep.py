@@ -78,7 +78,8 @@ def test_bad_phonon_files_name_the_line(tmp_path):
     with pytest.raises(CampaignError) as caught:
         load_phonon_config(path)
     (problem,) = caught.value.problems
-    assert problem.line == 9 and problem.path == "phonons" and "reference 'gnn' is not one of the forcefields" in problem.message
+    assert problem.line == 9 and problem.path == "phonons"
+    assert "reference 'gnn' is not one of the forcefields" in problem.message
     result = CliRunner().invoke(app, ["validate", str(REPO / "campaigns" / "ar-phonons.yaml")])
     assert result.exit_code == 2 and "hts-mlff phonons" in result.output
 
