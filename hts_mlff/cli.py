@@ -323,19 +323,14 @@ def phonons(
 
     spec, path = _load_or_exit(load_phonon_config, config, what="phonon-sweep file", nothing="computed")
 
-    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
-        state = "reused" if reused else f"{float(ds['wall_s']):.1f} s"
+    def describe(ds) -> str:
         worst = float(1 - ds["symmetricity"].min())
-        console.print(
-            f"{forcefield} @ {pressure_bar:g} bar: a = {float(ds['lattice_A']):.4f} Å, "
-            f"ν max {float(ds['mode_frequency_THz'].max()):.3f} THz, 1 − S ≤ {worst:.2e} ({state})"
+        return (
+            f"a = {float(ds['lattice_A']):.4f} Å, ν max {float(ds['mode_frequency_THz'].max()):.3f} THz, "
+            f"1 − S ≤ {worst:.2e} ({float(ds['wall_s']):.1f} s)"
         )
 
-    try:
-        result = run_phonon_sweep(spec, base_dir=path.parent, on_point=on_point)
-    except RuntimeError as exc:
-        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
-        raise typer.Exit(1) from None
+    result = _run_sweep_or_exit(run_phonon_sweep, spec, path, describe=describe)
     output = (path.parent / spec.output).resolve()
     reference = spec.phonons.reference
     table = phonon_table(result, reference=reference)
@@ -362,18 +357,14 @@ def barrier(
 
     spec, path = _load_or_exit(load_barrier_config, config, what="barrier-sweep file", nothing="computed")
 
-    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
-        state = "reused" if reused else f"{float(ds['wall_s']):.1f} s, {int(ds['iterations'])} iterations"
+    def describe(ds) -> str:
         flag = "" if int(ds["converged"]) else " [yellow]NOT CONVERGED[/yellow]"
-        console.print(
-            f"{forcefield} @ {pressure_bar:g} bar: E_b = {float(ds['barrier_eV']) * 1e3:.3f} meV ({state}){flag}"
+        return (
+            f"E_b = {float(ds['barrier_eV']) * 1e3:.3f} meV "
+            f"({float(ds['wall_s']):.1f} s, {int(ds['iterations'])} iterations){flag}"
         )
 
-    try:
-        result = run_barrier_sweep(spec, base_dir=path.parent, on_point=on_point)
-    except RuntimeError as exc:
-        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
-        raise typer.Exit(1) from None
+    result = _run_sweep_or_exit(run_barrier_sweep, spec, path, describe=describe)
     output = (path.parent / spec.output).resolve()
     _print_frame(barrier_table(result), title=f"{spec.name}: vacancy-hop barriers")
     console.print(f"wrote {output / 'barriers.zarr'}")
@@ -546,6 +537,20 @@ def _arrhenius_figures(table, folder: Path) -> list[str]:
         fit = arrhenius_fit(values, times_temperature=True)
         written.append(plot_arrhenius(values, fit, str(folder / f"arrhenius-{ff}.png")))
     return written
+
+
+def _run_sweep_or_exit(run, spec, path: Path, *, describe):
+    """Run a statics sweep, printing one line per point (``describe(dataset)``, marked when reused);
+    a point that fails ends the command with exit code 1, finished points kept."""
+
+    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
+        console.print(f"{forcefield} @ {pressure_bar:g} bar: {describe(ds)}" + (" [reused]" if reused else ""))
+
+    try:
+        return run(spec, base_dir=path.parent, on_point=on_point)
+    except RuntimeError as exc:
+        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
+        raise typer.Exit(1) from None
 
 
 def _load_or_exit(loader, path: Path, *, what: str, nothing: str):

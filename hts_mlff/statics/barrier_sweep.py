@@ -23,18 +23,13 @@ from hts_mlff import runtime
 from hts_mlff.engine.string_method import tangents
 from hts_mlff.spec.barrier import BarrierConfig
 from hts_mlff.statics.lattice import debye_frequency_THz, fcc_lattice_constant_A, relaxed_fcc
-from hts_mlff.statics.results import PointStore
+from hts_mlff.statics.results import PointStore, sweep_points
 from hts_mlff.statics.vacancy_hop import HopSettings, vacancy_hop_path
-from hts_mlff.tasks import forcefield_checksum
-
-
-def point_label(forcefield: str, pressure_bar: float) -> str:
-    """Name of one (force field, pressure) part of a sweep's result store."""
-    return f"{forcefield}@{pressure_bar:g}bar"
 
 
 def part_path(output: Path, forcefield: str, pressure_bar: float) -> Path:
-    return PointStore(output, name="barriers").part_path(point_label(forcefield, pressure_bar))
+    """Where the (force field, pressure) point of a barrier sweep is saved."""
+    return PointStore(output, name="barriers").part_path(f"{forcefield}@{pressure_bar:g}bar")
 
 
 def barrier_point(
@@ -103,30 +98,7 @@ def run_barrier_sweep(
     ``on_point(forcefield, pressure_bar, dataset, reused)`` is called after each point.
     """
     store = PointStore((base_dir / config.output).resolve(), name="barriers")
-    device = runtime.resolve_device(config.device)
-    points = []
-    for name, spec in config.forcefields.items():
-        lattice_name = config.lattice_from or name
-        point_hash = config.point_hash(
-            forcefield_checksum(spec, base_dir=base_dir),
-            forcefield_checksum(config.forcefields[lattice_name], base_dir=base_dir),
-        )
-        for pressure in config.pressure_bar:
-            label = point_label(name, pressure)
-            ds = store.read(label, point_hash)
-            reused = ds is not None
-            if ds is None:
-                ds = barrier_point(
-                    config,
-                    runtime.forcefield(spec, base_dir=base_dir),
-                    pressure_bar=pressure,
-                    device=device,
-                    lattice_forcefield=runtime.forcefield(config.forcefields[lattice_name], base_dir=base_dir),
-                )
-                store.write(label, ds, point_hash)
-            if on_point is not None:
-                on_point(name, pressure, ds, reused)
-            points.append(ds.expand_dims(forcefield=[name], pressure_bar=[pressure]))
+    points = sweep_points(config, barrier_point, store=store, base_dir=base_dir, on_point=on_point)
     attrs = {
         "name": config.name,
         "element": config.crystal.element,

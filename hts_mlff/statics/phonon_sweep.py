@@ -27,8 +27,7 @@ from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.spec.phonons import PhononConfig
 from hts_mlff.statics import phonons
 from hts_mlff.statics.lattice import fcc_lattice_constant_A, relaxed_fcc
-from hts_mlff.statics.results import PointStore
-from hts_mlff.tasks import forcefield_checksum
+from hts_mlff.statics.results import PointStore, sweep_points
 
 #: Upper edge of the DOS axis as a multiple of the highest frequency of the first point.
 DOS_HEADROOM = 1.15
@@ -113,30 +112,7 @@ def run_phonon_sweep(
     ``on_point(forcefield, pressure_bar, dataset, reused)`` is called after each point.
     """
     store = PointStore((base_dir / config.output).resolve(), name="phonons")
-    device = runtime.resolve_device(config.device)
-    points = []
-    for name, spec in config.forcefields.items():
-        lattice_name = config.lattice_from or name
-        point_hash = config.point_hash(
-            forcefield_checksum(spec, base_dir=base_dir),
-            forcefield_checksum(config.forcefields[lattice_name], base_dir=base_dir),
-        )
-        for pressure in config.pressure_bar:
-            label = f"{name}@{pressure:g}bar"
-            ds = store.read(label, point_hash)
-            reused = ds is not None
-            if ds is None:
-                ds = phonon_point(
-                    config,
-                    runtime.forcefield(spec, base_dir=base_dir),
-                    pressure_bar=pressure,
-                    device=device,
-                    lattice_forcefield=runtime.forcefield(config.forcefields[lattice_name], base_dir=base_dir),
-                )
-                store.write(label, ds, point_hash)
-            if on_point is not None:
-                on_point(name, pressure, ds, reused)
-            points.append(ds.expand_dims(forcefield=[name], pressure_bar=[pressure]))
+    points = sweep_points(config, phonon_point, store=store, base_dir=base_dir, on_point=on_point)
     first = points[0]
     aligned = [_common_axes(p, first) for p in points]
     attrs = {

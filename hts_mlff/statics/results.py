@@ -10,9 +10,31 @@ the rest. The parts are then combined into ``<output>/<name>.zarr``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
+import torch
 import xarray as xr
+
+from hts_mlff import runtime
+from hts_mlff.engine.forcefield import ForceField
+from hts_mlff.spec.statics import StaticsSweep
+from hts_mlff.tasks import forcefield_checksum
+
+
+class PointFunction(Protocol):
+    """Computes one (force field, pressure) point of a sweep."""
+
+    def __call__(
+        self,
+        config: StaticsSweep,
+        forcefield: ForceField,
+        *,
+        pressure_bar: float,
+        device: torch.device,
+        lattice_forcefield: ForceField,
+    ) -> xr.Dataset: ...
 
 
 class PointStore:
@@ -53,3 +75,41 @@ class PointStore:
         combined.attrs = dict(attrs)
         combined.to_zarr(self.output / f"{self.name}.zarr", mode="w", consolidated=False)
         return combined
+
+
+def sweep_points(
+    config: StaticsSweep,
+    compute: PointFunction,
+    *,
+    store: PointStore,
+    base_dir: Path,
+    on_point: Callable[[str, float, xr.Dataset, bool], None] | None = None,
+) -> list[xr.Dataset]:
+    """Every (force field, pressure) point of a sweep, computed or reused from ``store``, each
+    expanded along ``forcefield`` and ``pressure_bar``. The lattice comes from ``lattice_from``
+    (else the force field itself); ``on_point(forcefield, pressure_bar, dataset, reused)``
+    follows each point."""
+    device = runtime.resolve_device(config.device)
+    points = []
+    for name, spec in config.forcefields.items():
+        lattice_spec = config.forcefields[config.lattice_from or name]
+        point_hash = config.point_hash(
+            forcefield_checksum(spec, base_dir=base_dir), forcefield_checksum(lattice_spec, base_dir=base_dir)
+        )
+        for pressure in config.pressure_bar:
+            label = f"{name}@{pressure:g}bar"
+            ds = store.read(label, point_hash)
+            reused = ds is not None
+            if ds is None:
+                ds = compute(
+                    config,
+                    runtime.forcefield(spec, base_dir=base_dir),
+                    pressure_bar=pressure,
+                    device=device,
+                    lattice_forcefield=runtime.forcefield(lattice_spec, base_dir=base_dir),
+                )
+                store.write(label, ds, point_hash)
+            if on_point is not None:
+                on_point(name, pressure, ds, reused)
+            points.append(ds.expand_dims(forcefield=[name], pressure_bar=[pressure]))
+    return points
