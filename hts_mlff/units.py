@@ -52,3 +52,10 @@ PLANCK_EV_S = 4.135667696e-15
 def debye_temperature_to_frequency_THz(debye_temperature_K: float) -> float:
     """Debye frequency ν_D = k_B Θ_D / h in THz (1/ps); Θ_D = 92 K (solid argon) gives 1.92 THz."""
     return BOLTZMANN_EV_PER_K * debye_temperature_K / PLANCK_EV_S * 1e-12
+
+
+#: 1 eV/(Å·fs·K) in W/(m·K): thermal conductivity from heat currents in eV·Å/fs.
+W_PER_M_K_PER_EV_PER_A_FS_K = 1.602176634e-19 / (1e-10 * 1e-15)
+
+#: Reduced Planck constant, eV·ps: ħω/(k_B T) with ω in rad/ps.
+HBAR_EV_PS = PLANCK_EV_S * 1e12 / (2 * 3.141592653589793)

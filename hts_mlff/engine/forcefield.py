@@ -54,6 +54,21 @@ class ForceField(ABC):
     def __call__(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
         return self.forward(state, compute_stress=compute_stress)
 
+    #: True where :meth:`heat_current` is defined (a per-atom energy partition exists).
+    has_heat_current: bool = False
+
+    def heat_current(self, state: BatchState) -> torch.Tensor:
+        """(n_systems, 3) heat current J = d/dt Σ_i r_i e_i in eV·Å/fs (Green–Kubo).
+
+        Needs a partition of the energy into per-atom terms and the forces between atoms
+        (pair potentials: :class:`~hts_mlff.forcefields.LennardJones`). Many-body models define
+        no unique partition; force-only models define no energy at all.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} defines no per-atom energy partition, so no heat current: "
+            "Green–Kubo needs a pair potential (lennard_jones)"
+        )
+
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """JSON-serialisable description; with the weights it defines the checksum."""

@@ -160,6 +160,7 @@ def run_md(
         compressibility_per_bar=protocol.compressibility_per_bar,
     )
     for observer in observers:
+        observer.attach(forcefield)
         observer.start(state, n_frames=protocol.n_frames)
     guard, start_step = _begin(
         state, random, protocol=protocol, temperature_K=targets_t, observers=observers, resume_from=hooks.resume_from

@@ -26,8 +26,9 @@ from typing import Any
 import torch
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.engine.neighbors import neighbors_for
+from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState, sum_per_system
+from hts_mlff.units import EV_PER_AMU_A2_PER_FS2
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class PairParameters:
 
 
 class LennardJones(ForceField):
-    """Lennard-Jones force field.
+    """Lennard-Jones force field (with a heat current: pairwise energy partition).
 
     Args:
         epsilon_eV: well depth for every pair not listed in ``pairs``.
@@ -69,6 +70,8 @@ class LennardJones(ForceField):
         self.pairs = list(pairs or [])
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
+    has_heat_current = True
+
     def config(self) -> dict[str, Any]:
         return {
             "epsilon_eV": self.epsilon_eV,
@@ -91,8 +94,9 @@ class LennardJones(ForceField):
             self._tables[key] = (eps.to(device), (sig * sig).to(device))
         return self._tables[key]
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+    def _pair_terms(self, state: BatchState, nl: NeighborList) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Pair vectors d = r_j − r_i (3, n_pairs) Å, pair energies (n_pairs,) eV and
+        f_over_r = −(dV/dr)/r (n_pairs,) eV/Å², so the force on j is f_over_r · d."""
         d = nl.pair_vectors_t(state)  # (3, n_pairs)
         r2 = d[0] * d[0] + d[1] * d[1] + d[2] * d[2]
         inside = r2 < self.cutoff_A * self.cutoff_A
@@ -115,8 +119,12 @@ class LennardJones(ForceField):
             c2 = sig2 / (self.cutoff_A * self.cutoff_A)
             c6 = c2 * c2 * c2
             e_pair = e_pair - mask * (4.0 * eps * (c6 * c6 - c6))
-        # f_over_r = −(dV/dr)/r, so F_j = f_over_r · d.
         f_over_r = (2.0 * s12 - s6) * inv_r2 * (24.0 * eps)
+        return d, e_pair, f_over_r
+
+    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        d, e_pair, f_over_r = self._pair_terms(state, nl)
         fvec = f_over_r * d  # (3, n_pairs)
         energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
         stress = None
@@ -128,3 +136,32 @@ class LennardJones(ForceField):
         forces_t.index_add_(1, nl.pair_j, fvec)
         forces_t.index_add_(1, nl.pair_i, -fvec)
         return ForceOutput(energy=energy, forces=forces_t.t().contiguous(), stress=stress)
+
+    def heat_current(self, state: BatchState) -> torch.Tensor:
+        r"""(n_systems, 3) heat current J in eV·Å/fs (pairwise energy partition).
+
+        .. math::
+
+            \mathbf{J} = \sum_i e_i \mathbf{v}_i
+              + \tfrac12 \sum_{\text{pairs } ij} \mathbf{r}_{ij}\,[\mathbf{F}_{ij}\cdot(\mathbf{v}_i + \mathbf{v}_j)],
+            \qquad e_i = \tfrac12 m_i v_i^2 + \tfrac12 \sum_j \phi(r_{ij}),
+
+        J = d/dt Σ_i r_i e_i: the convective term plus the virial term, each pair once. The
+        velocities are taken in each replica's centre-of-mass frame, so a drifting crystal (a
+        thermostat's random walk of the total momentum) adds no constant ē·Σv_i to J.
+        """
+        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        d, e_pair, f_over_r = self._pair_terms(state, nl)
+        momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
+        mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
+        velocities = state.velocities - (momentum / mass[:, None])[state.system_idx]
+        v_t = velocities.t()
+        v_sum = v_t.index_select(1, nl.pair_i) + v_t.index_select(1, nl.pair_j)  # (3, n_pairs)
+        # r_ij (F_ij · (v_i + v_j)) with r_ij = −d and F_ij = −f_over_r · d.
+        virial = d * (f_over_r * (d * v_sum).sum(0))
+        per_pair = 0.5 * (virial + e_pair * v_sum)  # half of each pair's energy rides on each atom
+        kinetic = 0.5 * state.masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_PER_FS2
+        out = v_t.new_zeros(3, state.n_systems)
+        out.index_add_(1, nl.pair_system, per_pair)
+        out.index_add_(1, state.system_idx, v_t * kinetic)
+        return out.t().contiguous()

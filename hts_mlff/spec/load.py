@@ -190,6 +190,22 @@ def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base
     for name, forcefield in spec.forcefields.items():
         if forcefield.kind == "gnn" and not (base_dir / forcefield.checkpoint).is_file():
             add(("forcefields", name, "checkpoint"), f"checkpoint not found: {base_dir / forcefield.checkpoint}")
+    if "heat_flux" in spec.analyses:
+        index = spec.analyses.index("heat_flux")
+        for name in _axis_values(spec, "forcefield"):
+            kind = spec.forcefields[name].kind if name in spec.forcefields else None
+            if kind not in (None, "lennard_jones"):
+                add(
+                    ("analyses", index),
+                    f"heat_flux needs a per-atom energy partition (pair potentials: lennard_jones); "
+                    f"forcefield {name!r} is kind {kind!r}. Run Green–Kubo in its own campaign, or use "
+                    "analyses: [sed] (spectral energy density) for this force field",
+                )
+    if "sed" in spec.analyses and spec.protocol.save_velocities_every_samples == 0:
+        add(
+            ("analyses", spec.analyses.index("sed")),
+            "sed needs stored velocities: set protocol.save_velocities_every_samples (e.g. 1)",
+        )
     seen: dict[str, int] = {}
     for g, group in enumerate(spec.sweep.zip):
         sizes = {axis: len(_axis_values(spec, axis)) for axis in group}

@@ -301,8 +301,10 @@ ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterS
 # ----------------------------------------------------------------------------- campaign
 #: thermo: T, energies, P, V at every sample (always on). vacancy: Wigner–Seitz vacancy site at
 #: every sample (FCC systems; sites from the perfect supercell). msd: mean squared displacement
-#: since production start at every sample (no positions need be stored).
-AnalysisName = Literal["thermo", "vacancy", "msd"]
+#: since production start at every sample (no positions need be stored). heat_flux: heat current
+#: J(t) at every sample for Green–Kubo κ (pair potentials). sed: equilibrium lattice sites and the
+#: primitive-cell map beside the stored velocities, for the spectral energy density.
+AnalysisName = Literal["thermo", "vacancy", "msd", "heat_flux", "sed"]
 
 
 class Campaign(Strict):

@@ -267,6 +267,45 @@ def frequencies_THz(
     return _signed_frequencies_THz(np.linalg.eigvalsh(matrices))
 
 
+def harmonic_modes(
+    constants: np.ndarray,
+    supercell_atoms: Atoms,
+    unit_cell: Atoms,
+    k_points_A: np.ndarray,
+    *,
+    dk_per_A: float = 1e-4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Harmonic modes at Cartesian wave vectors, for SED projections and κ.
+
+    Args:
+        constants, supercell_atoms, unit_cell: as from :func:`force_constants`.
+        k_points_A: (n_k, 3) wave vectors in rad/Å (Cartesian, any zone: D(k) is periodic).
+        dk_per_A: step of the central differences for the group velocities.
+
+    Returns:
+        frequencies (n_k, n_b) THz sorted per k; eigenvectors (n_k, 3·n_basis, n_b) complex,
+        column b the polarisation of band b (phase convention exp(i k·r) of each atom, the
+        SED's); group velocities (n_k, n_b, 3) Å/ps, v = ∂ω/∂k of the sorted bands (at a
+        degeneracy: the mean slope of the degenerate set's sorted bands).
+    """
+    k = np.atleast_2d(np.asarray(k_points_A, dtype=float))
+    to_frac = np.asarray(unit_cell.cell).T / (2 * np.pi)  # k_cart @ (a_i)ᵀ / 2π
+    values, vectors = np.linalg.eigh(dynamical_matrices(constants, supercell_atoms, unit_cell, k @ to_frac))
+    frequencies = _signed_frequencies_THz(values)
+    velocities = np.zeros((*frequencies.shape, 3))
+    for axis in range(3):
+        step = np.zeros(3)
+        step[axis] = dk_per_A
+        plus = _signed_frequencies_THz(
+            np.linalg.eigvalsh(dynamical_matrices(constants, supercell_atoms, unit_cell, (k + step) @ to_frac))
+        )
+        minus = _signed_frequencies_THz(
+            np.linalg.eigvalsh(dynamical_matrices(constants, supercell_atoms, unit_cell, (k - step) @ to_frac))
+        )
+        velocities[..., axis] = 2 * np.pi * (plus - minus) / (2 * dk_per_A)  # rad/ps per rad/Å = Å/ps
+    return frequencies, vectors, velocities
+
+
 def minimal_supercell(atoms: Atoms, *, range_A: float) -> tuple[int, int, int]:
     """Smallest repetition of ``atoms``' cell whose widths all exceed 2·``range_A``."""
     cell = np.asarray(atoms.cell)

@@ -23,8 +23,10 @@ import torch
 from hts_mlff.engine.guard import FailureReason
 from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver, VacancyObserver
 from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.heat_flux import HeatFluxObserver
+from hts_mlff.engine.observers.lattice_sites import LatticeSiteObserver
 from hts_mlff.engine.observers.msd import MSDObserver
-from hts_mlff.spec.model import Campaign, SystemSpec
+from hts_mlff.spec.model import Campaign, FccSystem, SystemSpec
 
 #: Chunk bound (bytes) along the snapshot dim of per-atom snapshot arrays.
 SNAPSHOT_CHUNK_BYTES = 64 * 2**20
@@ -247,6 +249,53 @@ register_observer(
         "mean squared displacement since production start",
         "msd",
         "Å^2",
+    ),
+)
+
+
+register_observer(
+    "heat_flux",
+    lambda campaign, systems: HeatFluxObserver() if "heat_flux" in campaign.analyses else None,
+    Quantity(
+        "heat_current_eV_A_per_fs",
+        ("traj", "time_fs", "xyz"),
+        "float64",
+        np.nan,
+        "heat current J = d/dt Σ r_i e_i (extensive)",
+        "heat_flux",
+        "eV·Å/fs",
+    ),
+)
+
+
+def _lattice_sites(campaign: Campaign, systems: Sequence[SystemSpec]) -> Observer | None:
+    if "sed" not in campaign.analyses:
+        return None
+    if not systems:
+        return LatticeSiteObserver()
+    # FCC is a Bravais lattice (one atom per primitive cell); a structure file's cell is the basis.
+    return LatticeSiteObserver([None if isinstance(spec, FccSystem) else tuple(spec.repeat) for spec in systems])
+
+
+register_observer(
+    "sed",
+    _lattice_sites,
+    Quantity(
+        "lattice_site_A",
+        ("traj", "atom", "xyz"),
+        "float64",
+        np.nan,
+        "equilibrium lattice site (unwrapped position averaged over production)",
+        "sed",
+        "Å",
+    ),
+    Quantity(
+        "basis_index",
+        ("traj", "atom"),
+        "int32",
+        -1,
+        "atom of the primitive cell this atom is (0 for a Bravais lattice; -1: no atom)",
+        "sed",
     ),
 )
 

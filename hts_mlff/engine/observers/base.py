@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hts_mlff.engine.forcefield import ForceOutput
+from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.state import BatchState
 
 
@@ -33,6 +33,9 @@ class Observer:
     def coordinates(self, *, time_fs: np.ndarray) -> dict[str, np.ndarray]:
         """Coordinate values (fs) of its own sample dims, from the (n_frames,) sample times."""
         return {}
+
+    def attach(self, forcefield: ForceField) -> None:
+        """Told the pack's force field before :meth:`start` (observers that call it keep it)."""
 
     def start(self, state: BatchState, *, n_frames: int) -> None:
         """Allocate the buffers for ``state``'s replicas and ``n_frames`` samples."""

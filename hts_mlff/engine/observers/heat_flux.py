@@ -1,0 +1,36 @@
+"""Heat current at every sample, for Green–Kubo thermal conductivity.
+
+J(t) = d/dt Σ_i r_i e_i (eV·Å/fs per replica, the extensive current, not divided by V), from
+the force field's own energy partition (:meth:`ForceField.heat_current`; pair potentials). The
+conductivity follows from its autocorrelation (:mod:`hts_mlff.analysis.green_kubo`):
+κ = 1/(3 V k_B T²) ∫₀^∞ ⟨J(0)·J(t)⟩ dt. Cost: one extra pair pass per sample.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.state import BatchState
+
+
+class HeatFluxObserver(Observer):
+    """``heat_current_eV_A_per_fs``: (n_systems, n_frames, 3) float64; NaN where a replica failed."""
+
+    quantities = ("heat_current_eV_A_per_fs",)
+
+    def attach(self, forcefield: ForceField) -> None:
+        if not forcefield.has_heat_current:
+            raise ValueError(
+                f"analyses: heat_flux needs a force field with a per-atom energy partition; "
+                f"{type(forcefield).__name__} has none (Green–Kubo runs with pair potentials: lennard_jones)"
+            )
+        self._forcefield = forcefield
+
+    def start(self, state: BatchState, *, n_frames: int) -> None:
+        self.buffers = {"heat_current_eV_A_per_fs": np.full((state.n_systems, n_frames, 3), np.nan)}
+
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+        current = self._forcefield.heat_current(state).detach().cpu().double().numpy()
+        self.buffers["heat_current_eV_A_per_fs"][:, frame] = np.where(alive[:, None], current, np.nan)
