@@ -1,4 +1,5 @@
-"""Command line: ``hts-mlff validate | plan | run | status | train | parity | report | schema``."""
+"""Command line: ``hts-mlff validate | plan | run | status | train | parity | phonons | barrier |
+vacancy | thermal | report | schema``."""
 
 from __future__ import annotations
 
@@ -462,6 +463,93 @@ def vacancy(
                     windows, rates, str(output / f"vacancy-survival-{pressure:g}bar.png"), pressure_bar=float(pressure)
                 )
             )
+        for path in written:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def thermal(
+    store: StorePath,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+    system: Annotated[str | None, typer.Option(help="System to analyse (default: the only one).")] = None,
+    harmonic: Annotated[
+        str | None,
+        typer.Option(help="Force field for polarisations and group velocities (default: each point's own)."),
+    ] = None,
+    kappa: Annotated[bool, typer.Option(help="κ from SED lifetimes on the cell's full k grid.")] = True,
+    heat_capacity: Annotated[str, typer.Option(help="classical (k_B per mode) or quantum.")] = "classical",
+    segments: Annotated[int, typer.Option(help="Average the spectra of this many segments per trajectory.")] = 1,
+    cutoff_fs: Annotated[
+        float | None, typer.Option(help="Green–Kubo integration cut-off (default: first zero of the HCACF).")
+    ] = None,
+) -> None:
+    """SED maps, phonon lifetimes and κ (SED and Green–Kubo) per (force field, T, P)."""
+    from hts_mlff.analysis.thermal_report import kappa_table, plot_kappa, plot_lifetimes, plot_sed_map
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore, StoreError
+    from hts_mlff.store.reader import open_campaign
+    from hts_mlff.thermal import green_kubo_study, sed_study
+
+    if heat_capacity not in ("classical", "quantum"):
+        err_console.print(f"[red]error[/red]: --heat-capacity {heat_capacity!r}: use classical or quantum")
+        raise typer.Exit(2)
+    study = green_kubo = None
+    try:
+        ds = open_campaign(store)
+        attrs = CampaignStore(store).attrs()
+        spec = Campaign.model_validate(attrs["spec"])
+        systems = sorted(set(ds["system"].values.tolist()))
+        if system is None and len(systems) > 1:
+            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+        system = system or systems[0]
+        if system not in systems:
+            raise ValueError(f"--system {system!r}: the store holds {systems}")
+        if harmonic is not None and harmonic not in spec.forcefields:
+            known = sorted(spec.forcefields)
+            raise ValueError(f"--harmonic {harmonic!r} is not a force field of this campaign ({known})")
+        if "velocities" not in ds and "heat_current_eV_A_per_fs" not in ds:
+            raise ValueError(
+                "the store has neither velocities (analyses: [sed]) nor a heat current (analyses: [heat_flux])"
+            )
+        if "velocities" in ds:
+            study = sed_study(
+                ds,
+                spec,
+                system=system,
+                base_dir=Path(attrs.get("campaign_file", ".")).parent,
+                harmonic=harmonic,
+                kappa=kappa,
+                heat_capacity=heat_capacity,
+                n_segments=segments,
+            )
+        if "heat_current_eV_A_per_fs" in ds:
+            green_kubo = green_kubo_study(ds, cutoff_fs=cutoff_fs)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    for note in study.notes if study is not None else []:
+        err_console.print(f"[yellow]{note}[/yellow]")
+    table = kappa_table(study.kappa if study is not None else None, green_kubo)
+    if not table.empty:
+        _print_frame(table, title=f"{store.name}: thermal conductivity ({heat_capacity} C for SED)")
+    if study is not None:
+        line = study.lifetimes_line
+        summary = line[["peak_THz", "harmonic_THz", "lifetime_ps"]].median(["k", "branch"]).to_dataframe()
+        summary["resolved fraction"] = line["resolved"].mean(["k", "branch"]).to_series()
+        _print_frame(summary, title="Γ–X: median SED peak, harmonic frequency and lifetime")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        written = []
+        if not table.empty:
+            table.to_csv(output / "kappa.csv")
+            written += [output / "kappa.csv", plot_kappa(table, output / "kappa.png")]
+        if study is not None:
+            study.lifetimes_line.reset_index("point").to_dataframe().to_csv(output / "lifetimes-gamma-x.csv")
+            written += [
+                output / "lifetimes-gamma-x.csv",
+                plot_sed_map(study.sed_line, study.lifetimes_line, output / "sed-gamma-x.png"),
+                plot_lifetimes(study.lifetimes_line, output / "lifetimes.png"),
+            ]
         for path in written:
             console.print(f"wrote {path}")
 

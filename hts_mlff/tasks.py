@@ -146,7 +146,10 @@ def expand(campaign: Campaign, *, base_dir: Path) -> Plan:
     """Expand a campaign into its task table and packs (fast: 10⁵ tasks well under 1 s)."""
     from hts_mlff.systems import system_size
 
-    protocol_json = json.dumps(campaign.protocol.model_dump(mode="json"), sort_keys=True)
+    protocol_dump = campaign.protocol.model_dump(mode="json")
+    if protocol_dump.get("equilibration_ensemble") is None:  # absent when unset: ids stay stable
+        protocol_dump.pop("equilibration_ensemble", None)
+    protocol_json = json.dumps(protocol_dump, sort_keys=True)
     checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
     sizes = {name: system_size(spec, base_dir=base_dir) for name, spec in campaign.systems.items()}
     prefixes = {}

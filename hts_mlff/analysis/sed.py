@@ -178,6 +178,11 @@ def _power(q: np.ndarray, *, dt_fs: float, n_segments: int) -> tuple[np.ndarray,
     return power[..., keep], nu_THz[keep]
 
 
+def record_length_ps(n_frames: int, *, dt_fs: float, n_segments: int = 1) -> float:
+    """Length (ps) of each segment the SED's spectra come from."""
+    return (n_frames // n_segments) * dt_fs * 1e-3
+
+
 def spectral_energy_density(
     ds: xr.Dataset,
     k_points_A: np.ndarray,
@@ -191,7 +196,9 @@ def spectral_energy_density(
     Args:
         ds: campaign dataset with ``velocities`` (``save_velocities_every_samples``),
             ``lattice_site_A``, ``basis_index`` and ``atomic_numbers`` (``analyses: [sed]``).
-        k_points_A: (n_k, 3) wave vectors, rad/Å (:func:`line_kpoints`, :func:`grid_kpoints`).
+        k_points_A: (n_k, 3) wave vectors, rad/Å (:func:`line_kpoints`, :func:`grid_kpoints`), for
+            the cell (``final_cell``) of the first trajectory computed; the others use the same
+            k in fractions of their own reciprocal cell.
         polarizations: (n_k, 3·n_basis, n_branch) complex vectors to project on (see module
             docstring); None: Cartesian components of each basis atom.
         n_segments: average the spectra of this many equal segments of each trajectory
@@ -205,10 +212,15 @@ def spectral_energy_density(
     k_A = np.atleast_2d(np.asarray(k_points_A, dtype=float))
     time_fs = np.asarray(ds["velocity_time_fs"].values, dtype=float)
     dt_fs = float(time_fs[1] - time_fs[0])
-    positions = range(ds.sizes["traj"]) if traj is None else list(traj)
+    positions = list(range(ds.sizes["traj"])) if traj is None else list(traj)
+    cells = np.asarray(ds["final_cell"].values, dtype=float)[positions] if "final_cell" in ds else None
+    # k is given for the first trajectory's cell; seeds equilibrated at a pressure end in cells that
+    # differ slightly, so each gets the same k in fractions of its own reciprocal cell.
+    k_frac = None if cells is None else k_A @ cells[0].T / (2 * np.pi)
     spectra = []
-    for i in positions:
+    for n, i in enumerate(positions):
         one = ds.isel(traj=i)
+        k_own = k_A if k_frac is None else k_frac @ reciprocal_rows(cells[n])
         basis = np.asarray(one["basis_index"].values)
         numbers = np.asarray(one["atomic_numbers"].values)
         masses = np.where(basis >= 0, atomic_masses[np.clip(numbers, 0, None)], 0.0)
@@ -217,7 +229,7 @@ def spectral_energy_density(
             np.asarray(one["lattice_site_A"].values, dtype=float),
             basis,
             masses,
-            k_A,
+            k_own,
         )  # (n_basis, n_k, n_t, 3)
         n_basis = q.shape[0]
         n_cells = int((basis >= 0).sum()) // n_basis
@@ -230,7 +242,12 @@ def spectral_energy_density(
         np.stack(spectra),
         dims=("traj", "k", "branch", "frequency_THz"),
         coords={"frequency_THz": nu_THz, **{f"k{c}_per_A": ("k", k_A[:, i]) for i, c in enumerate("xyz")}},
-        attrs={"long_name": "spectral energy density φ(k, ω)", "units": "eV·ps", "omega": "2π·frequency_THz rad/ps"},
+        attrs={
+            "long_name": "spectral energy density φ(k, ω)",
+            "units": "eV·ps",
+            "omega": "2π·frequency_THz rad/ps",
+            "record_ps": record_length_ps(len(time_fs), dt_fs=dt_fs, n_segments=n_segments),
+        },
     )
     return out.assign_coords(ds.isel(traj=list(positions))["traj"].coords)
 
@@ -241,14 +258,40 @@ def lorentzian(omega: np.ndarray, peak: float, centre: float, half_width: float)
     return peak / (1.0 + ((omega - centre) / half_width) ** 2)
 
 
+def windowed_lorentzian(
+    omega: np.ndarray, peak: float, centre: float, half_width: float, *, record_ps: float
+) -> np.ndarray:
+    """Eq. 8 as a record of length T sees it: the mean periodogram of a mode whose correlation
+    decays as e^{−γ|t|}, i.e. the Lorentzian convolved with the record's Fejér kernel,
+
+        φ_max · γ · Re[1/s − (1 − e^{−sT})/(s² T)],  s = γ + i(ω − ω_c),
+
+    which is eq. 8 when γT ≫ 1 and the record's own line shape (sinc²) when γ → 0, so a
+    lifetime comparable with the record is not read as the record's resolution.
+    """
+    s = half_width + 1j * (np.asarray(omega) - centre)
+    x = s * record_ps
+    small = np.abs(x) < 1e-4
+    safe = np.where(small, 1.0, s)
+    exact = 1.0 / safe - (1.0 - np.exp(-np.where(small, 1.0, x))) / (safe * safe * record_ps)
+    series = record_ps / 2 - s * record_ps**2 / 6
+    return peak * half_width * np.where(small, series, exact).real
+
+
 def fit_peak(
-    omega: np.ndarray, phi: np.ndarray, *, guess: float | None = None, window_widths: float = 8.0
+    omega: np.ndarray,
+    phi: np.ndarray,
+    *,
+    guess: float | None = None,
+    window_widths: float = 8.0,
+    record_ps: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Fit one Lorentzian; returns (φ_max, ω_c, γ) and their standard errors (NaN if it fails).
+    """Fit one peak; returns (φ_max, ω_c, γ) and their standard errors (NaN if it fails).
 
     The window is ``window_widths`` half-widths either side of the maximum (the maximum nearest
     ``guess`` within ±25 % when a guess is given), at least five bins: neighbouring branches
-    outside it do not pull the fit.
+    outside it do not pull the fit. With ``record_ps`` (the length of the record the spectrum
+    came from) the model is :func:`windowed_lorentzian`, else :func:`lorentzian`.
     """
     nan = np.full(3, np.nan)
     if not np.isfinite(phi).all() or phi.max() <= 0:
@@ -270,29 +313,43 @@ def fit_peak(
     gamma0 = max(0.5 * (omega[right] - omega[left]), d_omega)
     span = max(window_widths * gamma0, 2.5 * d_omega)
     window = np.abs(omega - omega[top]) <= span
-    bounds = ([0, omega[top] - span, 1e-6 * d_omega], [np.inf, omega[top] + span, np.inf])
+    bounds = ([0, omega[top] - span, 1e-4 * d_omega], [np.inf, omega[top] + span, np.inf])
     x, y = omega[window], phi[window]
+    if record_ps is None:
+        model = lorentzian
+    else:
+
+        def model(w: np.ndarray, peak: float, centre: float, half_width: float) -> np.ndarray:
+            return windowed_lorentzian(w, peak, centre, half_width, record_ps=record_ps)
+
     try:
-        params, cov = curve_fit(lorentzian, x, y, p0=(phi[top], omega[top], gamma0), bounds=bounds, maxfev=2000)
+        params, cov = curve_fit(model, x, y, p0=(phi[top], omega[top], gamma0), bounds=bounds, maxfev=4000)
         # A periodogram's noise is proportional to its mean: refit with σ ∝ the first fit's curve.
-        sigma = lorentzian(x, *params) + 1e-3 * params[0]
-        params, cov = curve_fit(lorentzian, x, y, p0=params, sigma=sigma, bounds=bounds, maxfev=2000)
+        sigma = model(x, *params) + 1e-3 * params[0]
+        params, cov = curve_fit(model, x, y, p0=params, sigma=sigma, bounds=bounds, maxfev=4000)
     except (RuntimeError, ValueError):
         return nan, nan
     return params, np.sqrt(np.clip(np.diag(cov), 0, None))
 
 
-def phonon_lifetimes(sed: xr.DataArray, *, guesses_THz: np.ndarray | None = None) -> xr.Dataset:
+def phonon_lifetimes(
+    sed: xr.DataArray, *, guesses_THz: np.ndarray | None = None, record_ps: float | None = None
+) -> xr.Dataset:
     """Lorentzian fit of every (k, branch) of a seed-averaged SED (dims k, branch, frequency_THz).
 
     Args:
         guesses_THz: (n_k, n_branch) expected peak frequencies (e.g. harmonic), or None.
+        record_ps: length of the records behind the spectrum (default: the SED's ``record_ps``
+            attribute); the fit then models the record's finite resolution
+            (:func:`windowed_lorentzian`). Lifetimes longer than the record are flagged
+            (``resolved`` False): their values are lower bounds at best.
 
     Returns:
         Dataset (k, branch): ``peak_THz``, ``half_width_rad_per_ps`` (γ), ``lifetime_ps``
         (τ = 1/2γ), each with ``…_err`` (standard errors of the fit), and ``peak_eV_ps``.
     """
     omega = 2 * np.pi * np.asarray(sed["frequency_THz"].values)
+    record_ps = sed.attrs.get("record_ps") if record_ps is None else record_ps
     values = np.asarray(sed.transpose("k", "branch", "frequency_THz").values, dtype=float)
     n_k, n_b = values.shape[:2]
     params = np.full((n_k, n_b, 3), np.nan)
@@ -300,7 +357,7 @@ def phonon_lifetimes(sed: xr.DataArray, *, guesses_THz: np.ndarray | None = None
     for k in range(n_k):
         for b in range(n_b):
             guess = None if guesses_THz is None else 2 * np.pi * float(guesses_THz[k, b])
-            params[k, b], errors[k, b] = fit_peak(omega, values[k, b], guess=guess)
+            params[k, b], errors[k, b] = fit_peak(omega, values[k, b], guess=guess, record_ps=record_ps)
     gamma, gamma_err = params[..., 2], errors[..., 2]
     dims = ("k", "branch")
     coords = {name: c for name, c in sed.coords.items() if set(c.dims) <= {"k", "branch"}}
@@ -313,8 +370,10 @@ def phonon_lifetimes(sed: xr.DataArray, *, guesses_THz: np.ndarray | None = None
             "half_width_rad_per_ps_err": (dims, gamma_err),
             "lifetime_ps": (dims, 1.0 / (2.0 * gamma), {"units": "ps", "long_name": "phonon lifetime τ = 1/(2γ)"}),
             "lifetime_ps_err": (dims, gamma_err / (2.0 * gamma**2)),
+            "resolved": (dims, (1.0 / (2.0 * gamma) < (record_ps or np.inf)) & np.isfinite(gamma)),
         },
         coords=coords,
+        attrs={"record_ps": float(record_ps) if record_ps is not None else np.nan},
     )
 
 
@@ -351,21 +410,32 @@ def sed_thermal_conductivity(
 
     Returns:
         Dataset with ``kappa_W_per_mK``, ``kappa_tensor_W_per_mK`` (diagonal, xyz), the number
-        of modes used and per-mode contributions ``mode_kappa_W_per_mK`` (k, branch).
+        of modes used and per-mode contributions ``mode_kappa_W_per_mK`` (k, branch). Modes whose
+        lifetime exceeds the record (``resolved`` False) are left out and counted
+        (``n_unresolved``); ``kappa_unresolved_floor_W_per_mK`` is what they would add with τ
+        equal to the record: when it is not small against κ, run longer.
     """
     tau = np.asarray(lifetimes["lifetime_ps"].values, dtype=float)
     nu = np.asarray(lifetimes["peak_THz"].values if frequency_THz is None else frequency_THz, dtype=float)
     c = mode_heat_capacity_eV_per_K(nu, temperature_K=temperature_K, kind=heat_capacity)
     v2 = np.asarray(group_velocity_A_per_ps, dtype=float) ** 2
-    used = np.isfinite(tau) & (tau > 0) & np.isfinite(v2).all(-1) & (nu > 1e-3)
-    per_mode = np.where(used[..., None], c[..., None] * v2 * np.where(used, tau, 0.0)[..., None], 0.0)
-    per_mode *= W_PER_M_K_PER_EV_PER_K_A_PS / volume_A3
+    fitted = np.isfinite(tau) & (tau > 0) & np.isfinite(v2).all(-1) & (nu > 1e-3)
+    resolved = np.asarray(lifetimes["resolved"].values, dtype=bool) if "resolved" in lifetimes else fitted
+    used = fitted & resolved
+    scale = W_PER_M_K_PER_EV_PER_K_A_PS / volume_A3
+    per_mode = np.where(used[..., None], c[..., None] * v2 * np.where(used, tau, 0.0)[..., None], 0.0) * scale
     diagonal = per_mode.sum(axis=(0, 1))
+    # What the modes longer-lived than the record would add with τ set to the record (a floor).
+    unresolved = fitted & ~resolved
+    record = float(lifetimes.attrs.get("record_ps", np.nan))
+    floor = (c[..., None] * v2)[unresolved].sum(0) * record * scale if unresolved.any() else np.zeros(3)
     return xr.Dataset(
         {
             "kappa_W_per_mK": ((), float(diagonal.mean()), {"units": "W/(m·K)", "heat_capacity": heat_capacity}),
             "kappa_tensor_W_per_mK": (("xyz",), diagonal),
             "mode_kappa_W_per_mK": (("k", "branch"), per_mode.mean(-1)),
             "n_modes": ((), int(used.sum())),
+            "n_unresolved": ((), int(unresolved.sum())),
+            "kappa_unresolved_floor_W_per_mK": ((), float(np.mean(floor))),
         }
     )

@@ -32,12 +32,15 @@ from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
 
 @dataclass
 class MDProtocol:
-    """What to run. Equilibration uses Langevin NVT (NPT when ``ensemble`` is ``npt``)."""
+    """What to run. Equilibration uses ``equilibration_ensemble``: by default Langevin NVT (NPT
+    when ``ensemble`` is ``npt``); ``npt`` before an ``nve``/``nvt`` production equilibrates the
+    cell at the target pressure first, and production keeps the cell it ends with."""
 
     timestep_fs: float
     production_steps: int
     sample_every_steps: int
     ensemble: str = "nvt"
+    equilibration_ensemble: str | None = None
     equilibration_steps: int = 0
     friction_per_fs: float = 0.01
     barostat_time_constant_fs: float = 2000.0
@@ -168,6 +171,7 @@ def run_md(
     dynamics.set_active(guard.active)
 
     equil, sample_every = protocol.equilibration_steps, protocol.sample_every_steps
+    equilibration_ensemble = protocol.equilibration_ensemble or ("npt" if protocol.ensemble == "npt" else "nvt")
     guard_every = protocol.guard_every_steps or sample_every
 
     def is_sample(step: int) -> bool:
@@ -189,7 +193,7 @@ def run_md(
         if protocol.final_temperature_K is not None and step >= equil:
             fraction = (step - equil) / max(protocol.production_steps, 1)
             dynamics.temperature_K = targets_t + (protocol.final_temperature_K - targets_t) * fraction
-        ensemble = protocol.ensemble if step >= equil else ("npt" if protocol.ensemble == "npt" else "nvt")
+        ensemble = protocol.ensemble if step >= equil else equilibration_ensemble
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
         if is_sample(after) or after % guard_every == 0:

@@ -70,6 +70,7 @@ def md_protocol(campaign: Campaign) -> MDProtocol:
         production_steps=p.production_steps,
         sample_every_steps=p.sample_every_steps,
         ensemble=p.ensemble,
+        equilibration_ensemble=p.equilibration_ensemble,
         equilibration_steps=p.equilibration_steps,
         friction_per_fs=p.friction_per_fs,
         barostat_time_constant_fs=p.barostat_time_constant_fs,

@@ -150,6 +150,11 @@ class ProtocolSpec(Strict):
     """One MD protocol for every task of the campaign."""
 
     ensemble: Literal["nve", "nvt", "npt"] = "nvt"
+    equilibration_ensemble: Literal["nvt", "npt"] | None = Field(
+        None,
+        description="Default: npt when ensemble is npt, else nvt. npt with an nve or nvt production equilibrates "
+        "the cell at the task pressure, then production runs in the cell equilibration ended with (SED, Green–Kubo).",
+    )
     timestep_fs: PositiveFloat
     equilibration_steps: NonNegativeInt = 0
     production_steps: PositiveInt

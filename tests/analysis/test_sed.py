@@ -150,3 +150,18 @@ def test_kappa_of_known_modes_and_heat_capacities():
     assert quantum[1] == pytest.approx(kb * x * x * np.exp(x) / (np.exp(x) - 1) ** 2, rel=1e-9)
     assert 0.88 * kb < quantum[1] < 0.89 * kb
     assert quantum[2] < 1e-5 * kb
+
+
+def test_a_record_shorter_than_a_few_lifetimes_is_not_read_as_a_shorter_lifetime():
+    """12-ps records of a 3.3-ps mode: eq. 8 alone reads the record's resolution as damping; the
+    record-aware line shape does not."""
+    ds, k_line = damped_mode_trajectories(n_traj=48, n_t=600, seed=3)
+    sed = spectral_energy_density(ds, k_line).mean("traj")
+    assert sed.attrs["record_ps"] == pytest.approx(12.0)
+    k_index, axis, _, gamma = MODES[2]
+    aware = phonon_lifetimes(sed).isel(k=k_index, branch=axis)
+    plain = phonon_lifetimes(sed, record_ps=1e12).isel(k=k_index, branch=axis)
+    true = 1 / (2 * gamma)
+    assert float(aware.lifetime_ps) == pytest.approx(true, rel=0.2)
+    assert float(plain.lifetime_ps) < 0.7 * true
+    assert bool(aware.resolved)

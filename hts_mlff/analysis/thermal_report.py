@@ -1,0 +1,115 @@
+"""Figures and tables of finite-temperature lattice dynamics: SED maps, lifetimes vs k, κ per force field.
+
+Inputs are the objects of :func:`hts_mlff.thermal.sed_study` (dims ``point`` over force field,
+temperature and pressure) and of :func:`hts_mlff.analysis.green_kubo.green_kubo_kappa`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from hts_mlff.analysis.phonon_report import _pyplot
+
+
+def _k_along(sed: xr.DataArray) -> np.ndarray:
+    """|k| (rad/Å) of each point of a Γ–X line."""
+    k = np.stack([sed[f"k{c}_per_A"].values for c in "xyz"], axis=-1)
+    return np.linalg.norm(k, axis=-1)
+
+
+def _label(point: xr.DataArray | xr.Dataset) -> str:
+    return f"{point['forcefield'].item()} {float(point['temperature_K']):g} K {float(point['pressure_bar']):g} bar"
+
+
+def plot_sed_map(
+    sed_line: xr.DataArray, lifetimes: xr.Dataset, path: str | Path, *, max_THz: float | None = None
+) -> str:
+    """log₁₀ φ(k, ν) summed over branches on Γ–X, one panel per state point, harmonic bands in white."""
+    plt = _pyplot()
+    n = sed_line.sizes["point"]
+    fig, axes = plt.subplots(1, n, figsize=(4.0 * n, 3.6), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        one = sed_line.isel(point=i)
+        k = _k_along(one)
+        nu = one["frequency_THz"].values
+        top = max_THz or 1.25 * float(np.nanmax(lifetimes["harmonic_THz"].isel(point=i)))
+        keep = nu <= top
+        phi = one.sum("branch").values[:, keep]
+        image = np.log10(np.clip(phi, np.nanmax(phi) * 1e-6, None)).T
+        mesh = ax.pcolormesh(k, nu[keep], image, shading="nearest", cmap="magma")
+        harmonic = lifetimes["harmonic_THz"].isel(point=i).values
+        ax.plot(k, harmonic, color="w", lw=0.8, ls="--")
+        ax.set_title(_label(one), fontsize=8)
+        ax.set_xlabel("|k| (rad/Å), Γ → X")
+        ax.set_ylabel("ν (THz)")
+        fig.colorbar(mesh, ax=ax, label="log₁₀ φ (eV·ps)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return str(path)
+
+
+def plot_lifetimes(lifetimes: xr.Dataset, path: str | Path) -> str:
+    """τ (ps) against ν of every resolved (k, branch) on Γ–X, one series per state point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    for i in range(lifetimes.sizes["point"]):
+        one = lifetimes.isel(point=i)
+        ok = one["resolved"].values & np.isfinite(one["lifetime_ps"].values)
+        ax.errorbar(
+            one["peak_THz"].values[ok],
+            one["lifetime_ps"].values[ok],
+            yerr=one["lifetime_ps_err"].values[ok],
+            fmt="o",
+            ms=3,
+            label=_label(one),
+        )
+    ax.set_yscale("log")
+    ax.set_xlabel("SED peak ν (THz)")
+    ax.set_ylabel("lifetime τ = 1/2γ (ps)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return str(path)
+
+
+def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> pd.DataFrame:
+    """One row per (force field, T, P): κ from SED (± jackknife) and from Green–Kubo (interval)."""
+    frames = []
+    if sed_kappa is not None and "kappa_W_per_mK" in sed_kappa:
+        frame = sed_kappa[["kappa_W_per_mK", "kappa_err", "n_modes", "n_unresolved"]].to_dataframe()
+        frame = frame.rename(columns={"kappa_W_per_mK": "κ SED (W/m·K)", "kappa_err": "± (jackknife)"})
+        frames.append(frame)
+    if green_kubo is not None:
+        frame = green_kubo[["kappa_W_per_mK", "kappa_low", "kappa_high", "n_seeds", "cutoff_fs"]].to_dataframe()
+        frame = frame.rename(columns={"kappa_W_per_mK": "κ GK (W/m·K)", "kappa_low": "GK low", "kappa_high": "GK high"})
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    return pd.concat(frames, axis=1).dropna(how="all")
+
+
+def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
+    """κ per state point: SED (jackknife error) and Green–Kubo (interval) side by side."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(table)), 3.6))
+    x = np.arange(len(table))
+    labels = [" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key) for key in table.index]
+    if "κ SED (W/m·K)" in table:
+        ax.errorbar(x - 0.1, table["κ SED (W/m·K)"], yerr=table["± (jackknife)"], fmt="s", label="SED (eq. 9)")
+    if "κ GK (W/m·K)" in table:
+        mid = table["κ GK (W/m·K)"]
+        err = np.vstack([mid - table["GK low"], table["GK high"] - mid])
+        ax.errorbar(x + 0.1, mid, yerr=np.nan_to_num(err), fmt="o", label="Green–Kubo")
+    ax.set_xticks(x, labels, rotation=20, fontsize=7)
+    ax.set_ylabel("κ (W/(m·K))")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,228 @@
+"""Finite-temperature lattice dynamics of a campaign store: SED maps, lifetimes and κ per state point.
+
+Public entry points (the ``hts-mlff thermal`` command is a thin shell around them):
+
+- :func:`harmonic_reference`: T = 0 frequencies, polarisations (for SED projections) and group
+  velocities of a force field at a lattice, on any k set;
+- :func:`sed_study`: for every (force field, temperature, pressure) of an FCC system whose store
+  holds velocities and lattice sites (``analyses: [sed]``): the seed-averaged SED on Γ–X along
+  the cell's longest axis, Lorentzian lifetimes there, and κ from lifetimes on the full k grid
+  of the cell with a leave-one-seed-out (jackknife) error;
+- :func:`green_kubo_study`: κ from the stored heat current (``analyses: [heat_flux]``).
+
+This module sits where the CLI does in the data flow: it reads a store, rebuilds force fields
+from their parameters (Lennard-Jones and GNN checkpoints only — never code named in a store)
+for the harmonic reference, and hands numpy/xarray objects to :mod:`hts_mlff.analysis.sed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from ase import Atoms
+from ase.build import bulk
+
+from hts_mlff.analysis.green_kubo import green_kubo_kappa
+from hts_mlff.analysis.sed import (
+    grid_kpoints,
+    line_kpoints,
+    phonon_lifetimes,
+    sed_thermal_conductivity,
+    spectral_energy_density,
+)
+from hts_mlff.engine.forcefield import ForceField
+from hts_mlff.spec.model import Campaign, FccSystem
+from hts_mlff.statics.phonons import force_constants, harmonic_modes, minimal_supercell
+
+#: Force-field kinds the harmonic reference may rebuild from a store (parameters, not code).
+DATA_ONLY_KINDS = ("lennard_jones", "gnn")
+
+
+def fcc_primitive_cell(element: str, lattice_A: float) -> Atoms:
+    """The one-atom primitive cell of an FCC crystal with cubic lattice constant ``lattice_A``."""
+    return bulk(element, "fcc", a=lattice_A)
+
+
+def harmonic_reference(
+    forcefield: ForceField, unit_cell: Atoms, k_points_A: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Harmonic (n_k, n_b) frequencies in THz, (n_k, 3·n_basis, n_b) polarisations to project an
+    SED on (eigenvectors at −k, for the e^{+ik·r} sign of seed eq. 7) and (n_k, n_b, 3) group
+    velocities in Å/ps, from the force constants of ``forcefield`` at ``unit_cell``."""
+    supercell = minimal_supercell(unit_cell, range_A=max(forcefield.cutoff_A, 1.0))
+    constants, big = force_constants(forcefield, unit_cell, supercell=supercell)
+    return harmonic_modes(constants, big, unit_cell, -np.asarray(k_points_A, dtype=float))
+
+
+@dataclass
+class SedStudy:
+    """Results of :func:`sed_study`; every table has dims (forcefield, temperature_K, pressure_bar, …)."""
+
+    sed_line: xr.DataArray  # (point, k, branch, frequency_THz) eV·ps, seed mean, Γ–X
+    lifetimes_line: xr.Dataset  # (point, k, branch): peaks, lifetimes, harmonic_THz
+    kappa: xr.Dataset  # (point,): kappa_W_per_mK, kappa_err, n_modes, n_unresolved, …
+    notes: list[str] = field(default_factory=list)
+
+
+def _fcc_system(spec: Campaign, system: str) -> FccSystem:
+    found = spec.systems[system]
+    if not isinstance(found, FccSystem):
+        raise ValueError(f"system {system!r} is a structure file: SED k sets are built for FCC systems only")
+    return found
+
+
+def _harmonic_forcefield(spec: Campaign, name: str, *, base_dir: Path) -> ForceField:
+    from hts_mlff.runtime import forcefield
+
+    ff_spec = spec.forcefields[name]
+    if ff_spec.kind not in DATA_ONLY_KINDS:
+        raise ValueError(
+            f"force field {name!r} is kind {ff_spec.kind!r}: the harmonic reference is rebuilt only for "
+            f"{', '.join(DATA_ONLY_KINDS)} (no code named in a store is run); pass --harmonic NAME"
+        )
+    return forcefield(ff_spec, base_dir=base_dir)
+
+
+def _longest_axis(cell: np.ndarray) -> int:
+    return int(np.argmax(np.linalg.norm(cell, axis=1)))
+
+
+def _kappa_with_jackknife(
+    point: xr.Dataset,
+    k_grid: np.ndarray,
+    modes: tuple[np.ndarray, np.ndarray, np.ndarray],
+    *,
+    volume_A3: float,
+    temperature_K: float,
+    heat_capacity: str,
+    n_segments: int,
+) -> dict[str, float]:
+    frequencies, polarizations, velocities = modes
+    per_seed = spectral_energy_density(point, k_grid, polarizations=polarizations, n_segments=n_segments)
+
+    def kappa_of(sed: xr.DataArray) -> xr.Dataset:
+        fits = phonon_lifetimes(sed, guesses_THz=frequencies)
+        return sed_thermal_conductivity(
+            fits, velocities, volume_A3=volume_A3, temperature_K=temperature_K, heat_capacity=heat_capacity
+        )
+
+    full = kappa_of(per_seed.mean("traj", keep_attrs=True))
+    n = per_seed.sizes["traj"]
+    err = np.nan
+    if n >= 3:
+        total = per_seed.sum("traj")
+        leave_out = [
+            float(kappa_of(((total - per_seed.isel(traj=i)) / (n - 1)).assign_attrs(per_seed.attrs))["kappa_W_per_mK"])
+            for i in range(n)
+        ]
+        err = float(np.sqrt((n - 1) / n * np.sum((np.asarray(leave_out) - np.mean(leave_out)) ** 2)))
+    return {
+        "kappa_W_per_mK": float(full["kappa_W_per_mK"]),
+        "kappa_err": err,
+        "n_modes": int(full["n_modes"]),
+        "n_unresolved": int(full["n_unresolved"]),
+        "kappa_unresolved_floor_W_per_mK": float(full["kappa_unresolved_floor_W_per_mK"]),
+        "n_seeds": n,
+    }
+
+
+def sed_study(
+    ds: xr.Dataset,
+    spec: Campaign,
+    *,
+    system: str,
+    base_dir: Path,
+    harmonic: str | None = None,
+    kappa: bool = True,
+    heat_capacity: str = "classical",
+    n_segments: int = 1,
+) -> SedStudy:
+    """SED on Γ–X, lifetimes and κ (full grid) for every state point of ``system``.
+
+    Args:
+        ds: the campaign dataset (complete trajectories only are used).
+        spec: the campaign (from the store's attributes).
+        harmonic: force field whose harmonic modes give polarisations, guesses and group
+            velocities; default: each state point's own force field.
+        kappa: also compute κ from lifetimes on the cell's full k grid (N_cells k points).
+    """
+    fcc = _fcc_system(spec, system)
+    for name in ("velocities", "lattice_site_A"):
+        if name not in ds:
+            raise ValueError(f"the store has no {name!r}: run the campaign with analyses: [sed] (stored velocities)")
+    frame = ds["traj"].to_index().to_frame(index=False)
+    lines, fits, rows, notes = [], [], [], []
+    keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
+    for forcefield_name, temperature, pressure in keys.itertuples(index=False):
+        chosen = np.flatnonzero(
+            (frame["system"] == system).to_numpy()
+            & (frame["forcefield"] == forcefield_name).to_numpy()
+            & (frame["temperature_K"] == temperature).to_numpy()
+            & (frame["pressure_bar"] == pressure).to_numpy()
+            & (ds["status"].values == "done")
+        )
+        if chosen.size == 0:
+            notes.append(f"{forcefield_name} {temperature:g} K {pressure:g} bar: no complete trajectory")
+            continue
+        point = ds.isel(traj=chosen)
+        cell = np.asarray(point["final_cell"].values[0], dtype=float)
+        cells = np.asarray(point["final_cell"].values, dtype=float)
+        lattice_A = float(np.mean(np.linalg.norm(cells, axis=2) / np.asarray(fcc.repeat)))
+        unit = fcc_primitive_cell(fcc.element, lattice_A)
+        reference = _harmonic_forcefield(spec, harmonic or forcefield_name, base_dir=base_dir)
+        axis = _longest_axis(cell)
+        x_point = np.zeros(3)
+        x_point[axis] = 2 * np.pi / (np.linalg.norm(cell[axis]) / fcc.repeat[axis])
+        k_line = line_kpoints(cell, end_A=x_point)
+        frequencies, polarizations, _ = harmonic_reference(reference, unit, k_line)
+        sed = spectral_energy_density(point, k_line, polarizations=polarizations, n_segments=n_segments)
+        mean = sed.mean("traj", keep_attrs=True)
+        line_fit = phonon_lifetimes(mean, guesses_THz=frequencies)
+        line_fit["harmonic_THz"] = (("k", "branch"), frequencies)
+        label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
+        lines.append(mean.drop_vars([c for c in mean.coords if "traj" in mean[c].dims], errors="ignore"))
+        fits.append(line_fit)
+        row = dict(label, lattice_A=lattice_A, record_ps=float(sed.attrs["record_ps"]))
+        if kappa:
+            conventional = cell / np.asarray(fcc.repeat, dtype=float)[:, None]
+            k_grid = grid_kpoints(cell, 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
+            modes = harmonic_reference(reference, unit, k_grid)
+            volume = float(np.mean(np.abs(np.linalg.det(cells))))
+            row.update(
+                _kappa_with_jackknife(
+                    point,
+                    k_grid,
+                    modes,
+                    volume_A3=volume,
+                    temperature_K=float(point["kinetic_temperature_K"].mean()),
+                    heat_capacity=heat_capacity,
+                    n_segments=n_segments,
+                )
+            )
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"no complete trajectory of system {system!r} with stored velocities")
+    index = [(r["forcefield"], r["temperature_K"], r["pressure_bar"]) for r in rows]
+    point_index = xr.Coordinates.from_pandas_multiindex(
+        pd.MultiIndex.from_tuples(index, names=["forcefield", "temperature_K", "pressure_bar"]),
+        "point",
+    )
+    table = pd.DataFrame(rows).set_index(["forcefield", "temperature_K", "pressure_bar"])
+    return SedStudy(
+        sed_line=xr.concat(lines, dim="point", coords="minimal", compat="override").assign_coords(point_index),
+        lifetimes_line=xr.concat(fits, dim="point", coords="minimal", compat="override").assign_coords(point_index),
+        kappa=xr.Dataset.from_dataframe(table),
+        notes=notes,
+    )
+
+
+def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None) -> xr.Dataset:
+    """κ from the stored heat current per (force field, T, P) (complete trajectories only)."""
+    if "heat_current_eV_A_per_fs" not in ds:
+        raise ValueError("the store has no heat current: run the campaign with analyses: [heat_flux]")
+    done = ds.isel(traj=np.flatnonzero(ds["status"].values == "done"))
+    return green_kubo_kappa(done, cutoff_fs=cutoff_fs)
