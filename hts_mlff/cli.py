@@ -385,7 +385,10 @@ def vacancy(
         str | None, typer.Option("--reference", "-r", help="Reference force field (drawn in black).")
     ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
-    system: Annotated[str | None, typer.Option(help="System to analyse (default: the only one).")] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(help="System to analyse (SED: required when the store holds several; Green–Kubo: default all)."),
+    ] = None,
     min_dwell: Annotated[int, typer.Option(help="Samples a vacancy must stay on a new site to count a jump.")] = 1,
     estimator: Annotated[str, typer.Option(help="mle (first jumps, censoring-aware) or all (every jump).")] = "mle",
     debye: Annotated[bool, typer.Option(help="Compare ν₀ with ν_D from each force field's force constants.")] = True,
@@ -411,10 +414,7 @@ def vacancy(
         attrs = CampaignStore(store).attrs()
         spec = Campaign.model_validate(attrs["spec"])
         systems = sorted(set(ds["system"].values.tolist()))
-        if system is None and len(systems) > 1:
-            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
-        system = system or systems[0]
-        if system not in systems:
+        if system is not None and system not in systems:
             raise ValueError(f"--system {system!r}: the store holds {systems}")
         if reference is not None and reference not in spec.forcefields:
             raise ValueError(
@@ -471,7 +471,10 @@ def vacancy(
 def thermal(
     store: StorePath,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
-    system: Annotated[str | None, typer.Option(help="System to analyse (default: the only one).")] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(help="System to analyse (SED: required when the store holds several; Green–Kubo: default all)."),
+    ] = None,
     harmonic: Annotated[
         str | None,
         typer.Option(help="Force field for polarisations and group velocities (default: each point's own)."),
@@ -484,7 +487,13 @@ def thermal(
     ] = None,
 ) -> None:
     """SED maps, phonon lifetimes and κ (SED and Green–Kubo) per (force field, T, P)."""
-    from hts_mlff.analysis.thermal_report import kappa_table, plot_kappa, plot_lifetimes, plot_sed_map
+    from hts_mlff.analysis.thermal_report import (
+        kappa_table,
+        plot_kappa,
+        plot_lifetimes,
+        plot_running_kappa,
+        plot_sed_map,
+    )
     from hts_mlff.spec.model import Campaign
     from hts_mlff.store.layout import CampaignStore, StoreError
     from hts_mlff.store.reader import open_campaign
@@ -499,10 +508,7 @@ def thermal(
         attrs = CampaignStore(store).attrs()
         spec = Campaign.model_validate(attrs["spec"])
         systems = sorted(set(ds["system"].values.tolist()))
-        if system is None and len(systems) > 1:
-            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
-        system = system or systems[0]
-        if system not in systems:
+        if system is not None and system not in systems:
             raise ValueError(f"--system {system!r}: the store holds {systems}")
         if harmonic is not None and harmonic not in spec.forcefields:
             known = sorted(spec.forcefields)
@@ -512,10 +518,12 @@ def thermal(
                 "the store has neither velocities (analyses: [sed]) nor a heat current (analyses: [heat_flux])"
             )
         if "velocities" in ds:
+            if system is None and len(systems) > 1:
+                raise ValueError(f"the store holds several systems {systems}: pick one with --system")
             study = sed_study(
                 ds,
                 spec,
-                system=system,
+                system=system or systems[0],
                 base_dir=Path(attrs.get("campaign_file", ".")).parent,
                 harmonic=harmonic,
                 kappa=kappa,
@@ -523,13 +531,13 @@ def thermal(
                 n_segments=segments,
             )
         if "heat_current_eV_A_per_fs" in ds:
-            green_kubo = green_kubo_study(ds, cutoff_fs=cutoff_fs)
+            green_kubo = green_kubo_study(ds, cutoff_fs=cutoff_fs, system=system)
     except (StoreError, ValueError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
     for note in study.notes if study is not None else []:
         err_console.print(f"[yellow]{note}[/yellow]")
-    table = kappa_table(study.kappa if study is not None else None, green_kubo)
+    table = kappa_table(study.kappa if study is not None else None, green_kubo.kappa if green_kubo else None)
     if not table.empty:
         _print_frame(table, title=f"{store.name}: thermal conductivity ({heat_capacity} C for SED)")
     if study is not None:
@@ -543,6 +551,8 @@ def thermal(
         if not table.empty:
             table.to_csv(output / "kappa.csv")
             written += [output / "kappa.csv", plot_kappa(table, output / "kappa.png")]
+        if green_kubo is not None:
+            written.append(plot_running_kappa(green_kubo.running, green_kubo.kappa, output / "running-kappa.png"))
         if study is not None:
             study.lifetimes_line.reset_index("point").to_dataframe().to_csv(output / "lifetimes-gamma-x.csv")
             written += [

@@ -8,7 +8,8 @@ Public entry points (the ``hts-mlff thermal`` command is a thin shell around the
   holds velocities and lattice sites (``analyses: [sed]``): the seed-averaged SED on Γ–X along
   the cell's longest axis, Lorentzian lifetimes there, and κ from lifetimes on the full k grid
   of the cell with a leave-one-seed-out (jackknife) error;
-- :func:`green_kubo_study`: κ from the stored heat current (``analyses: [heat_flux]``).
+- :func:`green_kubo_study`: κ from the stored heat current (``analyses: [heat_flux]``) per
+  system (cell size), force field, T and P, with the running κ(t) curves behind it.
 
 This module sits where the CLI does in the data flow: it reads a store, rebuilds force fields
 from their parameters (Lennard-Jones and GNN checkpoints only — never code named in a store)
@@ -26,7 +27,7 @@ import xarray as xr
 from ase import Atoms
 from ase.build import bulk
 
-from hts_mlff.analysis.green_kubo import green_kubo_kappa
+from hts_mlff.analysis.green_kubo import green_kubo_kappa, heat_current_autocorrelation, running_kappa
 from hts_mlff.analysis.sed import (
     grid_kpoints,
     line_kpoints,
@@ -64,7 +65,7 @@ class SedStudy:
 
     sed_line: xr.DataArray  # (point, k, branch, frequency_THz) eV·ps, seed mean, Γ–X
     lifetimes_line: xr.Dataset  # (point, k, branch): peaks, lifetimes, harmonic_THz
-    kappa: xr.Dataset  # (point,): kappa_W_per_mK, kappa_err, n_modes, n_unresolved, …
+    kappa: xr.Dataset  # (system, forcefield, temperature_K, pressure_bar): κ, jackknife error, n_modes, …
     notes: list[str] = field(default_factory=list)
 
 
@@ -104,20 +105,23 @@ def _kappa_with_jackknife(
     frequencies, polarizations, velocities = modes
     per_seed = spectral_energy_density(point, k_grid, polarizations=polarizations, n_segments=n_segments)
 
-    def kappa_of(sed: xr.DataArray) -> xr.Dataset:
-        fits = phonon_lifetimes(sed, guesses_THz=frequencies)
+    def kappa_of(fits: xr.Dataset) -> xr.Dataset:
         return sed_thermal_conductivity(
             fits, velocities, volume_A3=volume_A3, temperature_K=temperature_K, heat_capacity=heat_capacity
         )
 
-    full = kappa_of(per_seed.mean("traj", keep_attrs=True))
+    full_fits = phonon_lifetimes(per_seed.mean("traj", keep_attrs=True), guesses_THz=frequencies)
+    full = kappa_of(full_fits)
     n = per_seed.sizes["traj"]
     err = np.nan
     if n >= 3:
         total = per_seed.sum("traj")
+
+        def mean_without(i: int) -> xr.DataArray:
+            return ((total - per_seed.isel(traj=i)) / (n - 1)).assign_attrs(per_seed.attrs)
+
         leave_out = [
-            float(kappa_of(((total - per_seed.isel(traj=i)) / (n - 1)).assign_attrs(per_seed.attrs))["kappa_W_per_mK"])
-            for i in range(n)
+            float(kappa_of(phonon_lifetimes(mean_without(i), start=full_fits))["kappa_W_per_mK"]) for i in range(n)
         ]
         err = float(np.sqrt((n - 1) / n * np.sum((np.asarray(leave_out) - np.mean(leave_out)) ** 2)))
     return {
@@ -186,7 +190,7 @@ def sed_study(
         label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
         lines.append(mean.drop_vars([c for c in mean.coords if "traj" in mean[c].dims], errors="ignore"))
         fits.append(line_fit)
-        row = dict(label, lattice_A=lattice_A, record_ps=float(sed.attrs["record_ps"]))
+        row = dict(label, system=system, lattice_A=lattice_A, record_ps=float(sed.attrs["record_ps"]))
         if kappa:
             conventional = cell / np.asarray(fcc.repeat, dtype=float)[:, None]
             k_grid = grid_kpoints(cell, 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
@@ -211,7 +215,7 @@ def sed_study(
         pd.MultiIndex.from_tuples(index, names=["forcefield", "temperature_K", "pressure_bar"]),
         "point",
     )
-    table = pd.DataFrame(rows).set_index(["forcefield", "temperature_K", "pressure_bar"])
+    table = pd.DataFrame(rows).set_index(["system", "forcefield", "temperature_K", "pressure_bar"])
     return SedStudy(
         sed_line=xr.concat(lines, dim="point", coords="minimal", compat="override").assign_coords(point_index),
         lifetimes_line=xr.concat(fits, dim="point", coords="minimal", compat="override").assign_coords(point_index),
@@ -220,9 +224,45 @@ def sed_study(
     )
 
 
-def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None) -> xr.Dataset:
-    """κ from the stored heat current per (force field, T, P) (complete trajectories only)."""
+@dataclass
+class GreenKuboStudy:
+    """Results of :func:`green_kubo_study`."""
+
+    kappa: xr.Dataset  # (system, forcefield, temperature_K, pressure_bar): κ, interval, cut-off
+    running: xr.Dataset  # (point, lag_fs): seed-mean running κ(t) and its standard error, W/(m·K)
+
+
+def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None, system: str | None = None) -> GreenKuboStudy:
+    """κ from the stored heat current per (system, force field, T, P) (complete trajectories only).
+
+    Each system (cell size) is its own state point: a size sweep gives κ per size.
+    """
     if "heat_current_eV_A_per_fs" not in ds:
         raise ValueError("the store has no heat current: run the campaign with analyses: [heat_flux]")
-    done = ds.isel(traj=np.flatnonzero(ds["status"].values == "done"))
-    return green_kubo_kappa(done, cutoff_fs=cutoff_fs)
+    keep = ds["status"].values == "done"
+    if system is not None:
+        keep &= ds["system"].values == system
+    done = ds.isel(traj=np.flatnonzero(keep))
+    by = ("system", "forcefield", "temperature_K", "pressure_bar")
+    kappa = green_kubo_kappa(done, cutoff_fs=cutoff_fs, by=by)
+    running = running_kappa(done, heat_current_autocorrelation(done))
+    frame = running["traj"].to_index().to_frame(index=False)[list(by)]
+    means, sems, labels = [], [], []
+    for key, members in frame.groupby(list(by)).groups.items():
+        curves = running.isel(traj=np.asarray(list(members)))
+        curves = curves.isel(traj=np.flatnonzero(np.isfinite(curves.values).all(axis=1)))
+        if curves.sizes["traj"] == 0:
+            continue
+        labels.append(key)
+        means.append(curves.mean("traj").values)
+        sems.append(curves.std("traj", ddof=1).values / np.sqrt(curves.sizes["traj"]))
+    point = xr.Coordinates.from_pandas_multiindex(pd.MultiIndex.from_tuples(labels, names=list(by)), "point")
+    lag = running["lag_fs"].values
+    curves = xr.Dataset(
+        {
+            "kappa_W_per_mK": (("point", "lag_fs"), np.asarray(means), {"units": "W/(m·K)"}),
+            "kappa_sem": (("point", "lag_fs"), np.asarray(sems), {"units": "W/(m·K)"}),
+        },
+        coords={"lag_fs": lag},
+    ).assign_coords(point)
+    return GreenKuboStudy(kappa=kappa, running=curves)

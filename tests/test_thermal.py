@@ -96,9 +96,15 @@ def test_lifetimes_grow_as_temperature_falls(study):
 def test_kappa_from_sed_and_green_kubo_are_finite_and_of_one_order(study):
     ds, result = study
     sed = float(result.kappa["kappa_W_per_mK"].sel(temperature_K=30.0).squeeze())
-    gk = float(green_kubo_study(ds)["kappa_W_per_mK"].sel(temperature_K=30.0).squeeze())
+    green_kubo = green_kubo_study(ds)
+    gk = float(green_kubo.kappa["kappa_W_per_mK"].sel(temperature_K=30.0).squeeze())
     assert 0.05 < sed < 5 and 0.05 < gk < 5
     assert 0.2 < sed / gk < 5  # a 324-atom cell and 17-ps records: the same order, not a benchmark
+    # the running-κ curve behind the table reaches the tabulated κ at the cut-off
+    point = green_kubo.kappa.sel(temperature_K=30.0).squeeze()
+    curve = green_kubo.running.isel(point=int(np.flatnonzero(green_kubo.running["temperature_K"].values == 30.0)[0]))
+    at_cutoff = curve["kappa_W_per_mK"].sel(lag_fs=float(point["cutoff_fs"]))
+    assert float(at_cutoff) == pytest.approx(gk, rel=1e-9)
 
 
 def test_thermal_command_writes_tables_and_figures(crystal_store, tmp_path):
@@ -106,7 +112,7 @@ def test_thermal_command_writes_tables_and_figures(crystal_store, tmp_path):
     result = CliRunner().invoke(app, ["thermal", str(crystal_store), "-o", str(out), "--no-kappa"])
     assert result.exit_code == 0, result.output
     assert "Γ–X" in result.output
-    for name in ("kappa.csv", "sed-gamma-x.png", "lifetimes.png", "lifetimes-gamma-x.csv"):
+    for name in ("kappa.csv", "running-kappa.png", "sed-gamma-x.png", "lifetimes.png", "lifetimes-gamma-x.csv"):
         assert (out / name).stat().st_size > 0
     bad = CliRunner().invoke(app, ["thermal", str(crystal_store), "--harmonic", "gnn"])
     assert bad.exit_code == 1

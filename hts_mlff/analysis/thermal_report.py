@@ -1,7 +1,7 @@
 """Figures and tables of finite-temperature lattice dynamics: SED maps, lifetimes vs k, κ per force field.
 
 Inputs are the objects of :func:`hts_mlff.thermal.sed_study` (dims ``point`` over force field,
-temperature and pressure) and of :func:`hts_mlff.analysis.green_kubo.green_kubo_kappa`.
+temperature and pressure) and of :func:`hts_mlff.thermal.green_kubo_study`.
 """
 
 from __future__ import annotations
@@ -92,6 +92,34 @@ def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> 
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, axis=1).dropna(how="all")
+
+
+def plot_running_kappa(running: xr.Dataset, kappa: xr.Dataset, path: str | Path) -> str:
+    """Running Green–Kubo κ(t) per state point (seed mean ± standard error) with the cut-off used.
+
+    ``running`` and ``kappa`` as returned by :func:`hts_mlff.thermal.green_kubo_study`; a κ(t)
+    still rising at the cut-off says the runs are too short or too few for this state point.
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    lag_ps = running["lag_fs"].values / 1000.0
+    for i in range(running.sizes["point"]):
+        curve = running.isel(point=i)
+        key = {name: curve[name].item() for name in ("system", "forcefield", "temperature_K", "pressure_bar")}
+        mean, sem = curve["kappa_W_per_mK"].values, curve["kappa_sem"].values
+        label = f"{key['system']} {key['forcefield']} {key['temperature_K']:g} K {key['pressure_bar']:g} bar"
+        (line,) = ax.plot(lag_ps, mean, lw=1.2, label=label)
+        ax.fill_between(lag_ps, mean - sem, mean + sem, color=line.get_color(), alpha=0.25, lw=0)
+        cutoff = kappa["cutoff_fs"].sel(key)
+        if np.isfinite(float(cutoff)):
+            ax.axvline(float(cutoff) / 1000.0, color=line.get_color(), ls=":", lw=1)
+    ax.set_xlabel("integration time t (ps)")
+    ax.set_ylabel("running κ(t) (W/(m·K))")
+    ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return str(path)
 
 
 def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
