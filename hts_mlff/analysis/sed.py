@@ -117,13 +117,16 @@ def fold_to_first_zone(k_A: np.ndarray, reciprocal: np.ndarray) -> np.ndarray:
 def _project_block(
     block: np.ndarray, *, phases: list[np.ndarray], members: list[np.ndarray], weights: np.ndarray, n_k: int
 ) -> np.ndarray:
-    """(t, atoms, 3) velocities → (n_basis, n_k, t, 3) complex Σ_j √m_j v_j e^{ik·r_j}."""
+    """(t, atoms, 3) velocities → (n_basis, t, n_k, 3) complex Σ_j √m_j v_j e^{ik·r_j}.
+
+    The block's axes keep their order (time stays axis 1 after the new basis axis, atoms become
+    k), so a store chunked in time maps block to block."""
     v = np.nan_to_num(np.asarray(block, dtype=float)) * weights[None, :, None]
     t = v.shape[0]
-    out = np.empty((len(members), n_k, t, 3), dtype=complex)
+    out = np.empty((len(members), t, n_k, 3), dtype=complex)
     for b, (idx, phase) in enumerate(zip(members, phases, strict=True)):
         flat = v[:, idx, :].transpose(1, 0, 2).reshape(len(idx), t * 3)
-        out[b] = (phase @ flat).reshape(n_k, t, 3)
+        out[b] = (phase @ flat).reshape(n_k, t, 3).transpose(1, 0, 2)
     return out
 
 
@@ -159,12 +162,12 @@ def trajectory_projection(
             weights=weights,
             n_k=len(k_block),
             dtype=complex,
-            chunks=(len(members), len(k_block), data.chunks[0], 3),
+            chunks=(len(members), data.chunks[0], len(k_block), 3),
             new_axis=[0],
             drop_axis=[],
         )
         # Local threads: the phase blocks (up to PHASE_BLOCK_BYTES) stay in this process.
-        parts.append(projected.compute(scheduler="threads"))
+        parts.append(projected.compute(scheduler="threads").transpose(0, 2, 1, 3))
     return np.concatenate(parts, axis=1)
 
 

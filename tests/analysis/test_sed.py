@@ -188,3 +188,11 @@ def test_noisy_periodograms_give_unbiased_half_widths_with_honest_error_bars():
     assert abs(width.mean() - gamma) < 0.05 * gamma
     assert 0.7 < width.std() / np.median(width_err) < 1.4
     assert width.std() < 0.2 * gamma
+
+
+def test_a_store_chunked_in_time_gives_the_same_sed_as_one_block():
+    ds, k_line = damped_mode_trajectories(n_traj=2, n_t=400, seed=3)
+    whole = spectral_energy_density(ds, k_line)
+    chunked = spectral_energy_density(ds.chunk({"velocity_time_fs": 64}), k_line)
+    assert ds.chunk({"velocity_time_fs": 64})["velocities"].data.numblocks[1] == 7
+    np.testing.assert_allclose(chunked.values, whole.values, rtol=1e-10, atol=1e-20)
