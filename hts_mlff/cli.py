@@ -48,6 +48,22 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
+def _store_with_spec(store: Path, *, system: str | None) -> tuple[Any, dict, Any, list[str]]:
+    """(dataset, store attributes, campaign spec, systems) of a store; ValueError for a --system
+    it does not hold. The spec is data (parameters), never code to import."""
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore
+    from hts_mlff.store.reader import open_campaign
+
+    ds = open_campaign(store)
+    attrs = CampaignStore(store).attrs()
+    spec = Campaign.model_validate(attrs["spec"])
+    systems = sorted(set(ds["system"].values.tolist()))
+    if system is not None and system not in systems:
+        raise ValueError(f"--system {system!r}: the store holds {systems}")
+    return ds, attrs, spec, systems
+
+
 @app.command()
 def validate(campaign: CampaignFile) -> None:
     """Check a campaign file; report every problem with file:line."""
@@ -399,9 +415,7 @@ def vacancy(
     (A typer command: its parameters are the command-line options.)
     """
     from hts_mlff.analysis.vacancy import jump_rates, plot_rate_arrhenius, plot_survival, rate_arrhenius, window_jumps
-    from hts_mlff.spec.model import Campaign
-    from hts_mlff.store.layout import CampaignStore, StoreError
-    from hts_mlff.store.reader import open_campaign
+    from hts_mlff.store.layout import StoreError
 
     if estimator not in ("mle", "all"):
         err_console.print(f"[red]error[/red]: --estimator {estimator!r}: use mle or all")
@@ -410,12 +424,7 @@ def vacancy(
         ("rate_mle_per_ps", "n_windows_with_jump") if estimator == "mle" else ("rate_all_jumps_per_ps", "n_jumps")
     )
     try:
-        ds = open_campaign(store)
-        attrs = CampaignStore(store).attrs()
-        spec = Campaign.model_validate(attrs["spec"])
-        systems = sorted(set(ds["system"].values.tolist()))
-        if system is not None and system not in systems:
-            raise ValueError(f"--system {system!r}: the store holds {systems}")
+        ds, attrs, spec, systems = _store_with_spec(store, system=system)
         if reference is not None and reference not in spec.forcefields:
             raise ValueError(
                 f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
@@ -494,9 +503,7 @@ def thermal(
         plot_running_kappa,
         plot_sed_map,
     )
-    from hts_mlff.spec.model import Campaign
-    from hts_mlff.store.layout import CampaignStore, StoreError
-    from hts_mlff.store.reader import open_campaign
+    from hts_mlff.store.layout import StoreError
     from hts_mlff.thermal import green_kubo_study, sed_study
 
     if heat_capacity not in ("classical", "quantum"):
@@ -504,12 +511,7 @@ def thermal(
         raise typer.Exit(2)
     study = green_kubo = None
     try:
-        ds = open_campaign(store)
-        attrs = CampaignStore(store).attrs()
-        spec = Campaign.model_validate(attrs["spec"])
-        systems = sorted(set(ds["system"].values.tolist()))
-        if system is not None and system not in systems:
-            raise ValueError(f"--system {system!r}: the store holds {systems}")
+        ds, attrs, spec, systems = _store_with_spec(store, system=system)
         if harmonic is not None and harmonic not in spec.forcefields:
             known = sorted(spec.forcefields)
             raise ValueError(f"--harmonic {harmonic!r} is not a force field of this campaign ({known})")

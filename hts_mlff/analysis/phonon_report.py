@@ -12,6 +12,7 @@ MAE and MaxAE over the non-acoustic modes (seeds: GNN vs LJ MAE < 0.03 THz, MaxA
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -66,6 +67,14 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig: Any, path: str | Path) -> str:
+    """Lay out, write (150 dpi) and close a matplotlib figure; returns the path written."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=150)
+    _pyplot().close(fig)
+    return str(path)
+
+
 def plot_dos(ds: xr.Dataset, path: str | Path, *, reference: str | None = None) -> str:
     """Smoothed DOS of every force field overlaid (reference in black), one panel per pressure (first step)."""
     plt = _pyplot()
@@ -80,10 +89,7 @@ def plot_dos(ds: xr.Dataset, path: str | Path, *, reference: str | None = None) 
         ax.set_xlabel("ν (THz)")
         ax.set_ylabel("g(ν) (1/THz)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def plot_dispersion(ds: xr.Dataset, path: str | Path, *, reference: str | None = None) -> str:
@@ -106,10 +112,7 @@ def plot_dispersion(ds: xr.Dataset, path: str | Path, *, reference: str | None =
         ax.set_title(f"p = {pressure:g} bar")
         ax.set_ylabel("ν (THz)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def plot_symmetricity(ds: xr.Dataset, path: str | Path) -> str:
@@ -131,7 +134,4 @@ def plot_symmetricity(ds: xr.Dataset, path: str | Path) -> str:
     ax.set_xlabel("finite-difference step Δx (Å)")
     ax.set_ylabel("1 − S(H)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)

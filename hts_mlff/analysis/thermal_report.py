@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from hts_mlff.analysis.phonon_report import _pyplot
+from hts_mlff.analysis.phonon_report import _pyplot, save_figure
 
 
 def _k_along(sed: xr.DataArray) -> np.ndarray:
@@ -47,10 +47,7 @@ def plot_sed_map(
         ax.set_xlabel("|k| (rad/Å), Γ → X")
         ax.set_ylabel("ν (THz)")
         fig.colorbar(mesh, ax=ax, label="log₁₀ φ (eV·ps)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def plot_lifetimes(lifetimes: xr.Dataset, path: str | Path) -> str:
@@ -72,10 +69,7 @@ def plot_lifetimes(lifetimes: xr.Dataset, path: str | Path) -> str:
     ax.set_xlabel("SED peak ν (THz)")
     ax.set_ylabel("lifetime τ = 1/2γ (ps)")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> pd.DataFrame:
@@ -116,10 +110,7 @@ def plot_running_kappa(running: xr.Dataset, kappa: xr.Dataset, path: str | Path)
     ax.set_xlabel("integration time t (ps)")
     ax.set_ylabel("running κ(t) (W/(m·K))")
     ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
 
 
 def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
@@ -137,7 +128,4 @@ def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
     ax.set_xticks(x, labels, rotation=20, fontsize=7)
     ax.set_ylabel("κ (W/(m·K))")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return str(path)
+    return save_figure(fig, path)
