@@ -425,6 +425,9 @@ def vacancy(
     )
     try:
         ds, attrs, spec, systems = _store_with_spec(store, system=system)
+        if system is None and len(systems) > 1:
+            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+        system = system or systems[0]
         if reference is not None and reference not in spec.forcefields:
             raise ValueError(
                 f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
