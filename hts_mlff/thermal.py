@@ -244,8 +244,9 @@ def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None, system: 
         keep &= ds["system"].values == system
     done = ds.isel(traj=np.flatnonzero(keep))
     by = ("system", "forcefield", "temperature_K", "pressure_bar")
-    kappa = green_kubo_kappa(done, cutoff_fs=cutoff_fs, by=by)
-    running = running_kappa(done, heat_current_autocorrelation(done))
+    hcacf = heat_current_autocorrelation(done)  # once: for κ and for the curves behind it
+    kappa = green_kubo_kappa(done, cutoff_fs=cutoff_fs, by=by, hcacf=hcacf)
+    running = running_kappa(done, hcacf)
     frame = running["traj"].to_index().to_frame(index=False)[list(by)]
     means, sems, labels = [], [], []
     for key, members in frame.groupby(list(by)).groups.items():

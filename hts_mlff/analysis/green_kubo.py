@@ -83,6 +83,7 @@ def green_kubo_kappa(
     max_lag_fs: float | None = None,
     by: tuple[str, ...] = STATE_POINT_AXES,
     confidence: float = 0.95,
+    hcacf: xr.DataArray | None = None,
 ) -> xr.Dataset:
     """κ per trajectory and per state point, with the cut-off used.
 
@@ -91,13 +92,14 @@ def green_kubo_kappa(
         cutoff_fs: integrate the HCACF to this lag; None: the first zero of the seed-averaged
             HCACF of each state point.
         by: trajectory coordinates that define a state point (its seeds are pooled).
+        hcacf: :func:`heat_current_autocorrelation` of ``ds`` when the caller already has it.
 
     Returns:
         Dataset over the ``by`` dims with ``kappa_W_per_mK`` (mean over seeds), ``kappa_sem``,
         ``kappa_low``/``kappa_high`` (Student-t interval), ``n_seeds`` and ``cutoff_fs``. The
         curves behind it: :func:`heat_current_autocorrelation` and :func:`running_kappa`.
     """
-    hcacf = heat_current_autocorrelation(ds, max_lag_fs=max_lag_fs)
+    hcacf = heat_current_autocorrelation(ds, max_lag_fs=max_lag_fs) if hcacf is None else hcacf
     running = running_kappa(ds, hcacf)
     lag = hcacf["lag_fs"].values
     frame = pd.DataFrame({name: np.asarray(hcacf[name].values) for name in by})
