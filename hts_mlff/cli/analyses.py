@@ -1,0 +1,258 @@
+"""Analyses of a finished store: ``vacancy``, ``thermal`` and ``report``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hts_mlff.cli.common import StorePath, _print_frame, _store_with_spec, app, console, err_console
+
+
+@app.command()
+def vacancy(
+    store: StorePath,
+    reference: Annotated[
+        str | None, typer.Option("--reference", "-r", help="Reference force field (drawn in black).")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(help="System to analyse (SED: required when the store holds several; Green–Kubo: default all)."),
+    ] = None,
+    min_dwell: Annotated[int, typer.Option(help="Samples a vacancy must stay on a new site to count a jump.")] = 1,
+    estimator: Annotated[str, typer.Option(help="mle (first jumps, censoring-aware) or all (every jump).")] = "mle",
+    debye: Annotated[bool, typer.Option(help="Compare ν₀ with ν_D from each force field's force constants.")] = True,
+    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the rate intervals.")] = 1000,
+) -> None:
+    """Vacancy jump rates per (force field, T, P) over windows, and their Arrhenius fits (E_b, ν₀).
+
+    (A typer command: its parameters are the command-line options.)
+    """
+    from hts_mlff.analysis.vacancy import jump_rates, plot_rate_arrhenius, plot_survival, rate_arrhenius, window_jumps
+    from hts_mlff.store.layout import StoreError
+
+    if estimator not in ("mle", "all"):
+        err_console.print(f"[red]error[/red]: --estimator {estimator!r}: use mle or all")
+        raise typer.Exit(2)
+    rate, events = (
+        ("rate_mle_per_ps", "n_windows_with_jump") if estimator == "mle" else ("rate_all_jumps_per_ps", "n_jumps")
+    )
+    try:
+        ds, attrs, spec, systems = _store_with_spec(store, system=system)
+        if system is None and len(systems) > 1:
+            raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+        system = system or systems[0]
+        if reference is not None and reference not in spec.forcefields:
+            raise ValueError(
+                f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
+            )
+        one = ds.sel(system=system) if "system" in ds.indexes["traj"].names and len(systems) > 1 else ds
+        windows = window_jumps(one, min_dwell_samples=min_dwell).compute()
+        rates = jump_rates(windows, n_bootstrap=bootstrap)
+        debye_THz = None
+        if debye:
+            from hts_mlff.statics.barrier_sweep import campaign_debye_frequencies
+
+            base = Path(attrs.get("campaign_file", ".")).parent
+            pressures = [float(p) for p in rates["pressure_bar"].values]
+            debye_THz = campaign_debye_frequencies(spec, system, base_dir=base, pressures_bar=pressures)
+            debye_THz = debye_THz.sel(forcefield=list(rates["forcefield"].values))
+        fits = rate_arrhenius(rates, rate=rate, events=events, debye_frequency_THz=debye_THz)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    columns = [rate, "rate_low_per_ps", "rate_high_per_ps", "rate_survival_fit_per_ps", "n_windows", events]
+    columns += ["n_windows_disordered"] if "n_windows_disordered" in rates else []
+    if estimator == "all":
+        columns[1:3] = ["rate_all_low_per_ps", "rate_all_high_per_ps"]
+    _print_frame(rates[list(dict.fromkeys(columns))].to_dataframe(), title=f"{store.name}: vacancy jump rates (1/ps)")
+    fit_frame = fits.to_dataframe()
+    by_quantity = fit_frame.T.rename_axis("quantity")
+    by_quantity.columns = [
+        " @ ".join(f"{v:g} bar" if isinstance(v, float) else str(v) for v in c) for c in by_quantity.columns
+    ]
+    _print_frame(
+        by_quantity,
+        title=f"Arrhenius r = ν₀ exp(−E_b/k_B T) ({estimator}; activation energy E_b in eV, prefactor ν₀ in THz)",
+    )
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        written = [output / "vacancy-rates.csv", output / "vacancy-arrhenius.csv"]
+        rates.to_dataframe().to_csv(written[0])
+        fit_frame.to_csv(written[1])
+        written.append(
+            plot_rate_arrhenius(rates, fits, str(output / "vacancy-arrhenius.png"), rate=rate, reference=reference)
+        )
+        for pressure in rates["pressure_bar"].values:
+            written.append(
+                plot_survival(
+                    windows, rates, str(output / f"vacancy-survival-{pressure:g}bar.png"), pressure_bar=float(pressure)
+                )
+            )
+        for path in written:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def thermal(
+    store: StorePath,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+    system: Annotated[
+        str | None,
+        typer.Option(help="System to analyse (SED: required when the store holds several; Green–Kubo: default all)."),
+    ] = None,
+    harmonic: Annotated[
+        str | None,
+        typer.Option(help="Force field for polarisations and group velocities (default: each point's own)."),
+    ] = None,
+    kappa: Annotated[bool, typer.Option(help="κ from SED lifetimes on the cell's full k grid.")] = True,
+    heat_capacity: Annotated[str, typer.Option(help="classical (k_B per mode) or quantum.")] = "classical",
+    segments: Annotated[int, typer.Option(help="Average the spectra of this many segments per trajectory.")] = 1,
+    cutoff_fs: Annotated[
+        float | None, typer.Option(help="Green–Kubo integration cut-off (default: first zero of the HCACF).")
+    ] = None,
+) -> None:
+    """SED maps, phonon lifetimes and κ (SED and Green–Kubo) per (force field, T, P)."""
+    from hts_mlff.analysis.thermal_report import (
+        kappa_table,
+        plot_kappa,
+        plot_lifetimes,
+        plot_running_kappa,
+        plot_sed_map,
+    )
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.thermal import green_kubo_study, sed_study
+
+    if heat_capacity not in ("classical", "quantum"):
+        err_console.print(f"[red]error[/red]: --heat-capacity {heat_capacity!r}: use classical or quantum")
+        raise typer.Exit(2)
+    study = green_kubo = None
+    try:
+        ds, attrs, spec, systems = _store_with_spec(store, system=system)
+        if harmonic is not None and harmonic not in spec.forcefields:
+            known = sorted(spec.forcefields)
+            raise ValueError(f"--harmonic {harmonic!r} is not a force field of this campaign ({known})")
+        if "velocities" not in ds and "heat_current_eV_A_per_fs" not in ds:
+            raise ValueError(
+                "the store has neither velocities (analyses: [sed]) nor a heat current (analyses: [heat_flux])"
+            )
+        if "velocities" in ds:
+            if system is None and len(systems) > 1:
+                raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+            study = sed_study(
+                ds,
+                spec,
+                system=system or systems[0],
+                base_dir=Path(attrs.get("campaign_file", ".")).parent,
+                harmonic=harmonic,
+                kappa=kappa,
+                heat_capacity=heat_capacity,
+                n_segments=segments,
+            )
+        if "heat_current_eV_A_per_fs" in ds:
+            green_kubo = green_kubo_study(ds, cutoff_fs=cutoff_fs, system=system)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    for note in study.notes if study is not None else []:
+        err_console.print(f"[yellow]{note}[/yellow]")
+    table = kappa_table(study.kappa if study is not None else None, green_kubo.kappa if green_kubo else None)
+    if not table.empty:
+        _print_frame(table, title=f"{store.name}: thermal conductivity ({heat_capacity} C for SED)")
+    if study is not None:
+        line = study.lifetimes_line
+        summary = line[["peak_THz", "harmonic_THz", "lifetime_ps"]].median(["k", "branch"]).to_dataframe()
+        summary["resolved fraction"] = line["resolved"].mean(["k", "branch"]).to_series()
+        _print_frame(summary, title="Γ–X: median SED peak, harmonic frequency and lifetime")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        written = []
+        if not table.empty:
+            table.to_csv(output / "kappa.csv")
+            written += [output / "kappa.csv", plot_kappa(table, output / "kappa.png")]
+        if green_kubo is not None:
+            written.append(plot_running_kappa(green_kubo.running, green_kubo.kappa, output / "running-kappa.png"))
+        if study is not None:
+            study.lifetimes_line.reset_index("point").to_dataframe().to_csv(output / "lifetimes-gamma-x.csv")
+            written += [
+                output / "lifetimes-gamma-x.csv",
+                plot_sed_map(study.sed_line, study.lifetimes_line, output / "sed-gamma-x.png"),
+                plot_lifetimes(study.lifetimes_line, output / "lifetimes.png"),
+            ]
+        for path in written:
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def report(
+    store: StorePath,
+    reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and the heatmap.")
+    ] = None,
+    mobile: Annotated[str | None, typer.Option(help="Mobile species (symbol) for D and σ; default all atoms.")] = None,
+    charge: Annotated[float, typer.Option(help="Charge number of the mobile species.")] = 1.0,
+    violation: Annotated[bool, typer.Option(help="Re-evaluate the reference on stored frames (EV, FV).")] = True,
+    rdf_bins: Annotated[int, typer.Option(help="Bins of g(r) over 0–10 Å.")] = 200,
+) -> None:
+    """Per force field: fraction stable, survival, WF, JSD, RDF MAE, EV, FV, D, σ(300 K)."""
+    from ase.data import atomic_numbers
+
+    from hts_mlff.analysis.summary import plot_summary_heatmap, summarize
+    from hts_mlff.forcefields.registry import build_forcefield
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore, StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    try:
+        ds = open_campaign(store)
+        attrs = CampaignStore(store).attrs()
+        spec = Campaign.model_validate(attrs["spec"])
+        if reference not in spec.forcefields:
+            raise ValueError(f"{reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})")
+        if mobile is not None and mobile not in atomic_numbers:
+            raise ValueError(f"--mobile {mobile!r}: not a chemical symbol")
+        reference_ff = None
+        if violation and "forces" in ds:
+            base = Path(attrs.get("campaign_file", ".")).parent
+            reference_ff = build_forcefield(spec.forcefields[reference], base_dir=base)
+        summary = summarize(
+            ds,
+            reference=reference,
+            reference_forcefield=reference_ff,
+            mobile=None if mobile is None else atomic_numbers[mobile],
+            charge=charge,
+            n_bins=rdf_bins,
+        )
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    by_metric = summary.per_forcefield.T.rename_axis("metric")
+    _print_frame(by_metric, title=f"{store.name}: summary per force field (reference {reference})")
+    if summary.diffusion is not None:
+        _print_frame(summary.diffusion, title="diffusion (mean ± s.e.m. over trajectories)")
+    if output is not None:
+        for path in summary.write(output):
+            console.print(f"wrote {path}")
+        figure = plot_summary_heatmap(summary.per_forcefield, str(Path(output) / "summary.png"))
+        console.print(f"wrote {figure}")
+        if summary.diffusion is not None and "sigma_S_per_cm" in summary.diffusion:
+            for figure in _arrhenius_figures(summary.diffusion, Path(output)):
+                console.print(f"wrote {figure}")
+
+
+def _arrhenius_figures(table, folder: Path) -> list[str]:
+    """σ(T) with its Arrhenius fit and the 300 K extrapolation, one figure per force field."""
+    import xarray as xr
+
+    from hts_mlff.analysis.arrhenius import arrhenius_fit, plot_arrhenius
+
+    written = []
+    for ff in table.index.get_level_values("forcefield").unique():
+        series = table.xs(ff, level="forcefield")["sigma_S_per_cm"]
+        values = xr.DataArray(series.to_numpy(), dims="temperature_K", coords={"temperature_K": series.index})
+        fit = arrhenius_fit(values, times_temperature=True)
+        written.append(plot_arrhenius(values, fit, str(folder / f"arrhenius-{ff}.png")))
+    return written

@@ -1,0 +1,185 @@
+"""Commands on a campaign file and its run: ``validate``, ``plan``, ``run``, ``status``, ``schema``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from hts_mlff.cli.common import CampaignFile, StorePath, _human_bytes, _load, app, console, err_console
+
+
+@app.command()
+def validate(campaign: CampaignFile) -> None:
+    """Check a campaign file; report every problem with file:line."""
+    loaded = _load(campaign)
+    console.print(f"{campaign}: valid campaign {loaded.spec.name!r}")
+
+
+@app.command()
+def plan(campaign: CampaignFile) -> None:
+    """Print what a campaign expands to, without running anything."""
+    from hts_mlff.tasks import expand
+
+    loaded = _load(campaign)
+    t0 = time.perf_counter()
+    p = expand(loaded.spec, base_dir=loaded.base_dir)
+    elapsed = time.perf_counter() - t0
+    table = Table(title=f"campaign {loaded.spec.name!r}", show_header=False)
+    table.add_row("tasks (trajectories)", f"{len(p.tasks):,}")
+    table.add_row("packs", f"{len(p.packs):,} (chunk {p.chunk_size} trajectories)")
+    table.add_row("steps per task", f"{p.total_steps:,}")
+    table.add_row("total atom-steps", f"{p.atom_steps:.3e}")
+    table.add_row("frames per task", f"{p.n_frames:,}")
+    table.add_row("estimated store size", _human_bytes(p.estimated_store_bytes) + " (uncompressed)")
+    table.add_row("store", str(loaded.store_path))
+    for axis in ("forcefield", "system", "temperature_K", "pressure_bar", "seed", "window"):
+        values = sorted(set(getattr(p.tasks, axis).tolist()), key=str)
+        shown = ", ".join(map(str, values[:8])) + (" …" if len(values) > 8 else "")
+        table.add_row(f"  {axis}", f"{len(values)}: {shown}")
+    console.print(table)
+    console.print(f"expanded in {elapsed * 1e3:.0f} ms")
+
+
+@app.command()
+def run(
+    campaign: CampaignFile,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", help="Run the coordinator in the background; it survives logout.")
+    ] = False,
+) -> None:
+    """Run a campaign on its cluster (an embedded LocalCluster by default); resumable."""
+    from hts_mlff.schedule.clusters import ClusterError
+    from hts_mlff.schedule.runner import run_campaign
+    from hts_mlff.store.layout import StoreError
+
+    loaded = _load(campaign)
+    if detach:
+        _detach(loaded)
+        return
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("trajectories"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        disable=quiet,
+    )
+    state: dict[str, Any] = {"start": time.perf_counter(), "atom_steps": 0}
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        if kind == "waiting":
+            console.print("waiting for the first worker (batch jobs may be queued) …")
+        elif kind == "start":
+            console.print(f"dashboard: {info['dashboard']}")
+            console.print(
+                f"{info['n_tasks']} tasks, {info['n_tasks'] - info['n_pending']} already done, "
+                f"{info['n_pending']} to run in {info['n_packs']} packs"
+            )
+            state["task"] = progress.add_task(loaded.spec.name, total=info["n_pending"], rate="")
+            state["start"] = time.perf_counter()
+        elif kind == "pack_error":
+            progress.console.print(
+                f"[red]pack {info['pack']} failed[/red] ({info['n_tasks']} tasks left missing): {info['error']}",
+                highlight=False,
+            )
+            progress.update(state["task"], advance=info["n_tasks"])
+        elif kind == "pack":
+            state["atom_steps"] += info["atom_steps"]
+            rate = state["atom_steps"] / max(time.perf_counter() - state["start"], 1e-9)
+            progress.update(state["task"], advance=info["n_tasks"], rate=f"{rate:.3g} atom-steps/s")
+
+    try:
+        with progress:
+            report = run_campaign(loaded, on_event=on_event)
+    except (StoreError, ClusterError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: completed tasks are kept; run again to finish the rest")
+        raise typer.Exit(130) from None
+    console.print(
+        f"done: {report.n_run} run, {report.n_skipped} skipped, {report.n_failed} failed "
+        f"in {report.wall_s:.1f} s → {report.store_path}"
+    )
+    if report.pack_errors:
+        n = sum(e["n_tasks"] for e in report.pack_errors)
+        err_console.print(
+            f"[red]{len(report.pack_errors)} pack(s) raised an error; their {n} task(s) are not done[/red] "
+            "(results of the other packs are kept; fix the cause and run again to finish them):"
+        )
+        for error in report.pack_errors:
+            err_console.print(f"  pack {error['pack']}: {error['error']}", highlight=False)
+        raise typer.Exit(1)
+
+
+def _detach(loaded) -> None:
+    """Start ``hts-mlff run`` in a new session with its output in a log file beside the store."""
+    import subprocess
+    import sys
+
+    log = loaded.store_path.with_name(loaded.store_path.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hts_mlff.cli", "run", "--quiet", str(loaded.path)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    console.print(f"coordinator running in the background (pid {proc.pid}); log: {log}")
+    console.print(f"follow it with: hts-mlff status {loaded.store_path}")
+
+
+@app.command()
+def status(store: StorePath) -> None:
+    """Done / failed / missing trajectories per sweep axis, from the store alone."""
+    from hts_mlff.store.layout import CampaignStore, StoreError
+    from hts_mlff.store.reader import status_table
+
+    try:
+        tables = status_table(store)
+        attrs = CampaignStore(store).attrs()
+    except StoreError as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    totals = next(iter(tables.values())).sum()
+    console.print(
+        f"campaign {attrs['campaign']!r}: {int(totals['done'])} done, {int(totals['failed'])} failed, "
+        f"{int(totals['missing'])} missing"
+    )
+    for axis, frame in tables.items():
+        if len(frame) <= 1:
+            continue
+        table = Table(title=axis)
+        table.add_column(axis)
+        for col in frame.columns:
+            table.add_column(col, justify="right")
+        for value, row in frame.iterrows():
+            table.add_row(str(value), *(str(int(v)) for v in row))
+        console.print(table)
+
+
+@app.command()
+def schema(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
+) -> None:
+    """Print (or write) the JSON Schema of the campaign file."""
+    from hts_mlff.spec.schema import campaign_schema_text
+
+    text = campaign_schema_text()
+    if output is None:
+        console.print_json(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}")

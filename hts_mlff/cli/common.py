@@ -1,0 +1,102 @@
+"""What every command shares: the Typer app, consoles, campaign/store loading and table printing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="High-throughput MLFF screening by batched MD.")
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True, highlight=False)
+
+CampaignFile = Annotated[Path, typer.Argument(help="Campaign YAML file.")]
+StorePath = Annotated[Path, typer.Argument(help="Campaign Zarr store.")]
+
+
+def _load(path: Path):
+    from hts_mlff.spec.load import CampaignError, load_campaign
+
+    try:
+        loaded = load_campaign(path)
+    except FileNotFoundError:
+        err_console.print(f"[red]error[/red]: {path}: no such campaign file")
+        raise typer.Exit(2) from None
+    except CampaignError as exc:
+        for problem in exc.problems:
+            style = "yellow" if problem.warning else "red"
+            err_console.print(f"[{style}]{problem}[/{style}]", highlight=False, soft_wrap=True)
+        n = sum(not p.warning for p in exc.problems)
+        err_console.print(f"{path}: {n} error(s); nothing was run or written.")
+        raise typer.Exit(2) from None
+    for warning in loaded.warnings:
+        err_console.print(f"[yellow]{warning}[/yellow]", highlight=False, soft_wrap=True)
+    return loaded
+
+
+def _human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} PiB"
+
+
+def _store_with_spec(store: Path, *, system: str | None) -> tuple[Any, dict, Any, list[str]]:
+    """(dataset, store attributes, campaign spec, systems) of a store; ValueError for a --system
+    it does not hold. The spec is data (parameters), never code to import."""
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore
+    from hts_mlff.store.reader import open_campaign
+
+    ds = open_campaign(store)
+    attrs = CampaignStore(store).attrs()
+    spec = Campaign.model_validate(attrs["spec"])
+    systems = sorted(set(ds["system"].values.tolist()))
+    if system is not None and system not in systems:
+        raise ValueError(f"--system {system!r}: the store holds {systems}")
+    return ds, attrs, spec, systems
+
+
+def _run_sweep_or_exit(run, spec, path: Path, *, describe):
+    """Run a statics sweep, printing one line per point (``describe(dataset)``, marked when reused);
+    a point that fails ends the command with exit code 1, finished points kept."""
+
+    def on_point(forcefield: str, pressure_bar: float, ds, reused: bool) -> None:
+        console.print(f"{forcefield} @ {pressure_bar:g} bar: {describe(ds)}" + (" [reused]" if reused else ""))
+
+    try:
+        return run(spec, base_dir=path.parent, on_point=on_point)
+    except RuntimeError as exc:
+        err_console.print(f"[red]error[/red]: {exc} (finished points are kept; rerun to resume)")
+        raise typer.Exit(1) from None
+
+
+def _load_or_exit(loader, path: Path, *, what: str, nothing: str):
+    """``loader(path)``; a missing file or located problems end the command with exit code 2."""
+    from hts_mlff.spec.load import CampaignError
+
+    try:
+        return loader(path)
+    except FileNotFoundError:
+        err_console.print(f"[red]error[/red]: {path}: no such {what}")
+        raise typer.Exit(2) from None
+    except CampaignError as exc:
+        for problem in exc.problems:
+            err_console.print(f"[red]{problem}[/red]", highlight=False, soft_wrap=True)
+        err_console.print(f"{path}: {len(exc.problems)} error(s); nothing was {nothing}.")
+        raise typer.Exit(2) from None
+
+
+def _print_frame(frame, *, title: str) -> None:
+    table = Table(title=title)
+    index_names = [n or "" for n in frame.index.names]
+    for name in [*index_names, *frame.columns]:
+        table.add_column(str(name), justify="right")
+    for key, row in frame.iterrows():
+        keys = key if isinstance(key, tuple) else (key,)
+        table.add_row(*(str(k) for k in keys), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+    console.print(table)
