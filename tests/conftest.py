@@ -20,6 +20,15 @@ LIQUID_LATTICE_A = (4 / 0.02148) ** (1 / 3)  # the seeds' 0.858 amu/Å³
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _no_lasting_code_approvals():
+    """Approvals of imported code (hts_mlff.spec.trust) last for one test only."""
+    from hts_mlff.spec.trust import approved
+
+    with approved([]):
+        yield
+
+
 @pytest.fixture
 def lj() -> LennardJones:
     return LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A, shift=True)

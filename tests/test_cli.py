@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from hts_mlff.cli import app
@@ -81,8 +82,29 @@ def test_detached_run_survives_its_parent_and_finishes(tmp_path):
     deadline = time.time() + 180
     while time.time() < deadline:
         done = len(list((store / "_hts" / "done").glob("*.json"))) if (store / "_hts" / "done").is_dir() else 0
-        if done == 8 and not (store / "_hts" / "run.lock").exists():
+        if done == 8 and not (tmp_path / "t.zarr.lock").exists():
             break
         time.sleep(0.5)
     ds = hts_mlff.open_campaign(store)
     assert set(ds.status.values) == {"done"}, (tmp_path / "t.zarr.log").read_text()
+
+
+def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypatch, capsys):
+    import sys
+
+    import hts_mlff.spec.load
+    from hts_mlff.cli import main
+
+    def broken(path):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(hts_mlff.spec.load, "load_campaign", broken)
+    monkeypatch.setattr(sys, "argv", ["hts-mlff", "validate", "c.yaml"])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: boom" in err and "--debug" in err and "Traceback" not in err
+    monkeypatch.setattr(sys, "argv", ["hts-mlff", "--debug", "validate", "c.yaml"])
+    with pytest.raises(RuntimeError, match="boom"):
+        main()

@@ -40,7 +40,7 @@ def trajectory_stability(ds: xr.Dataset, *, structure: xr.Dataset | None = None)
     steps = ds.attrs.get("equilibration_steps", 0) + ds.attrs.get("production_steps", 0)
     step = np.asarray(ds["failure_step"].values)
     reason = np.asarray(ds["failure_reason"].values)
-    done = np.asarray(ds["status"].values) != "missing"
+    done = np.isin(np.asarray(ds["status"].values), ("done", "failed"))
     fusion = (reason == int(FailureReason.ATOMS_FUSED)) & done
     explosion = (step >= 0) & ~fusion & done
     structural = np.zeros_like(done)

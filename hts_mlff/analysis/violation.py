@@ -59,7 +59,7 @@ def violation(
     status = ds["status"].values
     torch_device = torch.device(device)
     for k in range(n_traj):
-        if status[k] == "missing":
+        if status[k] not in ("done", "failed"):
             continue
         one = ds.isel(traj=k)
         n = int(one["n_atoms"])

@@ -7,12 +7,23 @@ from typing import Annotated
 
 import typer
 
-from hts_mlff.cli.common import StorePath, _print_frame, _store_with_spec, app, console, err_console
+from hts_mlff.cli.common import (
+    AllowCode,
+    StorePath,
+    TrustedCampaign,
+    _print_frame,
+    _store_with_spec,
+    app,
+    console,
+    err_console,
+)
 
 
 @app.command()
 def vacancy(
     store: StorePath,
+    campaign: TrustedCampaign = None,
+    allow_code: AllowCode = False,
     reference: Annotated[
         str | None, typer.Option("--reference", "-r", help="Reference force field (drawn in black).")
     ] = None,
@@ -40,7 +51,7 @@ def vacancy(
         ("rate_mle_per_ps", "n_windows_with_jump") if estimator == "mle" else ("rate_all_jumps_per_ps", "n_jumps")
     )
     try:
-        ds, attrs, spec, systems = _store_with_spec(store, system=system)
+        ds, spec, systems, base = _store_with_spec(store, system=system, campaign=campaign, allow_code=allow_code)
         if system is None and len(systems) > 1:
             raise ValueError(f"the store holds several systems {systems}: pick one with --system")
         system = system or systems[0]
@@ -55,7 +66,6 @@ def vacancy(
         if debye:
             from hts_mlff.statics.barrier_sweep import campaign_debye_frequencies
 
-            base = Path(attrs.get("campaign_file", ".")).parent
             pressures = [float(p) for p in rates["pressure_bar"].values]
             debye_THz = campaign_debye_frequencies(spec, system, base_dir=base, pressures_bar=pressures)
             debye_THz = debye_THz.sel(forcefield=list(rates["forcefield"].values))
@@ -98,6 +108,8 @@ def vacancy(
 @app.command()
 def thermal(
     store: StorePath,
+    campaign: TrustedCampaign = None,
+    allow_code: AllowCode = False,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
     system: Annotated[
         str | None,
@@ -130,7 +142,7 @@ def thermal(
         raise typer.Exit(2)
     study = green_kubo = None
     try:
-        ds, attrs, spec, systems = _store_with_spec(store, system=system)
+        ds, spec, systems, base = _store_with_spec(store, system=system, campaign=campaign, allow_code=allow_code)
         if harmonic is not None and harmonic not in spec.forcefields:
             known = sorted(spec.forcefields)
             raise ValueError(f"--harmonic {harmonic!r} is not a force field of this campaign ({known})")
@@ -145,7 +157,7 @@ def thermal(
                 ds,
                 spec,
                 system=system or systems[0],
-                base_dir=Path(attrs.get("campaign_file", ".")).parent,
+                base_dir=base,
                 harmonic=harmonic,
                 kappa=kappa,
                 heat_capacity=heat_capacity,
@@ -189,6 +201,8 @@ def thermal(
 def report(
     store: StorePath,
     reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],
+    campaign: TrustedCampaign = None,
+    allow_code: AllowCode = False,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and the heatmap.")
     ] = None,
@@ -202,21 +216,16 @@ def report(
 
     from hts_mlff.analysis.summary import plot_summary_heatmap, summarize
     from hts_mlff.forcefields.registry import build_forcefield
-    from hts_mlff.spec.model import Campaign
-    from hts_mlff.store.layout import CampaignStore, StoreError
-    from hts_mlff.store.reader import open_campaign
+    from hts_mlff.store.layout import StoreError
 
     try:
-        ds = open_campaign(store)
-        attrs = CampaignStore(store).attrs()
-        spec = Campaign.model_validate(attrs["spec"])
+        ds, spec, _, base = _store_with_spec(store, system=None, campaign=campaign, allow_code=allow_code)
         if reference not in spec.forcefields:
             raise ValueError(f"{reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})")
         if mobile is not None and mobile not in atomic_numbers:
             raise ValueError(f"--mobile {mobile!r}: not a chemical symbol")
         reference_ff = None
         if violation and "forces" in ds:
-            base = Path(attrs.get("campaign_file", ".")).parent
             reference_ff = build_forcefield(spec.forcefields[reference], base_dir=base)
         summary = summarize(
             ds,

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hts_mlff.cli.common import CampaignFile, StorePath, _human_bytes, _load, app, console, err_console
+from hts_mlff.cli.common import AllowCode, CampaignFile, StorePath, _human_bytes, _load, app, console, err_console
 
 
 @app.command()
@@ -18,6 +18,21 @@ def validate(campaign: CampaignFile) -> None:
     """Check a campaign file; report every problem with file:line."""
     loaded = _load(campaign)
     console.print(f"{campaign}: valid campaign {loaded.spec.name!r}")
+    _print_code(loaded)
+
+
+def _print_code(loaded) -> None:
+    """Say what code the campaign would run (imports, prologue lines)."""
+    from hts_mlff.spec.trust import describe_code
+
+    lines = describe_code(loaded.spec)
+    if lines:
+        err_console.print(
+            "[yellow]this campaign runs code:[/yellow]\n  "
+            + "\n  ".join(lines)
+            + "\n(a campaign file is code where it names code; `run` needs --allow-code or your allow-list)",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -52,15 +67,30 @@ def run(
     detach: Annotated[
         bool, typer.Option("--detach", help="Run the coordinator in the background; it survives logout.")
     ] = False,
+    allow_code: AllowCode = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="Take over a run lock left by another host (a run known to be dead).")
+    ] = False,
+    verify_store: Annotated[
+        bool,
+        typer.Option("--verify/--no-verify", help="Check every chunk's checksum first (--no-verify: sizes only)."),
+    ] = True,
 ) -> None:
     """Run a campaign on its cluster (an embedded LocalCluster by default); resumable."""
     from hts_mlff.schedule.clusters import ClusterError
     from hts_mlff.schedule.runner import run_campaign
+    from hts_mlff.spec.trust import CodeNotAllowedError, approve_campaign
     from hts_mlff.store.layout import StoreError
 
     loaded = _load(campaign)
+    _print_code(loaded)
+    try:
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign))
+    except CodeNotAllowedError as exc:
+        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
     if detach:
-        _detach(loaded)
+        _detach(loaded, allow_code=allow_code, force=force)
         return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -87,6 +117,15 @@ def run(
             )
             state["task"] = progress.add_task(loaded.spec.name, total=info["n_pending"], rate="")
             state["start"] = time.perf_counter()
+        elif kind == "damaged":
+            for line in info["malformed"]:
+                err_console.print(f"[yellow]{line}[/yellow]", highlight=False)
+            if info["n_tasks"]:
+                err_console.print(
+                    f"[yellow]{info['n_tasks']} damaged task(s) in pack(s) {info['packs']}: "
+                    "running them again (results are reproducible bit for bit)[/yellow]",
+                    highlight=False,
+                )
         elif kind == "pack_error":
             progress.console.print(
                 f"[red]pack {info['pack']} failed[/red] ({info['n_tasks']} tasks left missing): {info['error']}",
@@ -100,7 +139,9 @@ def run(
 
     try:
         with progress:
-            report = run_campaign(loaded, on_event=on_event)
+            report = run_campaign(
+                loaded, on_event=on_event, allow_code=allow_code, force=force, verify_store=verify_store
+            )
     except (StoreError, ClusterError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
@@ -122,7 +163,7 @@ def run(
         raise typer.Exit(1)
 
 
-def _detach(loaded) -> None:
+def _detach(loaded, *, allow_code: bool, force: bool) -> None:
     """Start ``hts-mlff run`` in a new session with its output in a log file beside the store."""
     import subprocess
     import sys
@@ -131,7 +172,9 @@ def _detach(loaded) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hts_mlff.cli", "run", "--quiet", str(loaded.path)],
+            [sys.executable, "-m", "hts_mlff.cli", "run", "--quiet", str(loaded.path)]
+            + ["--allow-code"] * allow_code
+            + ["--force"] * force,
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -143,21 +186,48 @@ def _detach(loaded) -> None:
 
 @app.command()
 def status(store: StorePath) -> None:
-    """Done / failed / missing trajectories per sweep axis, from the store alone."""
+    """Done / failed / missing / damaged trajectories per sweep axis, from the store alone
+    (damaged: a chunk of theirs is missing or changed size; `verify` also checks contents)."""
+    _print_status(store, digests=False)
+
+
+@app.command()
+def verify(store: StorePath) -> None:
+    """Check every chunk of a store against the checksums its packs recorded; name damaged
+    tasks (exit 1 when there are any). `run` on the campaign reruns them."""
+    _print_status(store, digests=True)
+
+
+def _print_status(store: Path, *, digests: bool) -> None:
+    from hts_mlff.store.integrity import check_store
     from hts_mlff.store.layout import CampaignStore, StoreError
     from hts_mlff.store.reader import status_table
 
     try:
-        tables = status_table(store)
-        attrs = CampaignStore(store).attrs()
+        campaign_store = CampaignStore(store)
+        attrs = campaign_store.check_readable()
+        integrity = check_store(campaign_store, digests=digests)
+        tables = status_table(store, integrity=integrity)
     except StoreError as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(2) from None
     totals = next(iter(tables.values())).sum()
     console.print(
         f"campaign {attrs['campaign']!r}: {int(totals['done'])} done, {int(totals['failed'])} failed, "
-        f"{int(totals['missing'])} missing"
+        f"{int(totals['missing'])} missing, {int(totals['damaged'])} damaged"
     )
+    for line in integrity.malformed:
+        err_console.print(f"[yellow]{line}[/yellow]", highlight=False)
+    for pack, problems in sorted(integrity.damaged_packs.items()):
+        shown = "; ".join(problems[:3]) + (f"; … ({len(problems)} chunks)" if len(problems) > 3 else "")
+        err_console.print(f"[red]damaged[/red] pack {pack}: {shown}", highlight=False)
+    if integrity.damaged_tasks:
+        err_console.print(
+            f"{len(integrity.damaged_tasks)} damaged task(s): `hts-mlff run CAMPAIGN` reruns them "
+            "(results are reproducible bit for bit)"
+        )
+    if digests and integrity.unverified_tasks:
+        console.print(f"{len(integrity.unverified_tasks)} task(s) written without checksums: not verifiable")
     for axis, frame in tables.items():
         if len(frame) <= 1:
             continue
@@ -168,6 +238,8 @@ def status(store: StorePath) -> None:
         for value, row in frame.iterrows():
             table.add_row(str(value), *(str(int(v)) for v in row))
         console.print(table)
+    if digests and not integrity.ok:
+        raise typer.Exit(1)
 
 
 @app.command()

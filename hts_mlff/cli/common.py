@@ -45,20 +45,52 @@ def _human_bytes(n: float) -> str:
     return f"{n:.1f} PiB"
 
 
-def _store_with_spec(store: Path, *, system: str | None) -> tuple[Any, dict, Any, list[str]]:
-    """(dataset, store attributes, campaign spec, systems) of a store; ValueError for a --system
-    it does not hold. The spec is data (parameters), never code to import."""
+TrustedCampaign = Annotated[
+    Path | None,
+    typer.Option(
+        "--campaign",
+        help="Campaign file to rebuild force fields from (instead of the spec stored in the store, which "
+        "never imports code).",
+    ),
+]
+AllowCode = Annotated[
+    bool,
+    typer.Option("--allow-code", help="Run the code the campaign file names (imported force fields, prologue lines)."),
+]
+
+
+def _store_with_spec(
+    store: Path, *, system: str | None, campaign: Path | None = None, allow_code: bool = False
+) -> tuple[Any, Any, list[str], Path]:
+    """(dataset, campaign spec, systems, base folder of the spec's files) of a store.
+
+    The spec stored in the store is data: force fields built from it never import code
+    (:mod:`hts_mlff.spec.trust`). With ``campaign`` (a file the user passes) that file's spec is
+    used instead, its code approved as for ``run``; it must be the store's campaign.
+    ValueError for a ``system`` the store does not hold.
+    """
     from hts_mlff.spec.model import Campaign
+    from hts_mlff.spec.trust import approve_campaign
     from hts_mlff.store.layout import CampaignStore
     from hts_mlff.store.reader import open_campaign
 
     ds = open_campaign(store)
     attrs = CampaignStore(store).attrs()
-    spec = Campaign.model_validate(attrs["spec"])
+    if campaign is None:
+        spec = Campaign.model_validate(attrs["spec"])
+        base_dir = Path(attrs.get("campaign_file", ".")).parent
+    else:
+        loaded = _load(campaign)
+        if loaded.spec.name != attrs.get("campaign"):
+            raise ValueError(
+                f"--campaign {campaign}: campaign {loaded.spec.name!r}, but the store holds {attrs.get('campaign')!r}"
+            )
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign))
+        spec, base_dir = loaded.spec, loaded.base_dir
     systems = sorted(set(ds["system"].values.tolist()))
     if system is not None and system not in systems:
         raise ValueError(f"--system {system!r}: the store holds {systems}")
-    return ds, attrs, spec, systems
+    return ds, spec, systems, base_dir
 
 
 def _run_sweep_or_exit(run, spec, path: Path, *, describe):

@@ -7,12 +7,13 @@ from typing import Annotated
 
 import typer
 
-from hts_mlff.cli.common import _load_or_exit, _print_frame, _run_sweep_or_exit, app, console
+from hts_mlff.cli.common import AllowCode, _load_or_exit, _print_frame, _run_sweep_or_exit, app, console, err_console
 
 
 @app.command()
 def phonons(
     config: Annotated[Path, typer.Argument(help="Phonon-sweep YAML (see campaigns/ar-phonons.yaml).")],
+    allow_code: AllowCode = False,
 ) -> None:
     """T = 0 phonons vs pressure for every force field: Hessian symmetricity, modes, DOS, dispersion; resumes."""
     from hts_mlff.analysis.phonon_report import phonon_table, plot_dispersion, plot_dos, plot_symmetricity
@@ -20,6 +21,7 @@ def phonons(
     from hts_mlff.statics.phonon_sweep import run_phonon_sweep
 
     spec, path = _load_or_exit(load_phonon_config, config, what="phonon-sweep file", nothing="computed")
+    _approve_or_exit(spec, config, allow_code=allow_code)
 
     def describe(ds) -> str:
         worst = float(1 - ds["symmetricity"].min())
@@ -47,6 +49,7 @@ def phonons(
 @app.command()
 def barrier(
     config: Annotated[Path, typer.Argument(help="Barrier-sweep YAML (see campaigns/ar-vacancy-string.yaml).")],
+    allow_code: AllowCode = False,
 ) -> None:
     """Vacancy-hop barrier vs pressure for every force field (string method); resumes a stopped sweep."""
     from hts_mlff.analysis.barrier_report import barrier_table, plot_barrier_profiles, plot_barrier_vs_pressure
@@ -54,6 +57,7 @@ def barrier(
     from hts_mlff.statics.barrier_sweep import run_barrier_sweep
 
     spec, path = _load_or_exit(load_barrier_config, config, what="barrier-sweep file", nothing="computed")
+    _approve_or_exit(spec, config, allow_code=allow_code)
 
     def describe(ds) -> str:
         flag = "" if int(ds["converged"]) else " [yellow]NOT CONVERGED[/yellow]"
@@ -73,3 +77,14 @@ def barrier(
         console.print(f"wrote {figure}")
     if not bool(result["converged"].all()):
         raise typer.Exit(1)
+
+
+def _approve_or_exit(spec, config: Path, *, allow_code: bool) -> None:
+    """Approve the code a sweep file names (see :mod:`hts_mlff.spec.trust`), else exit 2."""
+    from hts_mlff.spec.trust import CodeNotAllowedError, approve_campaign
+
+    try:
+        approve_campaign(spec, allow_code=allow_code, source=str(config))
+    except CodeNotAllowedError as exc:
+        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None

@@ -43,6 +43,14 @@ def import_object(path: str) -> Any:
     return target
 
 
+def require_torchsim() -> None:
+    """ImportError with the install line when the optional ``torch-sim-atomistic`` is missing."""
+    try:
+        import torch_sim  # noqa: F401
+    except ImportError as exc:
+        raise ImportError("TorchSim models need the optional extra: pip install torch-sim-atomistic") from exc
+
+
 def _stress_from_voigt(voigt: np.ndarray) -> np.ndarray:
     """ASE's (xx, yy, zz, yz, xz, xy) → (3, 3)."""
     xx, yy, zz, yz, xz, xy = voigt

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,10 +26,21 @@ JOBQUEUE_CLASSES = {
     "htcondor": "HTCondorCluster",
 }
 _DEFAULT_GPU_DIRECTIVE = {"slurm": "gres", "pbs": "ngpus", "lsf": "lsf"}
+#: The dashboard listens on this machine only unless a campaign asks otherwise.
+LOCAL_DASHBOARD = "127.0.0.1:8787"
 
 
 class ClusterError(RuntimeError):
     """The cluster could not be started or its jobs were refused by the batch system."""
+
+
+def shell_word(value: str) -> str:
+    """``value`` as one shell word: quoted by :func:`shlex.quote`, or in double quotes when it holds
+    $VAR references to expand on the compute node (the spec's allow-list leaves no other
+    character that double quotes would let through)."""
+    if "$" in value:
+        return f'"{value}"'
+    return shlex.quote(value)
 
 
 def walltime_seconds(walltime: str) -> int:
@@ -87,12 +99,13 @@ def jobqueue_kwargs(spec: JobQueueClusterSpec) -> dict[str, Any]:
     ):
         value = getattr(spec, name)
         if value is not None:
-            kwargs[name] = value
+            kwargs[name] = shell_word(value) if name in ("local_directory", "python") else value
     processes = spec.processes or (spec.gpus_per_job or None)
     if processes is not None:
         kwargs["processes"] = processes
     if spec.account is not None:
         kwargs["project" if spec.kind in ("sge", "lsf") else "account"] = spec.account
+    kwargs["scheduler_options"] = _scheduler_options(spec)
     directives = gpu_directive(spec) + list(spec.job_extra_directives)
     if directives:
         kwargs["job_extra_directives"] = directives
@@ -110,6 +123,19 @@ def jobqueue_kwargs(spec: JobQueueClusterSpec) -> dict[str, Any]:
     if extra_args:
         kwargs["worker_extra_args"] = extra_args
     return kwargs
+
+
+def _scheduler_options(spec: JobQueueClusterSpec) -> dict[str, Any]:
+    """The user's ``scheduler-options`` with the dashboard on localhost unless they (or the
+    campaign) say otherwise (dask-jobqueue's own default listens on every interface)."""
+    import dask
+
+    section = spec.config_name or spec.kind
+    options = dict(dask.config.get(f"jobqueue.{section}.scheduler-options", default=None) or {})
+    options.setdefault("dashboard_address", LOCAL_DASHBOARD)
+    if spec.dashboard_address is not None:
+        options["dashboard_address"] = spec.dashboard_address
+    return options
 
 
 def _configured_walltime(spec: JobQueueClusterSpec) -> str | None:
@@ -159,6 +185,19 @@ class ClusterHandle:
     threads_per_pack: int | None
     use_gpu_resource: bool = False
     _handler: _SubmitErrors | None = None
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dashboard's URL at the address it really listens on (Dask's own link names the
+        machine's network address even when the dashboard is bound to 127.0.0.1)."""
+        server = getattr(getattr(self.cluster, "scheduler", None), "http_server", None)
+        sockets = list(getattr(server, "_sockets", {}).values())
+        if not sockets:
+            return self.client.dashboard_link
+        host, port = sockets[0].getsockname()[:2]
+        if host in ("0.0.0.0", "::"):
+            return self.client.dashboard_link + " (listening on every network interface)"
+        return f"http://{host}:{port}/status"
 
     def close(self) -> None:
         if self._handler is not None:

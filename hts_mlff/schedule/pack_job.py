@@ -31,7 +31,9 @@ from hts_mlff.engine.minimize import fire_minimize
 from hts_mlff.engine.observers import Observer
 from hts_mlff.engine.rng import replica_key
 from hts_mlff.engine.state import BatchState, state_from_atoms
+from hts_mlff.spec import trust
 from hts_mlff.spec.model import Campaign
+from hts_mlff.store.integrity import record_pack
 from hts_mlff.store.layout import CampaignStore
 from hts_mlff.store.quantities import observers_for
 from hts_mlff.systems import build_system
@@ -50,6 +52,8 @@ class PackJob:
     tasks: list[dict[str, Any]]
     threads: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: import paths the coordinator's user allowed (``--allow-code`` or their allow-list)
+    approved_imports: tuple[str, ...] = ()
 
 
 def _worker_index() -> int:
@@ -130,6 +134,7 @@ def build_pack_inputs(job: PackJob, *, worker_index: int = 0) -> PackInputs:
     trajectory does not depend on which pack it is in.
     """
     campaign = Campaign.model_validate_json(job.spec_json)
+    trust.approve(job.approved_imports)
     device = runtime.resolve_device(campaign.execution.device, index=worker_index)
     dtype = runtime.resolve_dtype(campaign.execution.dtype)
     base_dir = Path(job.base_dir)
@@ -163,7 +168,8 @@ def build_pack_inputs(job: PackJob, *, worker_index: int = 0) -> PackInputs:
 def write_pack_results(job: PackJob, result: PackResult, *, device: torch.device, resumed_from_step: int) -> None:
     """Write the pack's rows (whole chunks of its own), then every task's completion marker, last."""
     store = CampaignStore(job.store_path)
-    store.write_pack(slot_start=job.slot_start, arrays=result.arrays)
+    regions = store.write_pack(slot_start=job.slot_start, arrays=result.arrays)
+    record_pack(store, pack_index=job.pack_index, slot_start=job.slot_start, regions=regions)
     host = socket.gethostname()
     for k, task in enumerate(job.tasks):
         store.mark_done(
@@ -191,10 +197,11 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     store = CampaignStore(job.store_path)
     summary: dict[str, Any] = {"pack": job.pack_index, "n_tasks": len(job.tasks), "host": socket.gethostname()}
     markers = [store.done_dir / f"{t['task_id']}.json" for t in job.tasks]
-    if all(m.is_file() for m in markers):
+    n_failed = _count_failed(markers) if all(m.is_file() for m in markers) else None
+    if n_failed is not None:
         # A rerun of a pack that finished on a worker retired before it could report.
         _log(f"pack {job.pack_index}: already complete in the store")
-        summary.update(n_failed=_count_failed(markers), atom_steps=0, md_wall_s=0.0, device="", resumed_from_step=0)
+        summary.update(n_failed=n_failed, atom_steps=0, md_wall_s=0.0, device="", resumed_from_step=0)
         return {**summary, "wall_s": time.perf_counter() - started, "already_complete": True}
     inputs = build_pack_inputs(job, worker_index=_worker_index())
     resumed_from = int(inputs.resume_from["step"]) if inputs.resume_from else 0
@@ -238,8 +245,12 @@ def run_pack_job(job: PackJob) -> dict[str, Any]:
     return {**summary, "wall_s": time.perf_counter() - started}
 
 
-def _count_failed(markers: list[Path]) -> int:
-    return sum(json.loads(m.read_text()).get("failure_step", -1) >= 0 for m in markers)
+def _count_failed(markers: list[Path]) -> int | None:
+    """Failed tasks among the markers; None when one of them cannot be read (run the pack)."""
+    try:
+        return sum(json.loads(m.read_text()).get("failure_step", -1) >= 0 for m in markers)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _log(message: str) -> None:

@@ -8,12 +8,8 @@ readable; running again skips completed tasks.
 
 from __future__ import annotations
 
-import json
-import os
-import socket
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +18,10 @@ import numpy as np
 
 from hts_mlff.schedule.pack_job import PackJob, md_protocol, run_pack_job
 from hts_mlff.spec.load import LoadedCampaign
+from hts_mlff.spec.trust import approve_campaign
+from hts_mlff.store.integrity import forget_damaged, quick_check, verify
 from hts_mlff.store.layout import CampaignStore, StoreError
+from hts_mlff.store.lock import run_lock
 from hts_mlff.store.quantities import array_specs, sample_coordinates
 from hts_mlff.tasks import AXES, Plan, expand
 
@@ -85,6 +84,13 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
                 "give the edited campaign a new 'store' path (existing results are left untouched)"
             )
         store.clean_partial_files()
+        layout = attrs.get("layout", {})
+        sizes = {k: layout[k] for k in ("n_slots", "chunk_size", "n_frames", "max_atoms") if k in layout}
+        if len(sizes) == 4:
+            time_fs = md_protocol(loaded.spec).sample_times_fs
+            store.restore_missing_arrays(
+                arrays=array_specs(loaded.spec, **sizes), coords=sample_coordinates(loaded.spec, time_fs=time_fs)
+            )
         return store
     campaign = loaded.spec
     sizes = {"n_slots": plan.n_slots, "chunk_size": plan.chunk_size, "n_frames": plan.n_frames}
@@ -105,38 +111,14 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
     return store
 
 
-@contextmanager
-def run_lock(store: CampaignStore):
-    """Refuse to run two coordinators on one store at once (stale locks are taken over)."""
-    lock = store.bookkeeping / "run.lock"
-    host = socket.gethostname()
-    if lock.exists():
-        try:
-            holder = json.loads(lock.read_text())
-        except ValueError:
-            holder = {}
-        if holder.get("host") == host and _pid_alive(int(holder.get("pid", -1))):
-            raise StoreError(f"{store.path}: another run (pid {holder['pid']}) is using this store")
-    lock.write_text(json.dumps({"host": host, "pid": os.getpid(), "since": time.time()}))
-    try:
-        yield
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def pending_jobs(loaded: LoadedCampaign, plan: Plan, store: CampaignStore, *, threads: int | None) -> list[PackJob]:
+def pending_jobs(
+    loaded: LoadedCampaign,
+    plan: Plan,
+    store: CampaignStore,
+    *,
+    threads: int | None,
+    approved_imports: tuple[str, ...] = (),
+) -> list[PackJob]:
     """One job per stored pack that still has tasks of this campaign without a marker.
 
     Slots come from the store's manifest, so a resumed run writes exactly where the
@@ -175,6 +157,7 @@ def pending_jobs(loaded: LoadedCampaign, plan: Plan, store: CampaignStore, *, th
                 slot_start=lo,
                 tasks=rows,
                 threads=threads,
+                approved_imports=approved_imports,
             )
         )
     return jobs
@@ -185,6 +168,9 @@ def run_campaign(
     *,
     client: Any | None = None,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    allow_code: bool = False,
+    force: bool = False,
+    verify_store: bool = True,
 ) -> RunReport:
     """Run every task of a campaign that is not done yet.
 
@@ -193,6 +179,12 @@ def run_campaign(
         client: an existing ``distributed.Client``; default: start the campaign's cluster.
         on_event: progress callback, called as ``on_event(kind, info)`` with kinds
             ``start`` (totals, dashboard), ``pack`` (a finished pack) and ``end``.
+        allow_code: run the code the campaign names (imported force fields, job-script
+            prologue lines); without it (or the user's allow-list) such a campaign raises
+            :class:`hts_mlff.spec.trust.CodeNotAllowedError` before anything is written.
+        force: take over a run lock left by another host (a run known to be dead).
+        verify_store: check every recorded chunk's checksum first (else sizes only) and rerun
+            the tasks of damaged packs (event ``damaged``); malformed markers count as not done.
 
     Kept as one function (≈ 90 lines): the coordinator's life in order — store, lock,
     cluster, submit, collect, close — with the cluster closed in one ``finally``.
@@ -202,17 +194,29 @@ def run_campaign(
     from hts_mlff.schedule.clusters import ClusterHandle, start_cluster, warm_up_workers
 
     started = time.perf_counter()
+    approved = tuple(approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path)))
     plan = expand(loaded.spec, base_dir=loaded.base_dir)
-    store = prepare_store(loaded, plan)
     emit = on_event or (lambda kind, info: None)
-    with run_lock(store):
+    with run_lock(loaded.store_path, force=force):
+        store = prepare_store(loaded, plan)
+        integrity = verify(store) if verify_store else quick_check(store)
+        if integrity.damaged_tasks or integrity.malformed:
+            forget_damaged(store, integrity)
+            emit(
+                "damaged",
+                {
+                    "n_tasks": len(integrity.damaged_tasks),
+                    "packs": sorted(integrity.damaged_packs),
+                    "malformed": list(integrity.malformed),
+                },
+            )
         handle = (
             start_cluster(loaded.spec)
             if client is None
             else ClusterHandle(client, None, loaded.spec.execution.threads_per_pack)
         )
         try:
-            jobs = pending_jobs(loaded, plan, store, threads=handle.threads_per_pack)
+            jobs = pending_jobs(loaded, plan, store, threads=handle.threads_per_pack, approved_imports=approved)
             n_pending = sum(len(j.tasks) for j in jobs)
             report = RunReport(
                 store_path=store.path,
@@ -222,7 +226,7 @@ def run_campaign(
                 n_failed=0,
                 atom_steps=0,
                 wall_s=0.0,
-                dashboard=handle.client.dashboard_link,
+                dashboard=handle.dashboard_link,
             )
             emit(
                 "start",
@@ -231,7 +235,7 @@ def run_campaign(
                     "n_pending": n_pending,
                     "n_packs": len(jobs),
                     "atom_steps": sum(sum(t["n_atoms"] for t in j.tasks) for j in jobs) * plan.total_steps,
-                    "dashboard": handle.client.dashboard_link,
+                    "dashboard": handle.dashboard_link,
                 },
             )
             if jobs:
@@ -268,7 +272,7 @@ def run_campaign(
         finally:
             if client is None:
                 handle.close()
-    store.consolidate()
+        store.consolidate()
     report.wall_s = time.perf_counter() - started
     emit("end", vars(report))
     return report

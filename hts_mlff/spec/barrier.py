@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from hts_mlff.spec.model import Strict
 from hts_mlff.spec.statics import StaticsSweep, load_statics_config
+from hts_mlff.spec.types import Int, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class HopCrystal(Strict):
@@ -38,7 +39,7 @@ class HopCrystal(Strict):
 class StringSettings(Strict):
     """Simplified string, FIRE-driven (see docs/science.md)."""
 
-    n_images: int = Field(9, ge=3, description="Images including the end states; odd puts one on a symmetric saddle.")
+    n_images: Int = Field(9, ge=3, description="Images including the end states; odd puts one on a symmetric saddle.")
     fmax_eV_per_A: PositiveFloat = Field(3e-4, description="Stop when max per-atom |F⊥| is below this.")
     endpoint_fmax_eV_per_A: PositiveFloat = Field(1e-4, description="Force tolerance of the relaxed end states.")
     max_iterations: PositiveInt = 3000

@@ -7,7 +7,6 @@ for unknown keys, the closest allowed key ("did you mean").
 from __future__ import annotations
 
 import difflib
-import math
 import types
 import typing
 from dataclasses import dataclass
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from hts_mlff.spec.checks import campaign_checks
 from hts_mlff.spec.model import Campaign
 
 Loc = tuple[str | int, ...]
@@ -66,27 +66,73 @@ class LoadedCampaign:
 
 
 # ----------------------------------------------------------------------------- YAML with line numbers
-def _compose_with_lines(text: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML; return the data and a map from field path to 1-based line."""
+#: At most this many YAML nodes, counting each use of an alias again (a few hundred bytes of
+#: nested aliases otherwise expand to billions: the "billion laughs" file).
+MAX_YAML_NODES = 200_000
+
+
+def _compose_with_lines(text: str, *, file: str = "<yaml>") -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML; return the data and a map from field path to 1-based line.
+
+    Raises :class:`CampaignError` for what YAML itself lets through: a key given twice in one
+    mapping (YAML keeps the last one silently), an alias that contains itself, and aliases
+    that expand past :data:`MAX_YAML_NODES` nodes.
+    """
     node = yaml.compose(text, Loader=yaml.SafeLoader)
     lines: dict[Loc, int] = {}
+    problems: list[Problem] = []
+    visited = 0
+    active: set[int] = set()
+
+    class _TooBigError(Exception):
+        pass
 
     def walk(n: yaml.Node | None, loc: Loc) -> None:
+        nonlocal visited
         if n is None:
             return
+        visited += 1
+        if visited > MAX_YAML_NODES:
+            raise _TooBigError
+        if id(n) in active:
+            problems.append(
+                Problem(file, n.start_mark.line + 1, _format_path(loc), "an alias that contains itself (recursive)")
+            )
+            return
         lines.setdefault(loc, n.start_mark.line + 1)
+        active.add(id(n))
         if isinstance(n, yaml.MappingNode):
+            first: dict[Any, int] = {}
             for key, value in n.value:
                 k = yaml.SafeLoader(key.value).construct_scalar(key) if isinstance(key, yaml.ScalarNode) else str(key)
-                lines[(*loc, k)] = key.start_mark.line + 1
+                line = key.start_mark.line + 1
+                if k in first:
+                    problems.append(
+                        Problem(
+                            file,
+                            line,
+                            _format_path((*loc, k)),
+                            f"key {k!r} given twice (lines {first[k]} and {line}); YAML would keep the last silently",
+                        )
+                    )
+                first.setdefault(k, line)
+                lines[(*loc, k)] = line
                 walk(value, (*loc, k))
                 lines[(*loc, k, "__value__")] = value.start_mark.line + 1
         elif isinstance(n, yaml.SequenceNode):
             for i, item in enumerate(n.value):
                 lines[(*loc, i)] = item.start_mark.line + 1
                 walk(item, (*loc, i))
+        active.discard(id(n))
 
-    walk(node, ())
+    try:
+        walk(node, ())
+    except _TooBigError:
+        raise CampaignError(
+            [Problem(file, 1, "", f"aliases expand to more than {MAX_YAML_NODES:,} YAML nodes (nested aliases?)")]
+        ) from None
+    if problems:
+        raise CampaignError(problems)
     data = yaml.safe_load(text)
     return data, lines
 
@@ -162,96 +208,22 @@ def _format_path(loc: Loc) -> str:
 
 
 # ----------------------------------------------------------------------------- semantic checks
-def _semantic_problems(spec: Campaign, *, file: str, lines: dict[Loc, int], base_dir: Path) -> list[Problem]:
+def _semantic_problems(spec: Any, *, file: str, lines: dict[Loc, int], base_dir: Path) -> list[Problem]:
+    """Checks across sections (:mod:`hts_mlff.spec.checks`) as located problems."""
     problems: list[Problem] = []
 
     def add(loc: Loc, message: str, *, warning: bool = False) -> None:
         problems.append(Problem(file, _line_of(lines, loc), _format_path(loc), message, warning))
 
-    for axis, names, known in (
-        ("forcefield", spec.sweep.forcefield, spec.forcefields),
-        ("system", spec.sweep.system, spec.systems),
-    ):
-        for i, name in enumerate(names or []):
-            if name not in known:
-                hint = difflib.get_close_matches(name, list(known), n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else ""
-                add(("sweep", axis, i), f"unknown {axis} {name!r}; defined: {sorted(known)}{extra}")
-    for name, system in spec.systems.items():
-        if system.kind == "fcc" and system.relax_lattice_with not in (None, *spec.forcefields):
-            add(
-                ("systems", name, "relax_lattice_with"),
-                f"{system.relax_lattice_with!r} is not one of the forcefields {sorted(spec.forcefields)}",
-            )
-        if system.kind == "file":
-            path = base_dir / system.path
-            if not path.is_file():
-                add(("systems", name, "path"), f"structure file not found: {path}")
-    for name, forcefield in spec.forcefields.items():
-        if forcefield.kind == "gnn" and not (base_dir / forcefield.checkpoint).is_file():
-            add(("forcefields", name, "checkpoint"), f"checkpoint not found: {base_dir / forcefield.checkpoint}")
-    if "heat_flux" in spec.analyses:
-        index = spec.analyses.index("heat_flux")
-        for name in _axis_values(spec, "forcefield"):
-            kind = spec.forcefields[name].kind if name in spec.forcefields else None
-            if kind not in (None, "lennard_jones"):
-                add(
-                    ("analyses", index),
-                    f"heat_flux needs a per-atom energy partition (pair potentials: lennard_jones); "
-                    f"forcefield {name!r} is kind {kind!r}. Run Green–Kubo in its own campaign, or use "
-                    "analyses: [sed] (spectral energy density) for this force field",
-                )
-    if "sed" in spec.analyses and spec.protocol.save_velocities_every_samples == 0:
-        add(
-            ("analyses", spec.analyses.index("sed")),
-            "sed needs stored velocities: set protocol.save_velocities_every_samples (e.g. 1)",
-        )
-    seen: dict[str, int] = {}
-    for g, group in enumerate(spec.sweep.zip):
-        sizes = {axis: len(_axis_values(spec, axis)) for axis in group}
-        if len(set(sizes.values())) > 1:
-            add(("sweep", "zip", g), f"zipped axes must have equal lengths, got {sizes}")
-        for axis in group:
-            if axis in seen:
-                add(("sweep", "zip", g), f"axis {axis!r} already zipped in group {seen[axis]}")
-            seen[axis] = g
-    # Timestep sanity: the fastest vibration of the lightest species must be resolved.
-    masses = _system_min_masses(spec, base_dir)
-    if masses:
-        lightest = min(masses)
-        limit_fs = 2.5 * math.sqrt(lightest)  # ≈ 16 fs for Ar, 2.5 fs for H
-        if spec.protocol.timestep_fs > limit_fs:
-            add(
-                ("protocol", "timestep_fs"),
-                f"{spec.protocol.timestep_fs} fs is large for the lightest mass {lightest:.3g} amu "
-                f"(suggest ≤ {limit_fs:.2g} fs); trajectories may explode",
-                warning=True,
-            )
+    campaign_checks(spec, base_dir=base_dir, add=add)
     return problems
 
 
-def _axis_values(spec: Campaign, axis: str) -> list[Any]:
-    value = getattr(spec.sweep, axis)
-    if value is None:
-        return list(spec.forcefields if axis == "forcefield" else spec.systems)
-    return list(value)
-
-
-def _system_min_masses(spec: Campaign, base_dir: Path) -> list[float]:
-    from ase.data import atomic_masses, atomic_numbers
-
-    out = []
-    for system in spec.systems.values():
-        if system.kind == "fcc" and system.element in atomic_numbers:
-            out.append(float(atomic_masses[atomic_numbers[system.element]]))
-    return out
-
-
 # ----------------------------------------------------------------------------- entry point
-def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[Loc, int]]:
-    """Validate YAML text against any of our models; every problem at once, with file:line."""
+def _parse_mapping(text: str, *, model: type[BaseModel], file: str) -> tuple[dict[str, Any], dict[Loc, int]]:
+    """YAML text → (mapping, field lines); CampaignError when it is not YAML or not a mapping."""
     try:
-        data, lines = _compose_with_lines(text)
+        data, lines = _compose_with_lines(text, file=file)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -259,6 +231,12 @@ def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[L
     if not isinstance(data, dict):
         what = {"Campaign": "a campaign file", "TrainingConfig": "a training config"}.get(model.__name__, "the file")
         raise CampaignError([Problem(file, 1, "", f"{what} must be a mapping of sections")])
+    return data, lines
+
+
+def parse_yaml_model(text: str, model: type[M], *, file: str) -> tuple[M, dict[Loc, int]]:
+    """Validate YAML text against any of our models; every problem at once, with file:line."""
+    data, lines = _parse_mapping(text, model=model, file=file)
     try:
         return model.model_validate(data), lines
     except ValidationError as exc:
@@ -291,15 +269,37 @@ def _refuse_other_file_kinds(text: str, *, file: str) -> None:
 def parse_campaign(
     text: str, *, file: str = "<campaign>", base_dir: Path | None = None
 ) -> tuple[Campaign, list[Problem]]:
-    """Validate campaign text; raise :class:`CampaignError` listing every error."""
+    """Validate campaign text; raise :class:`CampaignError` listing every error.
+
+    Type errors and the checks across sections (unknown names, files, sizes, the store path)
+    are reported together: the sections that are well typed are checked even when others
+    are not.
+    """
     base = base_dir or Path.cwd()
     _refuse_other_file_kinds(text, file=file)
-    spec, lines = parse_yaml_model(text, Campaign, file=file)
-    problems = _semantic_problems(spec, file=file, lines=lines, base_dir=base)
-    errors = [p for p in problems if not p.warning]
-    if errors:
-        raise CampaignError(problems)
+    data, lines = _parse_mapping(text, model=Campaign, file=file)
+    try:
+        spec: Any = Campaign.model_validate(data)
+        problems: list[Problem] = []
+    except ValidationError as exc:
+        problems = _pydantic_problems(exc, file=file, lines=lines, root=Campaign)
+        spec = _well_typed_sections(data)
+    problems += _semantic_problems(spec, file=file, lines=lines, base_dir=base)
+    if any(not p.warning for p in problems):
+        raise CampaignError(sorted(problems, key=lambda p: (p.line, p.warning)))
     return spec, problems
+
+
+def _well_typed_sections(data: dict[str, Any]) -> types.SimpleNamespace:
+    """The campaign's sections that validate on their own (None for the others)."""
+    sections = {}
+    for name, field in Campaign.model_fields.items():
+        try:
+            value = data[name] if name in data else field.get_default(call_default_factory=True)
+            sections[name] = TypeAdapter(field.annotation).validate_python(value)
+        except (ValidationError, KeyError, TypeError, ValueError):
+            sections[name] = None
+    return types.SimpleNamespace(**sections)
 
 
 def _pydantic_problems(

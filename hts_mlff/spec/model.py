@@ -14,11 +14,10 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    NonNegativeInt,
-    PositiveFloat,
-    PositiveInt,
     model_validator,
 )
+
+from hts_mlff.spec.types import Float, Int, NonNegativeInt, PositiveFloat, PositiveInt
 
 FORMAT_VERSION = 1
 
@@ -71,7 +70,7 @@ class FileSystem(Strict):
 
     kind: Literal["file"]
     path: str
-    index: int = Field(-1, description="Frame of a multi-frame file.")
+    index: Int = Field(-1, description="Frame of a multi-frame file.")
     format: str | None = Field(None, description="ASE format name when the suffix is ambiguous.")
     repeat: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
 
@@ -82,7 +81,7 @@ SystemSpec = Annotated[FccSystem | FileSystem, Field(discriminator="kind")]
 # ----------------------------------------------------------------------------- force fields
 class LJPair(Strict):
     species: tuple[str, str]
-    epsilon_eV: float = Field(ge=0)
+    epsilon_eV: Float = Field(ge=0)
     sigma_A: PositiveFloat
 
 
@@ -90,7 +89,7 @@ class LennardJonesSpec(Strict):
     """Lennard-Jones 12-6 pair potential (the seeds' reference for argon)."""
 
     kind: Literal["lennard_jones"]
-    epsilon_eV: float = Field(ge=0)
+    epsilon_eV: Float = Field(ge=0)
     sigma_A: PositiveFloat
     cutoff_A: PositiveFloat
     shift: bool = True
@@ -113,7 +112,7 @@ class AseCalculatorSpec(Strict):
     kind: Literal["ase"]
     calculator: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory function.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the calculator.")
-    cutoff_A: float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
+    cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
 class TorchSimSpec(Strict):
@@ -122,7 +121,7 @@ class TorchSimSpec(Strict):
     kind: Literal["torchsim"]
     model: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory returning the model.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
-    cutoff_A: float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
+    cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
 ForceFieldSpec = Annotated[LennardJonesSpec | GNNSpec | AseCalculatorSpec | TorchSimSpec, Field(discriminator="kind")]
@@ -134,7 +133,7 @@ class GuardSpec(Strict):
 
     max_force_eV_per_A: PositiveFloat = 10.0
     max_step_displacement_A: PositiveFloat = 0.5
-    min_pair_distance_A: float = Field(1.0, ge=0)
+    min_pair_distance_A: Float = Field(1.0, ge=0)
     check_every_steps: NonNegativeInt = Field(0, description="0: at every sample.")
 
 
@@ -164,16 +163,16 @@ class ProtocolSpec(Strict):
         2000.0, description="τ_p of the stochastic cell-rescaling barostat; τ_p·β_true/β should exceed a few ps."
     )
     compressibility_per_bar: PositiveFloat = Field(5e-5, description="β used by the barostat (sets its response only).")
-    initial_temperature_K: float | None = Field(None, ge=0, description="Default: the task temperature.")
+    initial_temperature_K: Float | None = Field(None, ge=0, description="Default: the task temperature.")
     save_positions_every_samples: NonNegativeInt = Field(0, description="0: never.")
     save_velocities_every_samples: NonNegativeInt = Field(0, description="0: never.")
     save_forces_every_samples: NonNegativeInt = Field(
         0, description="0: never. With save_positions_every_samples, frames for training and force parity."
     )
-    final_temperature_K: float | None = Field(
+    final_temperature_K: Float | None = Field(
         None, ge=0, description="Ramp the thermostat linearly from the task temperature to this over production."
     )
-    neighbor_skin_A: float = Field(1.0, ge=0)
+    neighbor_skin_A: Float = Field(1.0, ge=0)
     minimize: MinimizeSpec = MinimizeSpec()
     guard: GuardSpec = GuardSpec()
 
@@ -192,8 +191,8 @@ class SweepSpec(Strict):
     """Axes of the task product. ``zip`` groups axes that advance together."""
 
     seed: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
-    temperature_K: list[Annotated[float, Field(ge=0)]] = Field(min_length=1)
-    pressure_bar: list[float] = Field(default_factory=lambda: [0.0], min_length=1)
+    temperature_K: list[Annotated[Float, Field(ge=0)]] = Field(min_length=1)
+    pressure_bar: list[Float] = Field(default_factory=lambda: [0.0], min_length=1)
     forcefield: list[str] | None = Field(None, description="Default: every force field.")
     system: list[str] | None = Field(None, description="Default: every system.")
     window: list[NonNegativeInt] = Field(default_factory=lambda: [0], min_length=1)
@@ -224,21 +223,62 @@ class LocalClusterSpec(Strict):
     threads_per_worker: PositiveInt = 1
     processes: bool = True
     memory_limit: str = "auto"
-    dashboard_address: str = ":8787"
+    dashboard_address: str = Field(
+        "127.0.0.1:8787",
+        description="Where the dashboard listens: this machine only by default; ':8787' or '0.0.0.0:8787' opens it "
+        "to the network (anyone who reaches it can see the run). A busy port is replaced by a free one.",
+    )
 
 
 _UNSAFE = re.compile(r"[\n\r;`]|\$\(")
 
 
 def check_shell_safe(value: str) -> str:
-    """Refuse text that could smuggle a command into a job script."""
+    """Refuse text that could smuggle a second command into a job-script line."""
     if _UNSAFE.search(value):
         raise ValueError(f"{value!r} contains a newline, ';', a backtick or '$(', which a job script must not get")
     return value
 
 
-#: A string that reaches a job script: no newline, ';', backtick or '$('.
+#: A job-script prologue line (shell code by design, run only with the user's consent:
+#: :mod:`hts_mlff.spec.trust`): one line, no ';', backtick or '$('.
 SafeStr = Annotated[str, AfterValidator(check_shell_safe)]
+
+#: An environment variable reference ($NAME or ${NAME}): expanded by the job's shell.
+_ENV_REF = r"(\$[A-Za-z_][A-Za-z0-9_]*|\$\{[A-Za-z_][A-Za-z0-9_]*\})"
+
+
+def _allow_list(pattern: str, what: str) -> Any:
+    """A string type that must match ``pattern`` entirely: what may reach a job script."""
+    compiled = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not compiled.fullmatch(value):
+            raise ValueError(f"{value!r} is not {what}")
+        return value
+
+    return Annotated[str, AfterValidator(check)]
+
+
+#: Fields that reach a job script or the worker's command line accept only these characters
+#: (no shell metacharacter: no space, quote, ';', '&', '|', '<', '>', backtick, '$(' or '${…}' other
+#: than a plain variable), so nothing in them can start a command.
+ConfigName = _allow_list(r"[A-Za-z0-9_.-]+", "a section name of jobqueue.yaml (letters, digits, '_', '.', '-')")
+Memory = _allow_list(r"\d+(\.\d+)?\s?([KMGTPkmgtp]i?)?[Bb]?", "a memory size such as '32GB' or '4000MB'")
+BatchName = _allow_list(
+    r"[A-Za-z0-9_.@+:,=-]+", "a queue or account name (letters, digits and _ . @ + : , = -; no spaces)"
+)
+Directive = _allow_list(
+    r"-[A-Za-z0-9 _.,:=/@%+|&\[\]!*-]*",
+    "a batch directive such as '--constraint=a100' or '-l select=1:ncpus=8' (it must start with '-'; no quotes, "
+    "'$', ';', '<', '>', backticks or parentheses)",
+)
+LogDirectory = _allow_list(r"[A-Za-z0-9_.,:/@%+~=-]+", "a directory path (no spaces, quotes or shell characters)")
+WorkerPath = _allow_list(
+    rf"([A-Za-z0-9_.,:/@%+~=-]|{_ENV_REF})+",
+    "a path (no spaces, quotes or shell characters; $VAR and ${VAR} are expanded on the compute node)",
+)
+Interface = _allow_list(r"[A-Za-z0-9_.:-]+", "a network interface name such as 'ib0'")
 
 
 class AdaptSpec(Strict):
@@ -256,29 +296,42 @@ class JobQueueClusterSpec(Strict):
     """
 
     kind: Literal["slurm", "pbs", "sge", "lsf", "htcondor"]
-    config_name: SafeStr | None = Field(None, description="Named section of jobqueue.yaml to start from.")
+    config_name: ConfigName | None = Field(None, description="Named section of jobqueue.yaml to start from.")
     jobs: PositiveInt | None = Field(None, description="Fixed number of jobs (default 1 unless adapt is set).")
     adapt: AdaptSpec | None = None
     cores: PositiveInt | None = Field(None, description="Cores per job.")
-    memory: SafeStr | None = Field(None, description="Memory per job, e.g. '32GB'.")
+    memory: Memory | None = Field(None, description="Memory per job, e.g. '32GB'.")
     processes: PositiveInt | None = Field(None, description="Worker processes per job (default: one per GPU).")
     walltime: str | None = Field(
         None, pattern=r"^(\d+-)?\d{1,3}:\d{2}(:\d{2})?$", description="HH:MM:SS or D-HH:MM:SS."
     )
-    queue: SafeStr | None = None
-    account: SafeStr | None = None
+    queue: BatchName | None = None
+    account: BatchName | None = None
     gpus_per_job: NonNegativeInt = 0
     gpu_directive: Literal["auto", "gres", "gpus", "ngpus", "lsf", "none"] = Field(
         "auto",
         description="How the job asks for GPUs: gres (--gres=gpu:N), gpus (--gpus=N), ngpus (PBS -l ngpus=N), "
         "lsf (-gpu num=N), none (put it in job_extra_directives); auto: gres on SLURM, ngpus on PBS, lsf on LSF.",
     )
-    job_extra_directives: list[SafeStr] = Field(default_factory=list)
-    job_script_prologue: list[SafeStr] = Field(default_factory=list, description="Shell lines run before the worker.")
-    local_directory: SafeStr | None = None
-    log_directory: SafeStr | None = None
-    interface: SafeStr | None = Field(None, description="Network interface of the workers, e.g. ib0.")
-    python: SafeStr | None = Field(None, description="Python executable on the compute nodes.")
+    job_extra_directives: list[Directive] = Field(default_factory=list)
+    job_script_prologue: list[SafeStr] = Field(
+        default_factory=list,
+        description="Shell lines run before the worker: code, run only with --allow-code or allow_job_script_prologue "
+        "in the user's config.",
+    )
+    local_directory: WorkerPath | None = Field(
+        None, description="Worker scratch folder on the compute node, e.g. $TMPDIR."
+    )
+    log_directory: LogDirectory | None = None
+    interface: Interface | None = Field(None, description="Network interface of the workers, e.g. ib0.")
+    dashboard_address: str | None = Field(
+        None,
+        description="Where the scheduler's dashboard listens (default: the jobqueue.yaml scheduler-options, else "
+        "127.0.0.1:8787, this login node only; reach it by an SSH tunnel).",
+    )
+    python: WorkerPath | None = Field(
+        None, description="Python executable on the compute nodes (a path; wrap a container in a script)."
+    )
     worker_lifetime_s: PositiveInt | None = Field(
         None, description="Retire workers after this long (default: from the walltime, leaving a margin)."
     )

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from hts_mlff.spec.model import Strict
 from hts_mlff.spec.statics import StaticsSweep, load_statics_config
+from hts_mlff.spec.types import PositiveFloat, PositiveInt
 
 
 class PhononCrystal(Strict):

@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from hts_mlff.spec.load import CampaignError, Problem, parse_yaml_model
 from hts_mlff.spec.model import ForceFieldSpec, GNNSpec, Strict
+from hts_mlff.spec.types import Float
 
 
 class StaticsSweep(Strict):
@@ -24,7 +25,7 @@ class StaticsSweep(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     output: str = Field(description="Result folder, relative to this file (combined store, parts/, figures).")
     forcefields: dict[str, ForceFieldSpec] = Field(min_length=1)
-    pressure_bar: list[float] = Field(min_length=1, description="Sweep axis: T = 0 lattice at each pressure.")
+    pressure_bar: list[Float] = Field(min_length=1, description="Sweep axis: T = 0 lattice at each pressure.")
     lattice_from: str | None = Field(
         None,
         description="Force field whose T = 0 lattice at each pressure every force field uses (the seeds compare "

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import Field, model_validator
 
 from hts_mlff.spec.load import CampaignError, Problem, parse_yaml_model
 from hts_mlff.spec.model import Strict
+from hts_mlff.spec.types import Float, NonNegativeInt, PositiveFloat, PositiveInt
 
 
 class FrameSource(Strict):
@@ -16,8 +17,8 @@ class FrameSource(Strict):
 
     store: str
     systems: list[str] | None = Field(None, description="Only these systems (default: all).")
-    min_temperature_K: float | None = Field(None, description="Only frames at or above this kinetic temperature.")
-    max_temperature_K: float | None = Field(None, description="Only frames at or below this kinetic temperature.")
+    min_temperature_K: Float | None = Field(None, description="Only frames at or above this kinetic temperature.")
+    max_temperature_K: Float | None = Field(None, description="Only frames at or below this kinetic temperature.")
     max_frames: PositiveInt | None = Field(None, description="Keep at most this many (drawn with the seed).")
 
 
@@ -44,10 +45,10 @@ class LearningRate(Strict):
 class OptimisationSpec(Strict):
     seed: NonNegativeInt = 0
     epochs: PositiveInt = 30
-    validation_fraction: float = Field(0.1, gt=0, lt=1)
+    validation_fraction: Float = Field(0.1, gt=0, lt=1)
     frames_per_batch: PositiveInt = 1
     learning_rate: LearningRate = LearningRate()
-    mean_force_penalty: float = Field(0.01, ge=0, description="λ of the seeds' eq. 5.")
+    mean_force_penalty: Float = Field(0.01, ge=0, description="λ of the seeds' eq. 5.")
     checkpoint_every_epochs: PositiveInt = 1
     max_validation_frames: PositiveInt | None = Field(None, description="Cap on frames scored after each epoch.")
 

@@ -108,23 +108,56 @@ class CampaignStore:
         return attrs
 
     def manifest(self) -> dict[str, Any]:
+        """The task table; StoreError naming the file when it is missing or malformed."""
+        path = self.bookkeeping / "tasks.json"
         try:
-            return json.loads((self.bookkeeping / "tasks.json").read_text())
+            manifest = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
-            raise StoreError(f"{self.path}: task manifest missing or unreadable ({exc})") from None
+            raise StoreError(f"{self.path}: task manifest {path} missing or unreadable ({exc})") from None
+        columns = manifest.get("columns") if isinstance(manifest, dict) else None
+        required = ("task_id", "slot", "pack")
+        if not isinstance(columns, dict) or not all(isinstance(columns.get(c), list) for c in required):
+            raise StoreError(f"{self.path}: task manifest {path} is malformed (expected columns {list(required)})")
+        if len({len(v) for v in columns.values() if isinstance(v, list)}) != 1:
+            raise StoreError(f"{self.path}: task manifest {path} is malformed (columns of unequal length)")
+        return manifest
+
+    def read_markers(self) -> tuple[dict[str, dict[str, Any]], list[str]]:
+        """(task id → marker, for every well-formed completion marker; one message per
+        malformed one). A malformed marker (torn by a crash, edited) counts as not done."""
+        out: dict[str, dict[str, Any]] = {}
+        malformed: list[str] = []
+        for path in self.malformed_marker_paths(collect=out):
+            malformed.append(f"{path}: malformed completion marker (the task counts as not done)")
+        return out, malformed
+
+    def malformed_marker_paths(self, *, collect: dict[str, dict[str, Any]] | None = None) -> list[Path]:
+        """Completion markers that are not a JSON object with ``pack`` and ``failure_step``
+        (the well-formed ones go to ``collect``)."""
+        bad: list[Path] = []
+        if not self.done_dir.is_dir():
+            return bad
+        for entry in os.scandir(self.done_dir):
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            try:
+                marker = json.loads(Path(entry.path).read_text())
+            except (OSError, ValueError):
+                marker = None
+            well_formed = (
+                isinstance(marker, dict)
+                and isinstance(marker.get("pack"), int)
+                and isinstance(marker.get("failure_step"), int)
+            )
+            if not well_formed:
+                bad.append(Path(entry.path))
+            elif collect is not None:
+                collect[entry.name[:-5]] = marker
+        return bad
 
     def done_markers(self) -> dict[str, dict[str, Any]]:
-        """task id → marker content, for every completed task."""
-        out = {}
-        if not self.done_dir.is_dir():
-            return out
-        for entry in os.scandir(self.done_dir):
-            if entry.name.endswith(".json") and not entry.name.startswith("."):
-                try:
-                    out[entry.name[:-5]] = json.loads(Path(entry.path).read_text())
-                except ValueError:
-                    continue  # torn marker from a crash: the task counts as not done
-        return out
+        """task id → marker content, for every completed task (malformed markers left out)."""
+        return self.read_markers()[0]
 
     # ------------------------------------------------------------------ writing (coordinator)
     def create(
@@ -159,31 +192,28 @@ class CampaignStore:
         }
         root = zarr.open_group(self.path, mode="w-", zarr_format=3, attributes=attrs)
         for name, spec in arrays.items():
-            q = spec.quantity
-            root.create_array(
-                name,
-                shape=spec.shape,
-                chunks=spec.chunks,
-                dtype=q.dtype,
-                fill_value=q.fill_value,
-                dimension_names=list(q.dims),
-                attributes=q.attributes(),
-            )
+            _create_array(root, name, spec)
         for name, values in coords.items():
-            arr = root.create_array(
-                name,
-                shape=values.shape,
-                chunks=values.shape or (1,),
-                dtype="float64",
-                fill_value=np.nan,
-                dimension_names=[name],
-                attributes={"units": "fs", "long_name": "time since production start"},
-            )
-            arr[...] = values
+            _create_coordinate(root, name, values)
         zarr.open_group(self.bookkeeping, mode="w", zarr_format=3, attributes={"purpose": "hts_mlff bookkeeping"})
         self.done_dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.bookkeeping / "tasks.json", json.dumps(manifest))
+
+    def restore_missing_arrays(self, *, arrays: dict[str, ArraySpec], coords: dict[str, np.ndarray]) -> list[str]:
+        """Re-create the template of every array or coordinate whose metadata is gone (its data
+        is rewritten by the packs that rerun). Returns their names."""
+        root = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+        restored = []
+        for name, spec in arrays.items():
+            if not (self.path / name / "zarr.json").is_file():
+                _create_array(root, name, spec)
+                restored.append(name)
+        for name, values in coords.items():
+            if not (self.path / name / "zarr.json").is_file():
+                _create_coordinate(root, name, values)
+                restored.append(name)
+        return restored
 
     def clean_partial_files(self) -> int:
         """Remove temporary files left by a killed writer. Returns how many."""
@@ -203,17 +233,51 @@ class CampaignStore:
             zarr.consolidate_metadata(self.path)
 
     # ------------------------------------------------------------------ writing (workers)
-    def write_pack(self, *, slot_start: int, arrays: dict[str, np.ndarray]) -> None:
-        """Write one pack's rows; ``arrays`` maps array name → (n_tasks, …) values."""
+    def write_pack(self, *, slot_start: int, arrays: dict[str, np.ndarray]) -> dict[str, tuple[slice, ...]]:
+        """Write one pack's rows; ``arrays`` maps array name → (n_tasks, …) values.
+
+        Returns the region written in each array (for :func:`hts_mlff.store.integrity.record_pack`).
+        """
         root = zarr.open_group(self.path, mode="r+", zarr_format=3, use_consolidated=False)
+        regions = {}
         for name, values in arrays.items():
             target = root[name]
             n = values.shape[0]
             index = (slice(slot_start, slot_start + n), *tuple(slice(0, s) for s in values.shape[1:]))
             target[index] = values
+            regions[name] = index
+        return regions
 
     def mark_done(self, task_id: str, record: dict[str, Any]) -> None:
         atomic_write_text(self.done_dir / f"{task_id}.json", json.dumps(record))
 
     def checkpoint_path(self, pack_index: int) -> Path:
         return self.checkpoint_dir / f"pack-{pack_index:07d}.pt"
+
+
+def _create_array(root: zarr.Group, name: str, spec: ArraySpec) -> None:
+    q = spec.quantity
+    root.create_array(
+        name,
+        shape=spec.shape,
+        chunks=spec.chunks,
+        dtype=q.dtype,
+        fill_value=q.fill_value,
+        dimension_names=list(q.dims),
+        attributes=q.attributes(),
+        overwrite=True,
+    )
+
+
+def _create_coordinate(root: zarr.Group, name: str, values: np.ndarray) -> None:
+    arr = root.create_array(
+        name,
+        shape=values.shape,
+        chunks=values.shape or (1,),
+        dtype="float64",
+        fill_value=np.nan,
+        dimension_names=[name],
+        attributes={"units": "fs", "long_name": "time since production start"},
+        overwrite=True,
+    )
+    arr[...] = values

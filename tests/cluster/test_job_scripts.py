@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import dask
 import pytest
 
@@ -89,3 +91,71 @@ def test_shell_injection_is_refused_with_its_line(bad):
     assert problem.path == "cluster.job_script_prologue[1]"
     assert problem.line == 20
     assert "must not" in problem.message
+
+
+#: What an attacker would put in a field that reaches a job script or the worker's command line.
+INJECTIONS = [
+    "x && touch PWNED",
+    "x || touch PWNED",
+    "x | touch PWNED",
+    "x & touch PWNED &",
+    "x; touch PWNED",
+    "x `touch PWNED`",
+    "x $(touch PWNED)",
+    "${IFS}touch${IFS}PWNED",
+    "x > PWNED",
+    "x < /etc/passwd",
+    "x' ; touch PWNED ; '",
+    'x" ; touch PWNED ; "',
+    "x\ntouch PWNED",
+    "x\rtouch PWNED",
+]
+FIELDS = ["config_name", "memory", "queue", "account", "local_directory", "log_directory", "interface", "python"]
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_every_injection_string_is_refused_in_every_script_field(field, tmp_path):
+    for bad in INJECTIONS:
+        if field in ("local_directory", "python") and bad.startswith("${IFS}"):
+            # a plain $VAR reference is allowed in a worker path; it is one quoted word there
+            fields = {"python": "/bin/true", "local_directory": "/tmp", field: bad}
+            script = _script(kind="slurm", cores=1, memory="1GB", **fields)
+            subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+            assert not (tmp_path / "PWNED").exists(), script  # (as python: "no such command", nothing run)
+            continue
+        with pytest.raises(ValueError, match=field):
+            JobQueueClusterSpec(kind="slurm", **{field: bad})
+
+
+def test_directives_refuse_what_could_leave_their_comment_line():
+    """A directive is a '#SBATCH …' line, a comment to bash ('|' and '&' are SLURM constraint
+    syntax there); what could end the line or be expanded by a shell is refused."""
+    for bad in [s for s in INJECTIONS if any(c in s for c in "\n\r;`$'\"<>")]:
+        with pytest.raises(ValueError, match="job_extra_directives"):
+            JobQueueClusterSpec(kind="slurm", job_extra_directives=[f"--comment={bad}"])
+    with pytest.raises(ValueError, match="must start with '-'"):
+        JobQueueClusterSpec(kind="slurm", job_extra_directives=["touch PWNED"])
+
+
+def test_allowed_values_render_a_script_that_runs_nothing_but_the_worker(tmp_path):
+    """Values the allow-lists accept (paths, $VAR references, directive values with | and &)
+    give a script that bash runs without creating anything: the worker command is /bin/true."""
+    spec = JobQueueClusterSpec(
+        kind="slurm",
+        cores=2,
+        memory="4GB",
+        queue="gpu",
+        account="mat-123",
+        python="/bin/true",
+        local_directory="$TMPDIR/dask-${USER}",
+        log_directory=str(tmp_path / "logs"),
+        interface="lo",
+        job_extra_directives=["--constraint=a100|h100&x", "--comment=x && touch PWNED | cat"],
+    )
+    with make_jobqueue_cluster(spec) as cluster:
+        script = cluster.job_script()
+    assert '--local-directory "$TMPDIR/dask-${USER}"' in script
+    assert "#SBATCH --constraint=a100|h100&x" in script
+    run = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert not (tmp_path / "PWNED").exists()

@@ -83,8 +83,9 @@ def _one_long_pack(tmp_path, *, name: str, steps: int):
 @pytest.mark.slow
 @pytest.mark.timeout(420)
 def test_walltime_retirement_mid_pack_resumes_from_the_checkpoint(tmp_path, slurm):
-    # ~50 s of one core: twice a worker's 25 s lifetime.
-    path = _one_long_pack(tmp_path, name="w", steps=12000)
+    # ~65 s of one core (3.2 ms/step here): a worker retiring after 25 s (killed 15 s later if its
+    # pack still runs) always stops mid-pack, whatever the machine's speed within a factor ~1.5.
+    path = _one_long_pack(tmp_path, name="w", steps=20000)
     # A 1-minute walltime; workers retire after 25 s and a new job picks the pack up from its checkpoint.
     section = _slurm_section(tmp_path, walltime='"00:01:00"', worker_lifetime_s=25, adapt="{maximum_jobs: 1}")
     loaded = _with_cluster(path, section)

@@ -10,6 +10,7 @@ from ase.calculators.lj import LennardJones as AseLJ
 from hts_mlff.forcefields import AseCalculatorForceField, GNNConfig, GNNForceField, TorchSimForceField
 from hts_mlff.forcefields.registry import build_forcefield
 from hts_mlff.spec.model import AseCalculatorSpec
+from hts_mlff.spec.trust import approved
 from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
 
 
@@ -19,14 +20,16 @@ def test_an_ase_calculator_drives_a_pack_like_our_lennard_jones(lj):
         calculator="ase.calculators.lj:LennardJones",
         parameters={"epsilon": EPSILON_EV, "sigma": SIGMA_A, "rc": CUTOFF_A, "smooth": False},
     )
-    wrapped = build_forcefield(spec)
+    with approved([spec.calculator]):
+        wrapped = build_forcefield(spec)
+        changed = build_forcefield(spec.model_copy(update={"parameters": {"epsilon": 0.02}}))
     assert isinstance(wrapped, AseCalculatorForceField)
     state = batch([argon(rattle=0.1, seed=s) for s in range(2)] + [argon(rattle=0.1, seed=2, drop=1)])
     ours, theirs = lj(state), wrapped(state)
     np.testing.assert_allclose(theirs.forces.numpy(), ours.forces.numpy(), atol=1e-10)
     np.testing.assert_allclose(theirs.energy.numpy(), ours.energy.numpy(), atol=1e-9)
     np.testing.assert_allclose(theirs.stress.numpy(), ours.stress.numpy(), atol=1e-10)
-    assert wrapped.checksum() != build_forcefield(spec.model_copy(update={"parameters": {"epsilon": 0.02}})).checksum()
+    assert wrapped.checksum() != changed.checksum()
 
 
 def test_gnn_as_an_ase_calculator_matches_the_batched_forward():

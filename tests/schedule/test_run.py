@@ -194,3 +194,18 @@ def test_exploding_replicas_are_recorded_as_failed(tmp_path, dask_client):
     assert set(ds.status.values) == {"failed"}
     assert (ds.failure_step.values >= 0).all() and (ds.failure_reason.values > 0).all()
     assert all(d.startswith("cpu@") for d in ds.device.values)
+
+
+def test_a_run_on_a_locked_store_is_refused_before_the_store_is_touched(tmp_path):
+    from typer.testing import CliRunner
+
+    from hts_mlff.cli import app
+    from hts_mlff.store.lock import run_lock
+
+    path = write_campaign(tmp_path, name="locked")
+    store = tmp_path / "t.zarr"
+    with run_lock(store):  # another coordinator (this process) holds it
+        result = CliRunner().invoke(app, ["run", "-q", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "another run is using this store" in result.output and "Traceback" not in result.output
+    assert not store.exists()

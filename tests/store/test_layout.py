@@ -64,7 +64,7 @@ def test_a_pack_writes_only_its_own_rows(tmp_path):
 def test_markers_are_atomic_and_torn_ones_do_not_count(tmp_path):
     _, plan, store = _prepared(tmp_path)
     task = plan.tasks.task_id[0]
-    store.mark_done(task, {"task_id": task, "failure_step": -1})
+    store.mark_done(task, {"task_id": task, "pack": 0, "failure_step": -1})
     assert set(store.done_markers()) == {task}
     assert not [p for p in store.done_dir.iterdir() if p.name.endswith(".tmp")]
     # A writer killed before its rename leaves a temporary file; one killed mid-write of a
@@ -91,7 +91,7 @@ def test_reader_masks_tasks_without_a_marker(tmp_path):
         },
     )
     first = plan.tasks.task_id[pack.rows[0]]
-    store.mark_done(first, {"task_id": first, "failure_step": 7})
+    store.mark_done(first, {"task_id": first, "pack": 0, "failure_step": 7})
     ds = hts_mlff.open_campaign(store.path)
     status = dict(zip(ds.task_id.values.tolist(), ds.status.values.tolist(), strict=True))
     assert status[first] == "failed" and list(status.values()).count("missing") == len(plan.tasks) - 1
@@ -135,7 +135,7 @@ def test_resume_jobs_come_from_the_stored_manifest(tmp_path):
     jobs = pending_jobs(loaded, plan, store, threads=1)
     assert [j.slot_start for j in jobs] == [p.slot_start for p in plan.packs]
     done = jobs[0].tasks[0]["task_id"]
-    store.mark_done(done, {"task_id": done, "failure_step": -1})
+    store.mark_done(done, {"task_id": done, "pack": 0, "failure_step": -1})
     again = pending_jobs(loaded, plan, store, threads=1)
     # The pack keeps its slots: its first task is done, so the job starts one slot later.
     assert again[0].slot_start == jobs[0].slot_start + 1
