@@ -49,6 +49,7 @@ CAMPAIGN = textwrap.dedent(
 def build_store(folder: Path, *, n_seeds: int, n_snapshots: int) -> Path:
     from hts_mlff.schedule.runner import pending_jobs, prepare_store
     from hts_mlff.spec.load import load_campaign
+    from hts_mlff.store.integrity import record_pack
     from hts_mlff.systems import build_system
     from hts_mlff.tasks import expand
 
@@ -83,9 +84,11 @@ def build_store(folder: Path, *, n_seeds: int, n_snapshots: int) -> Path:
             "kinetic_temperature_K": np.repeat(temps[:, None], n_frames, axis=1),
             "volume_A3": np.full((n, n_frames), atoms.get_volume()),
         }
-        store.write_pack(slot_start=job.slot_start, arrays=arrays)
+        regions = store.write_pack(slot_start=job.slot_start, arrays=arrays)
+        record_pack(store, pack_index=job.pack_index, slot_start=job.slot_start, regions=regions)
         for k, task in enumerate(job.tasks):
-            store.mark_done(task["task_id"], {"task_id": task["task_id"], "failure_step": int(failure_step[k])})
+            marker = {"task_id": task["task_id"], "pack": job.pack_index, "failure_step": int(failure_step[k])}
+            store.mark_done(task["task_id"], marker)
     store.consolidate()
     return store.path
 

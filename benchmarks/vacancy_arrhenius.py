@@ -137,7 +137,7 @@ def build_store(folder: Path, *, n_traj: int, n_samples: int) -> Path:
             },
         )
         for task in job.tasks:
-            store.mark_done(task["task_id"], {"task_id": task["task_id"], "failure_step": -1})
+            store.mark_done(task["task_id"], {"task_id": task["task_id"], "pack": job.pack_index, "failure_step": -1})
     store.consolidate()
     return store.path
 

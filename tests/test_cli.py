@@ -108,3 +108,34 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(monkeypat
     monkeypatch.setattr(sys, "argv", ["hts-mlff", "--debug", "validate", "c.yaml"])
     with pytest.raises(RuntimeError, match="boom"):
         main()
+
+
+def test_plan_orders_numbers_as_numbers(tmp_path):
+    path = tmp_path / "c.yaml"
+    sweep = "temperature_K: [100, 110, 90]\n  window: [0, 1, 10, 11, 2]"
+    path.write_text(GOOD.replace("temperature_K: [50, 60]", sweep))
+    result = runner.invoke(app, ["plan", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "3: 90.0, 100.0, 110.0" in result.output and "5: 0, 1, 2, 10, 11" in result.output
+
+
+def test_wide_tables_fold_instead_of_cutting_numbers():
+    import pandas as pd
+    from rich.console import Console
+
+    from hts_mlff.cli import common
+
+    frame = pd.DataFrame(
+        {f"a_long_column_name_{k}": [0.000123456 * (k + 1), 123456.789] for k in range(8)},
+        index=pd.Index(["lj", "gnn"], name="forcefield"),
+    )
+    narrow = Console(width=80, record=True)
+    original = common.console
+    common.console = narrow
+    try:
+        common._print_frame(frame, title="wide")
+    finally:
+        common.console = original
+    text = narrow.export_text()
+    assert "…" not in text  # values fold over lines; none is cut to "0.00…"
+    assert "0.0001" in text and "235" in text

@@ -117,3 +117,12 @@ def test_thermal_command_writes_tables_and_figures(crystal_store, tmp_path):
     bad = CliRunner().invoke(app, ["thermal", str(crystal_store), "--harmonic", "gnn"])
     assert bad.exit_code == 1
     assert "--harmonic 'gnn' is not a force field" in bad.output
+
+
+def test_the_html_report_holds_the_sed_and_green_kubo_sections(crystal_store, tmp_path):
+    out = tmp_path / "page"
+    result = CliRunner().invoke(app, ["report", str(crystal_store), "-o", str(out), "--no-violation"])
+    assert result.exit_code == 0, result.output
+    text = (out / "index.html").read_text()
+    assert "<h2>Spectral energy density, lifetimes and κ (SED)" in text and 'id="fig-sed-gamma-x-ar"' in text
+    assert "<h2>Thermal conductivity (Green–Kubo)" in text and 'id="fig-running-kappa"' in text

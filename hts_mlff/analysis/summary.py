@@ -38,6 +38,8 @@ class CampaignSummary:
     per_forcefield: pd.DataFrame
     diffusion: pd.DataFrame | None
     per_trajectory: xr.Dataset
+    #: (forcefield, r_A) g(r) averaged over each force field's completed trajectories (positions)
+    rdf_by_forcefield: xr.DataArray | None = None
 
     def write(self, folder: str | Path) -> list[Path]:
         out = Path(folder)
@@ -78,9 +80,14 @@ def summarize(
     if reference not in forcefields:
         raise ValueError(f"reference {reference!r} is not a force field of the campaign ({forcefields})")
     per_traj = xr.Dataset()
-    structure = None
+    structure = rdf_mean = None
     if "positions" in ds:
-        structure = compare_structure(rdf(ds, r_max_A=r_max_A, n_bins=n_bins), reference=reference)
+        g = rdf(ds, r_max_A=r_max_A, n_bins=n_bins).persist()
+        structure = compare_structure(g, reference=reference)
+        done = xr.DataArray(np.isin(ds["status"].values, ("done", "failed")), dims="traj")
+        by_ff = g.where(done).assign_coords(ff=("traj", ds.indexes["traj"].get_level_values("forcefield")))
+        rdf_mean = by_ff.drop_vars([c for c in by_ff.coords if "traj" in by_ff[c].dims and c != "ff"]).groupby("ff")
+        rdf_mean = rdf_mean.mean("traj").rename(ff="forcefield").compute()
         mask = None if mobile is None else ds["atomic_numbers"] == mobile
         d = diffusion_coefficient(msd(ds["positions"], atom_mask=mask))["D_cm2_per_s"].compute()
         per_traj["D_cm2_per_s"] = ("traj", d.values)
@@ -141,7 +148,9 @@ def summarize(
                 per_ff.loc[ff, "sigma_300K_low"] = float(fit["value_low"])
                 per_ff.loc[ff, "sigma_300K_high"] = float(fit["value_high"])
                 per_ff.loc[ff, "activation_energy_eV"] = float(fit["activation_energy_eV"])
-    return CampaignSummary(per_forcefield=per_ff, diffusion=diffusion_table, per_trajectory=per_traj)
+    return CampaignSummary(
+        per_forcefield=per_ff, diffusion=diffusion_table, per_trajectory=per_traj, rdf_by_forcefield=rdf_mean
+    )
 
 
 def plot_summary_heatmap(summary: pd.DataFrame, path: str) -> str:

@@ -200,18 +200,23 @@ def thermal(
 @app.command()
 def report(
     store: StorePath,
-    reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", "-r", help="The campaign's reference force field (default: its first one)."),
+    ] = None,
     campaign: TrustedCampaign = None,
     allow_code: AllowCode = False,
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and the heatmap.")
+        Path | None,
+        typer.Option("--output", "-o", help="Folder for index.html (one self-contained page), CSV tables, figures."),
     ] = None,
     mobile: Annotated[str | None, typer.Option(help="Mobile species (symbol) for D and σ; default all atoms.")] = None,
     charge: Annotated[float, typer.Option(help="Charge number of the mobile species.")] = 1.0,
     violation: Annotated[bool, typer.Option(help="Re-evaluate the reference on stored frames (EV, FV).")] = True,
     rdf_bins: Annotated[int, typer.Option(help="Bins of g(r) over 0–10 Å.")] = 200,
 ) -> None:
-    """Per force field: fraction stable, survival, WF, JSD, RDF MAE, EV, FV, D, σ(300 K)."""
+    """Per force field: fraction stable, survival, WF, JSD, RDF MAE, EV, FV, D, σ(300 K); with -o, one
+    HTML page of everything the store holds (also vacancy rates and Green–Kubo κ)."""
     from ase.data import atomic_numbers
 
     from hts_mlff.analysis.summary import plot_summary_heatmap, summarize
@@ -220,6 +225,7 @@ def report(
 
     try:
         ds, spec, _, base = _store_with_spec(store, system=None, campaign=campaign, allow_code=allow_code)
+        reference = reference or next(iter(dict.fromkeys(ds.indexes["traj"].get_level_values("forcefield"))))
         if reference not in spec.forcefields:
             raise ValueError(f"{reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})")
         if mobile is not None and mobile not in atomic_numbers:
@@ -250,6 +256,21 @@ def report(
         if summary.diffusion is not None and "sigma_S_per_cm" in summary.diffusion:
             for figure in _arrhenius_figures(summary.diffusion, Path(output)):
                 console.print(f"wrote {figure}")
+        from hts_mlff.report import build_report
+
+        page = build_report(
+            store,
+            output=output,
+            reference=reference,
+            reference_forcefield=reference_ff,
+            mobile=None if mobile is None else atomic_numbers[mobile],
+            charge=charge,
+            rdf_bins=rdf_bins,
+            summary=summary,
+            spec=spec,
+            base_dir=base,
+        )
+        console.print(f"wrote {page}")
 
 
 def _arrhenius_figures(table, folder: Path) -> list[str]:

@@ -45,6 +45,8 @@ def plan(campaign: CampaignFile) -> None:
     p = expand(loaded.spec, base_dir=loaded.base_dir)
     elapsed = time.perf_counter() - t0
     table = Table(title=f"campaign {loaded.spec.name!r}", show_header=False)
+    table.add_column(overflow="fold")
+    table.add_column(overflow="fold")
     table.add_row("tasks (trajectories)", f"{len(p.tasks):,}")
     table.add_row("packs", f"{len(p.packs):,} (chunk {p.chunk_size} trajectories)")
     table.add_row("steps per task", f"{p.total_steps:,}")
@@ -53,7 +55,7 @@ def plan(campaign: CampaignFile) -> None:
     table.add_row("estimated store size", _human_bytes(p.estimated_store_bytes) + " (uncompressed)")
     table.add_row("store", str(loaded.store_path))
     for axis in ("forcefield", "system", "temperature_K", "pressure_bar", "seed", "window"):
-        values = sorted(set(getattr(p.tasks, axis).tolist()), key=str)
+        values = sorted(set(getattr(p.tasks, axis).tolist()), key=lambda v: (isinstance(v, str), v))
         shown = ", ".join(map(str, values[:8])) + (" …" if len(values) > 8 else "")
         table.add_row(f"  {axis}", f"{len(values)}: {shown}")
     console.print(table)
@@ -232,9 +234,9 @@ def _print_status(store: Path, *, digests: bool) -> None:
         if len(frame) <= 1:
             continue
         table = Table(title=axis)
-        table.add_column(axis)
+        table.add_column(axis, overflow="fold")
         for col in frame.columns:
-            table.add_column(col, justify="right")
+            table.add_column(col, justify="right", overflow="fold")
         for value, row in frame.iterrows():
             table.add_row(str(value), *(str(int(v)) for v in row))
         console.print(table)

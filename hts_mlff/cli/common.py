@@ -127,7 +127,7 @@ def _print_frame(frame, *, title: str) -> None:
     table = Table(title=title)
     index_names = [n or "" for n in frame.index.names]
     for name in [*index_names, *frame.columns]:
-        table.add_column(str(name), justify="right")
+        table.add_column(str(name), justify="right", overflow="fold")
     for key, row in frame.iterrows():
         keys = key if isinstance(key, tuple) else (key,)
         table.add_row(*(str(k) for k in keys), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))

@@ -26,6 +26,7 @@ def train(
     spec, path, text = _load_or_exit(load_training_config, config, what="training config", nothing="trained")
     columns = [TextColumn("{task.description}")]
     columns += [BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn()]
+    quiet = quiet or not console.is_terminal  # a log file gets one line per epoch, not a bar
     with Progress(*columns, console=console, disable=quiet) as progress:
         bar = progress.add_task("loading frames", total=None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
-from ase.calculators.calculator import Calculator, all_changes
+from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
 from hts_mlff.engine.state import state_from_atoms
 
@@ -18,7 +18,12 @@ if TYPE_CHECKING:
 
 
 class ForceFieldCalculator(Calculator):
-    """ASE Calculator wrapping a :class:`ForceField` (energy eV, forces eV/Å, stress eV/Å³)."""
+    """ASE Calculator wrapping a :class:`ForceField` (energy eV, forces eV/Å, stress eV/Å³).
+
+    A force-only model (``provides_energy`` False, e.g. the direct-force GNN) implements forces
+    and stress only: asking it for an energy raises ``PropertyNotImplementedError`` (it defines
+    no potential energy; a 0 would be a wrong number).
+    """
 
     implemented_properties: ClassVar[list[str]] = ["energy", "free_energy", "forces", "stress"]
 
@@ -27,6 +32,16 @@ class ForceFieldCalculator(Calculator):
         self.forcefield = forcefield
         self.device = torch.device(device)
         self.dtype = dtype
+        if not forcefield.provides_energy:
+            self.implemented_properties = ["forces", "stress"]
+
+    def get_property(self, name, atoms=None, allow_calculation=True):
+        if name in ("energy", "free_energy", "energies") and not self.forcefield.provides_energy:
+            raise PropertyNotImplementedError(
+                f"{type(self.forcefield).__name__} is a force-only model: it defines no energy "
+                "(use forces and stress; energy-based tools such as NEB energies or energy drift do not apply)"
+            )
+        return super().get_property(name, atoms, allow_calculation)
 
     def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes) -> None:
         super().calculate(atoms, properties, system_changes)
@@ -34,11 +49,10 @@ class ForceFieldCalculator(Calculator):
             raise ValueError("hts_mlff force fields need a fully periodic cell (atoms.pbc all True)")
         state = state_from_atoms([self.atoms], device=self.device, dtype=self.dtype)
         out = self.forcefield.forward(state, compute_stress=True)
-        energy = float(out.energy[0])
         stress = out.stress[0].detach().cpu().double().numpy()
         self.results = {
-            "energy": energy,
-            "free_energy": energy,
             "forces": out.forces.detach().cpu().double().numpy(),
             "stress": stress.reshape(9)[[0, 4, 8, 5, 2, 1]],
         }
+        if self.forcefield.provides_energy:
+            self.results["energy"] = self.results["free_energy"] = float(out.energy[0])

@@ -23,7 +23,7 @@ from hts_mlff.engine.allocator import keep_freed_memory
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.guard import GuardLimits, StabilityGuard
 from hts_mlff.engine.integrators import Dynamics
-from hts_mlff.engine.neighbors import NeighborList
+from hts_mlff.engine.neighbors import NeighborList, list_range_A
 from hts_mlff.engine.observers import Observer, ThermoObserver
 from hts_mlff.engine.rng import ReplicaRandom, Stream
 from hts_mlff.engine.state import BatchState, sum_per_system
@@ -150,7 +150,8 @@ def run_md(
     dev, dtype = state.device, state.dtype
     random = ReplicaRandom(keys, device=dev)
     targets_t = temperature_K.to(device=dev, dtype=dtype)
-    neighbor_list = NeighborList(forcefield.cutoff_A, skin_A=protocol.skin_A)
+    list_range = list_range_A(forcefield.cutoff_A, min_pair_distance_A=protocol.guard.min_pair_distance_A)
+    neighbor_list = NeighborList(list_range, skin_A=protocol.skin_A)
     dynamics = Dynamics(
         forcefield,
         neighbor_list=neighbor_list,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from hts_mlff.engine.forcefield import ForceField
-from hts_mlff.engine.neighbors import NeighborList
+from hts_mlff.engine.neighbors import NeighborList, list_range_A
 from hts_mlff.engine.state import BatchState, max_per_system, sum_per_system
 from hts_mlff.units import EV_PER_A3_PER_BAR
 
@@ -100,7 +100,7 @@ def fire_minimize(
     n_sys, sysidx = state.n_systems, state.system_idx
     pressure = torch.as_tensor(pressure_bar, dtype=dt_, device=dev).expand(n_sys) * EV_PER_A3_PER_BAR
     n_atoms_sys = state.atoms_per_system.to(dt_)
-    nl = NeighborList(forcefield.cutoff_A, skin_A=skin_A)
+    nl = NeighborList(list_range_A(forcefield.cutoff_A), skin_A=skin_A)
     eye = torch.eye(3, dtype=dt_, device=dev).expand(n_sys, 3, 3)
     cell0 = state.cell.clone()
     deform = eye.clone()

@@ -75,6 +75,22 @@ BRUTE_FORCE_MAX_ATOMS = 1024
 BRUTE_FORCE_MAX_CANDIDATES = 4_000_000
 
 
+#: Range (Å) of the engine's own list for a force field that builds its own neighbours and
+#: declares no range (``cutoff_A`` 0, e.g. an ASE calculator): the list then serves the
+#: stability guard's closest-pair check only.
+MIN_LIST_RANGE_A = 3.0
+
+
+def list_range_A(cutoff_A: float, *, min_pair_distance_A: float = 0.0) -> float:
+    """The range the engine's neighbour list must cover: the force field's cutoff, or (when it
+    declares none) :data:`MIN_LIST_RANGE_A`, never less than the guard's closest-pair distance."""
+    return (
+        max(float(cutoff_A), float(min_pair_distance_A))
+        if cutoff_A > 0
+        else max(MIN_LIST_RANGE_A, float(min_pair_distance_A))
+    )
+
+
 def minimum_image_ok(cell: np.ndarray, cutoff_A: float) -> bool:
     """True when every pair within ``cutoff_A`` has a single periodic image (cell widths > 2 r_c)."""
     volume = abs(np.linalg.det(cell))

@@ -163,6 +163,19 @@ def pending_jobs(
     return jobs
 
 
+def _refuse_in_a_worker_import() -> None:
+    """A script that calls :func:`run_campaign` at top level is imported again by each local
+    worker process Dask starts (as ``__mp_main__``); the run must not start again there."""
+    import multiprocessing
+    import sys
+
+    if "__mp_main__" in sys.modules and multiprocessing.current_process().name != "MainProcess":
+        raise RuntimeError(
+            "run_campaign was called while a Dask worker process imported your script: put the calls "
+            'under `if __name__ == "__main__":` (the worker processes import the main module again)'
+        )
+
+
 def run_campaign(
     loaded: LoadedCampaign,
     *,
@@ -193,6 +206,7 @@ def run_campaign(
 
     from hts_mlff.schedule.clusters import ClusterHandle, start_cluster, warm_up_workers
 
+    _refuse_in_a_worker_import()
     started = time.perf_counter()
     approved = tuple(approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path)))
     plan = expand(loaded.spec, base_dir=loaded.base_dir)

@@ -84,3 +84,16 @@ def test_the_ase_reference_is_itself_consistent():
             moved.positions[atom, axis] += sign * h
             energies.append(moved.get_potential_energy())
         assert forces[atom, axis] == pytest.approx(-(energies[0] - energies[1]) / (2 * h), abs=1e-7)
+
+
+def test_a_force_only_model_refuses_to_report_an_energy():
+    from ase.calculators.calculator import PropertyNotImplementedError
+
+    ff = GNNForceField(GNNConfig(hidden=16, n_layers=2, force_scale_eV_per_A=0.02), seed=1)
+    assert not ff.provides_energy
+    atoms = argon(repeat=3, rattle=0.1, seed=4)
+    atoms.calc = ff.as_ase_calculator()
+    assert atoms.get_forces().shape == (len(atoms), 3)
+    with pytest.raises(PropertyNotImplementedError, match="force-only model"):
+        atoms.get_potential_energy()
+    assert "energy" not in atoms.calc.results
