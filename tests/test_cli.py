@@ -139,3 +139,16 @@ def test_wide_tables_fold_instead_of_cutting_numbers():
     text = narrow.export_text()
     assert "…" not in text  # values fold over lines; none is cut to "0.00…"
     assert "0.0001" in text and "235" in text
+
+
+def test_plan_measure_estimates_the_wall_time_from_measured_rates(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(GOOD.replace("repeat: [2, 2, 2]", "repeat: [3, 3, 3]"))
+    result = runner.invoke(app, ["plan", "--measure", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "lj × ar:" in result.output and "atom-steps/s per pack" in result.output
+    assert "estimated wall time:" in result.output and "measured here on cpu" in result.output
+    ase = GOOD.replace("lj: {kind: lennard_jones,", "lj: {kind: ase, calculator: 'ase.calculators.emt:EMT'} #")
+    path.write_text(ase)
+    refused = runner.invoke(app, ["plan", "--measure", str(path)])
+    assert refused.exit_code == 2 and "--allow-code" in refused.output

@@ -36,8 +36,15 @@ def _print_code(loaded) -> None:
 
 
 @app.command()
-def plan(campaign: CampaignFile) -> None:
-    """Print what a campaign expands to, without running anything."""
+def plan(
+    campaign: CampaignFile,
+    measure: Annotated[
+        bool,
+        typer.Option("--measure", help="Time a few MD steps of one pack per force field × system here: wall time."),
+    ] = False,
+    allow_code: AllowCode = False,
+) -> None:
+    """Print what a campaign expands to, without running anything (--measure: and how long it takes)."""
     from hts_mlff.tasks import expand
 
     loaded = _load(campaign)
@@ -60,6 +67,30 @@ def plan(campaign: CampaignFile) -> None:
         table.add_row(f"  {axis}", f"{len(values)}: {shown}")
     console.print(table)
     console.print(f"expanded in {elapsed * 1e3:.0f} ms")
+    if measure:
+        _print_estimate(loaded, p, allow_code=allow_code)
+
+
+def _print_estimate(loaded, p, *, allow_code: bool) -> None:
+    """Measure MD rates here and print the campaign's estimated wall time."""
+    from hts_mlff.schedule.estimate import measure
+    from hts_mlff.spec.trust import CodeNotAllowedError, approve_campaign
+
+    try:
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path))
+    except CodeNotAllowedError as exc:
+        err_console.print(f"[red]error[/red]: {exc}", highlight=False)
+        raise typer.Exit(2) from None
+    estimate = measure(p, base_dir=loaded.base_dir)
+    for (forcefield, system), rate in estimate.rates.items():
+        console.print(f"  {forcefield} × {system}: {rate:.3g} atom-steps/s per pack")
+    hours = estimate.wall_s / 3600
+    shown = f"{estimate.wall_s:.0f} s" if hours < 1 else f"{hours:.1f} h"
+    console.print(
+        f"estimated wall time: {shown} ({len(p.packs)} packs, {estimate.parallel_packs} at a time; "
+        f"rates measured here on {estimate.device} with {estimate.threads} thread(s) per pack: "
+        "workers on other hardware, or on a busier machine, run at other rates)"
+    )
 
 
 @app.command()
