@@ -3,8 +3,10 @@
 Every metric comes from the analyses of this package, applied to what the campaign stored:
 
 - ``fraction_stable``, ``survival_auc`` — :mod:`stability` (always);
-- ``wright_factor``, ``jsd``, ``rdf_mae`` — :mod:`structure`, against the reference force
-  field at the same state point (needs positions);
+- ``wright_factor`` (Wright's R_χ with its square root: < 0.09 is acceptable), ``jsd``
+  (EGraFFBench eq. 3 on g(r) itself), ``jsd_shape`` (g(r) normalised to unit sum: shape only),
+  ``rdf_mae`` — :mod:`structure`, against the reference force field at the same state point
+  (needs positions);
 - ``D_cm2_per_s`` per temperature — :mod:`diffusion` (positions);
 - ``sigma_300K_S_per_cm`` with its interval — :mod:`conductivity`, Nernst–Einstein and an
   Arrhenius fit over temperature (positions and a ``mobile`` species);
@@ -91,7 +93,7 @@ def summarize(
         mask = None if mobile is None else ds["atomic_numbers"] == mobile
         d = diffusion_coefficient(msd(ds["positions"], atom_mask=mask))["D_cm2_per_s"].compute()
         per_traj["D_cm2_per_s"] = ("traj", d.values)
-        for name in ("wright_factor", "jsd", "rdf_mae"):
+        for name in ("wright_factor", "jsd", "jsd_shape", "rdf_mae"):
             per_traj[name] = ("traj", structure[name].values)
     stability = trajectory_stability(ds, structure=structure).compute()
     for name in ("stable", "time_to_failure_fs"):

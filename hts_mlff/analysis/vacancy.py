@@ -18,7 +18,13 @@ recrossings (the vacancy "rattling" back and forth across one saddle within a vi
   r̂ = (number of windows with a jump) / Σ_w min(t_first, T_obs);
 - the Poisson estimate from every jump, r̂_all = Σ jumps / Σ T_obs (uses later jumps too;
   assumes the vacancy forgets its history at each jump);
-- 95 % confidence intervals by bootstrap over windows (resampling whole windows).
+- 95 % intervals: exact Poisson (Garwood) intervals from the count and the exposure
+  (:mod:`hts_mlff.analysis.poisson`), which stay informative with 0–5 events (zero events
+  give [0, 3.69/exposure], not [0, 0]); the bootstrap over windows (resampling whole windows)
+  is kept beside them as ``rate_bootstrap_low/high_per_ps`` for the rich regime;
+- the exposures (``exposure_mle_ps``: Σ min(t_first, T_obs); ``exposure_all_ps``: Σ T_obs), so
+  that :func:`rate_arrhenius` fits counts over exposures by Poisson likelihood, with the
+  temperatures without any jump included.
 
 The rate's relative error falls as 1/√(number of jumps): to halve the CI, observe four times
 as many jumps — more windows or longer ones. Windows much shorter than 1/r mostly censor.
@@ -32,6 +38,7 @@ import pandas as pd
 import xarray as xr
 
 from hts_mlff.analysis.arrhenius import arrhenius_fit, arrhenius_line
+from hts_mlff.analysis.poisson import poisson_arrhenius_fit, poisson_interval
 from hts_mlff.engine.wigner_seitz import count_jumps, jump_frames
 from hts_mlff.spec.model import STATE_POINT_AXES as GROUP_AXES
 
@@ -110,7 +117,8 @@ def rate_estimates(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, float]:
-    """Rates (1/ps) of one group of windows with bootstrap intervals (see the module docstring)."""
+    """Rates (1/ps) of one group of windows with exact Poisson intervals, bootstrap intervals and
+    exposures (see the module docstring)."""
     good = np.isfinite(observed_fs) & (observed_fs > 0)
     first, obs, jumps = first_jump_fs[good], observed_fs[good], n_jumps[good]
     if len(obs) == 0:
@@ -127,15 +135,23 @@ def rate_estimates(
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(obs), size=(n_bootstrap, len(obs)))
     boot = np.array([mle(first[p], obs[p]) for p in picks])
-    boot_all = np.array([poisson(jumps[p], obs[p]) for p in picks])
     tail = 100 * (1 - confidence) / 2
+    events = float(np.isfinite(first).sum())
+    exposure_mle_ps = float(np.where(np.isfinite(first), first, obs).sum()) / 1000.0
+    exposure_all_ps = float(obs.sum()) / 1000.0
+    low, high = poisson_interval(events, exposure_mle_ps, confidence=confidence)
+    low_all, high_all = poisson_interval(float(jumps.sum()), exposure_all_ps, confidence=confidence)
     return {
         "rate_mle_per_ps": mle(first, obs),
-        "rate_low_per_ps": float(np.nanpercentile(boot, tail)),
-        "rate_high_per_ps": float(np.nanpercentile(boot, 100 - tail)),
+        "rate_low_per_ps": float(low),
+        "rate_high_per_ps": float(high),
+        "rate_bootstrap_low_per_ps": float(np.nanpercentile(boot, tail)),
+        "rate_bootstrap_high_per_ps": float(np.nanpercentile(boot, 100 - tail)),
         "rate_all_jumps_per_ps": poisson(jumps, obs),
-        "rate_all_low_per_ps": float(np.nanpercentile(boot_all, tail)),
-        "rate_all_high_per_ps": float(np.nanpercentile(boot_all, 100 - tail)),
+        "rate_all_low_per_ps": float(low_all),
+        "rate_all_high_per_ps": float(high_all),
+        "exposure_mle_ps": exposure_mle_ps,
+        "exposure_all_ps": exposure_all_ps,
         "rate_survival_fit_per_ps": survival_fit_rate(first, obs),
         "n_windows": float(len(obs)),
         "n_windows_with_jump": float(np.isfinite(first).sum()),
@@ -196,19 +212,29 @@ def rate_arrhenius(
     events: str = "n_windows_with_jump",
     confidence: float = 0.95,
     debye_frequency_THz: xr.DataArray | float | None = None,
+    method: str = "poisson",
 ) -> xr.Dataset:
     r"""Fit r = ν₀ exp(−E_b / k_B T) over ``temperature_K`` for every other coordinate.
 
-    :func:`hts_mlff.analysis.arrhenius.arrhenius_fit` with the counts error model: each
-    temperature weighted by its number of observed events k (``events`` names the count that
-    matches ``rate``: ``n_windows_with_jump`` for the MLE, ``n_jumps`` for the all-jumps rate).
+    ``method="poisson"`` (default): the counts (``events``) over their exposures by Poisson
+    likelihood with profile-likelihood intervals (:func:`hts_mlff.analysis.poisson.poisson_arrhenius_fit`);
+    temperatures without a jump take part. ``method="least_squares"``:
+    :func:`hts_mlff.analysis.arrhenius.arrhenius_fit` of ln r weighted by the counts (temperatures
+    without a jump left out). ``events`` names the count that matches ``rate``:
+    ``n_windows_with_jump`` for the MLE, ``n_jumps`` for the all-jumps rate.
 
     Returns, per (forcefield, pressure_bar, …), the Arrhenius outputs: ``activation_energy_eV``
     (the barrier E_b) with its interval, ``prefactor`` (ν₀ in 1/ps = THz) with its interval,
     ``n_temperatures``, ``reduced_chi2``; with ``debye_frequency_THz`` also
     ``prefactor_over_debye``. Works on dask-backed input (xarray in, xarray out).
     """
-    out = arrhenius_fit(rates[rate], weights=rates[events], confidence=confidence)
+    exposure = "exposure_mle_ps" if events == "n_windows_with_jump" else "exposure_all_ps"
+    if method == "poisson" and exposure in rates:
+        out = poisson_arrhenius_fit(rates[events], rates[exposure], confidence=confidence)
+    elif method in ("poisson", "least_squares"):
+        out = arrhenius_fit(rates[rate], weights=rates[events], confidence=confidence)
+    else:
+        raise ValueError(f"method {method!r}: use poisson or least_squares")
     for name in ("prefactor", "prefactor_low", "prefactor_high"):
         out[name].attrs["units"] = "THz"
     if debye_frequency_THz is not None:

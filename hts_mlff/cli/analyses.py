@@ -35,7 +35,9 @@ def vacancy(
     min_dwell: Annotated[int, typer.Option(help="Samples a vacancy must stay on a new site to count a jump.")] = 1,
     estimator: Annotated[str, typer.Option(help="mle (first jumps, censoring-aware) or all (every jump).")] = "mle",
     debye: Annotated[bool, typer.Option(help="Compare ν₀ with ν_D from each force field's force constants.")] = True,
-    bootstrap: Annotated[int, typer.Option(help="Bootstrap resamples for the rate intervals.")] = 1000,
+    bootstrap: Annotated[
+        int, typer.Option(help="Bootstrap resamples (bootstrap intervals beside the exact Poisson ones).")
+    ] = 1000,
 ) -> None:
     """Vacancy jump rates per (force field, T, P) over windows, and their Arrhenius fits (E_b, ν₀).
 

@@ -10,6 +10,7 @@ import xarray as xr
 from hts_mlff.analysis.structure import (
     compare_structure,
     jensen_shannon,
+    jensen_shannon_shape,
     rdf,
     rdf_mae,
     structure_factor,
@@ -82,10 +83,12 @@ def test_wright_factor_jsd_and_mae_by_hand():
     r = {"r_A": [1.0, 2.0, 3.0]}
     g = xr.DataArray([0.0, 1.0, 2.0], dims="r_A", coords=r)
     ref = xr.DataArray([0.0, 2.0, 2.0], dims="r_A", coords=r)
-    assert float(wright_factor(g, ref)) == pytest.approx(1 / 8)
+    assert float(wright_factor(g, ref)) == pytest.approx(np.sqrt(1 / 8))  # Wright's R_χ, square-rooted
+    # eq. 3 on g itself: ĝ = (0, 1.5, 2); KL(g‖ĝ) = ln(2/3), KL(ref‖ĝ) = 2 ln(4/3)
+    assert float(jensen_shannon(g, ref)) == pytest.approx(0.5 * (np.log(2 / 3) + 2 * np.log(4 / 3)))
     kl_p = np.log(0.8) / 3 + 2 / 3 * np.log(8 / 7)
     kl_q = 0.5 * np.log(1.2) + 0.5 * np.log(6 / 7)
-    assert float(jensen_shannon(g, ref)) == pytest.approx(0.5 * (kl_p + kl_q))
+    assert float(jensen_shannon_shape(g, ref)) == pytest.approx(0.5 * (kl_p + kl_q))
     assert float(rdf_mae(g, ref)) == pytest.approx(1 / 3)
     assert float(jensen_shannon(ref, ref)) == 0.0 and float(wright_factor(ref, ref)) == 0.0
     empty = xr.full_like(g, np.nan)  # a replica that failed before its first stored frame
@@ -109,3 +112,12 @@ def test_comparison_uses_the_reference_at_the_same_state_point():
     np.testing.assert_allclose(out["rdf_mae"].values[:3], [0.0, 0.0, 0.05])
     assert np.isnan(out["rdf_mae"].values[3])  # no reference run at 50 K
     assert out["structure_stable"].values.tolist()[:3] == [True, True, False]
+
+
+def test_a_scaled_rdf_is_seen_by_the_jsd_and_the_wright_factor_but_not_by_the_shape_jsd():
+    r = np.linspace(0.05, 10.0, 200)
+    ref = xr.DataArray(1.0 + np.exp(-((r - 3.8) ** 2) / 0.1) * 2.0, dims="r_A", coords={"r_A": r})
+    scaled = 1.7 * ref
+    assert float(jensen_shannon(scaled, ref)) > 0.01
+    assert float(wright_factor(scaled, ref)) == pytest.approx(0.7)  # |1.7 − 1|, square-rooted form
+    assert float(jensen_shannon_shape(scaled, ref)) == pytest.approx(0.0, abs=1e-12)
