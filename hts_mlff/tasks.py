@@ -202,11 +202,10 @@ def auto_pack_size(n_atoms: int, *, max_atoms_per_pack: int) -> int:
     return int(min(MAX_AUTO_PACK, max(1, max_atoms_per_pack // max(n_atoms, 1))))
 
 
-def _make_packs(campaign: Campaign, tasks: TaskTable) -> tuple[list[Pack], int]:
+def _groups_and_sizes(campaign: Campaign, tasks: TaskTable) -> tuple[list[tuple[int, int]], list[int]]:
+    """Row ranges of consecutive tasks with one (force field, system), and each one's pack size."""
     execution = campaign.execution
     n = len(tasks)
-    if n == 0:
-        return [], 1
     keys = list(zip(tasks.forcefield, tasks.system, strict=True))
     boundaries = [0] + [i for i in range(1, n) if keys[i] != keys[i - 1]] + [n]
     groups = [(boundaries[g], boundaries[g + 1]) for g in range(len(boundaries) - 1)]
@@ -216,19 +215,35 @@ def _make_packs(campaign: Campaign, tasks: TaskTable) -> tuple[list[Pack], int]:
             sizes.append(auto_pack_size(int(tasks.n_atoms[lo]), max_atoms_per_pack=execution.max_atoms_per_pack))
         else:
             sizes.append(int(execution.pack_size))
-    chunk = max(min(size, hi - lo) for size, (lo, hi) in zip(sizes, groups, strict=True))
+    return groups, sizes
+
+
+def make_packs(campaign: Campaign, tasks: TaskTable, *, chunk: int, first_index: int = 0) -> list[Pack]:
+    """Packs of at most ``chunk`` tasks, numbered from ``first_index``; pack k owns slots
+    [k·chunk, k·chunk + n_k) (how a store is laid out, and how it is extended)."""
+    if len(tasks) == 0:
+        return []
+    groups, sizes = _groups_and_sizes(campaign, tasks)
     packs: list[Pack] = []
     for size, (lo, hi) in zip(sizes, groups, strict=True):
         size = min(size, chunk)
         for start in range(lo, hi, size):
-            rows = np.arange(start, min(start + size, hi))
+            index = first_index + len(packs)
             packs.append(
                 Pack(
-                    index=len(packs),
-                    rows=rows,
-                    slot_start=len(packs) * chunk,
+                    index=index,
+                    rows=np.arange(start, min(start + size, hi)),
+                    slot_start=index * chunk,
                     forcefield=str(tasks.forcefield[start]),
                     system=str(tasks.system[start]),
                 )
             )
-    return packs, chunk
+    return packs
+
+
+def _make_packs(campaign: Campaign, tasks: TaskTable) -> tuple[list[Pack], int]:
+    if len(tasks) == 0:
+        return [], 1
+    groups, sizes = _groups_and_sizes(campaign, tasks)
+    chunk = max(min(size, hi - lo) for size, (lo, hi) in zip(sizes, groups, strict=True))
+    return make_packs(campaign, tasks, chunk=chunk), chunk

@@ -61,6 +61,9 @@ def plan(
     table.add_row("frames per task", f"{p.n_frames:,}")
     table.add_row("estimated store size", _human_bytes(p.estimated_store_bytes) + " (uncompressed)")
     table.add_row("store", str(loaded.store_path))
+    existing = _store_status(loaded, p)
+    if existing:
+        table.add_row("  in the store", existing)
     for axis in ("forcefield", "system", "temperature_K", "pressure_bar", "seed", "window"):
         values = sorted(set(getattr(p.tasks, axis).tolist()), key=lambda v: (isinstance(v, str), v))
         shown = ", ".join(map(str, values[:8])) + (" …" if len(values) > 8 else "")
@@ -69,6 +72,30 @@ def plan(
     console.print(f"expanded in {elapsed * 1e3:.0f} ms")
     if measure:
         _print_estimate(loaded, p, allow_code=allow_code)
+
+
+def _store_status(loaded, p) -> str:
+    """ "N new, M already done, …" for a campaign whose store exists (empty otherwise)."""
+    from hts_mlff.schedule.extend import result_changes, split_tasks
+    from hts_mlff.spec.model import Campaign
+    from hts_mlff.store.layout import CampaignStore, StoreError
+
+    store = CampaignStore(loaded.store_path)
+    if not store.exists():
+        return ""
+    try:
+        attrs = store.check_readable()
+        new_rows, done, kept = split_tasks(p, store)
+        stored = Campaign.model_validate(attrs["spec"])
+    except (StoreError, ValueError) as exc:
+        return f"unreadable: {exc}"
+    text = f"{len(new_rows):,} new, {done:,} already done"
+    text += f", {kept:,} stored tasks not in this campaign (kept)" if kept else ""
+    if len(new_rows):
+        changes = result_changes(stored, loaded.spec, base_dir=loaded.base_dir)
+        if changes:
+            text += f" — `run` will refuse: it changes {'; '.join(changes[:3])}; use a new store"
+    return text
 
 
 def _print_estimate(loaded, p, *, allow_code: bool) -> None:

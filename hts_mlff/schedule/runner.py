@@ -63,8 +63,9 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
 
     An existing store is reused when every task of the campaign is already laid out in it
     (settings that do not change results — pack size, cluster, device — may differ, and
-    sweep values may have been removed). Tasks the store has no slot for are refused
-    with a clear message; nothing in the store is modified then.
+    sweep values may have been removed). Tasks the store has no slot for are appended when they
+    come from added sweep values (:mod:`hts_mlff.schedule.extend`); an edit that would change
+    stored results is refused by name, and nothing in the store is modified then.
     """
     spec_json = loaded.spec.model_dump_json()
     store = CampaignStore(loaded.store_path)
@@ -75,14 +76,12 @@ def prepare_store(loaded: LoadedCampaign, plan: Plan) -> CampaignStore:
                 f"{store.path}: belongs to campaign {attrs.get('campaign')!r}, not {loaded.spec.name!r}; "
                 "choose another 'store' path"
             )
-        known = set(store.manifest()["columns"]["task_id"])
-        new = [t for t in plan.tasks.task_id if t not in known]
-        if new:
-            raise StoreError(
-                f"{store.path}: the campaign now has {len(new)} task(s) this store has no place for "
-                "(a changed protocol, system, force field, dtype or added sweep values); "
-                "give the edited campaign a new 'store' path (existing results are left untouched)"
-            )
+        from hts_mlff.schedule.extend import extend_store
+        from hts_mlff.spec.model import Campaign
+
+        stored = Campaign.model_validate(attrs["spec"])
+        extend_store(store, plan, stored=stored, base_dir=loaded.base_dir, campaign_text=loaded.text)
+        attrs = store.attrs()
         store.clean_partial_files()
         layout = attrs.get("layout", {})
         sizes = {k: layout[k] for k in ("n_slots", "chunk_size", "n_frames", "max_atoms") if k in layout}

@@ -90,14 +90,14 @@ def test_rerun_skips_done_tasks_and_reruns_missing_ones(tmp_path, dask_client):
         np.testing.assert_array_equal(before[name], after[name])
 
 
-def test_edited_pack_size_reuses_the_store_but_new_tasks_are_refused(tmp_path, dask_client):
+def test_edited_pack_size_reuses_the_store_and_added_seeds_are_appended(tmp_path, dask_client):
     path = write_campaign(tmp_path)
     hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)
     path.write_text(path.read_text().replace("pack_size: 3", "pack_size: 2"))
     assert hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client).n_run == 0
     path.write_text(path.read_text().replace("seed: [0, 1]", "seed: [0, 1, 2]"))
-    with pytest.raises(StoreError, match="4 task"):
-        hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)
+    report = hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)  # tests/schedule/test_extend.py
+    assert report.n_run == 4 and report.n_skipped == 8
 
 
 def test_store_of_another_campaign_is_refused_untouched(tmp_path, dask_client):

@@ -1,0 +1,135 @@
+"""Extend a store: an edited campaign whose new tasks differ only by added sweep values appends
+them; anything that would change the results of tasks already stored is refused by name.
+
+What may change: sweep values (more seeds, windows, temperatures, pressures; new force fields
+and systems, sweep axes that list them), and what does not shape results (pack size, cluster,
+device, threads). What may not: the protocol, the stored analyses, the dtype, the definition of
+a force field or system the store already holds (a force field's checksum includes the bytes
+of its checkpoint), or a new system larger than the store's atom axis.
+
+Appending keeps every existing chunk file, completion marker and chunk record as it is: the
+arrays are resized along ``traj`` (metadata only), the new tasks get new packs after the
+existing ones (same chunk length, so no pack shares a chunk with an old one), the manifest
+gains their rows, and the store's spec becomes the edited one (its ``extensions`` attribute
+lists each extension: when, how many tasks). Removed sweep values hide nothing: the store keeps
+and shows every task it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+import zarr
+
+from hts_mlff.spec.model import Campaign
+from hts_mlff.store.layout import CampaignStore, StoreError, atomic_write_text, spec_hash
+from hts_mlff.tasks import Plan, TaskTable, forcefield_checksum, make_packs
+
+#: Top-level campaign sections whose change alters the results of stored tasks.
+RESULT_SECTIONS = ("protocol", "analyses")
+
+
+def _differences(old: Any, new: Any, path: str) -> list[str]:
+    """Dotted paths where two JSON values differ (with the values when they are short)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(old.get(key), new.get(key), f"{path}.{key}" if path else str(key))
+        return out
+    if old == new:
+        return []
+    shown = f" ({json.dumps(old)} → {json.dumps(new)})" if len(json.dumps(old) + json.dumps(new)) < 80 else ""
+    return [path + shown]
+
+
+def result_changes(stored: Campaign, edited: Campaign, *, base_dir: Any) -> list[str]:
+    """What in ``edited`` would change the results of tasks ``stored`` already holds (empty: none)."""
+    old, new = stored.model_dump(mode="json"), edited.model_dump(mode="json")
+    changes = []
+    for section in RESULT_SECTIONS:
+        changes += _differences(old.get(section), new.get(section), section)
+    changes += _differences(old["execution"]["dtype"], new["execution"]["dtype"], "execution.dtype")
+    for kind in ("forcefields", "systems"):
+        for name in old[kind]:
+            if name not in new[kind]:
+                continue  # dropped from the campaign: its stored tasks stay, shown as before
+            changes += _differences(old[kind][name], new[kind][name], f"{kind}.{name}")
+    for name, spec in stored.forcefields.items():
+        if name in edited.forcefields and not changes:
+            if forcefield_checksum(spec, base_dir=base_dir) != forcefield_checksum(
+                edited.forcefields[name], base_dir=base_dir
+            ):
+                changes.append(f"forcefields.{name} (its checkpoint file's content)")
+    return changes
+
+
+def split_tasks(plan: Plan, store: CampaignStore) -> tuple[np.ndarray, int, int]:
+    """(rows of the plan the store has no slot for, tasks of the plan already done, tasks the
+    store holds that the plan no longer names)."""
+    columns = store.manifest()["columns"]
+    known = set(columns["task_id"])
+    done = set(store.done_markers())
+    wanted = set(plan.tasks.task_id.tolist())
+    new_rows = np.array([i for i, t in enumerate(plan.tasks.task_id) if t not in known], dtype=np.int64)
+    return new_rows, len(wanted & done), len(known - wanted)
+
+
+def extend_store(store: CampaignStore, plan: Plan, *, stored: Campaign, base_dir: Any, campaign_text: str) -> int:
+    """Append the plan's new tasks to ``store`` (see the module docstring); returns how many.
+
+    Raises:
+        StoreError: naming what changed, when the edit alters stored results or the layout.
+    """
+    new_rows, _, _ = split_tasks(plan, store)
+    if len(new_rows) == 0:
+        return 0
+    changes = result_changes(stored, plan.campaign, base_dir=base_dir)
+    attrs = store.attrs()
+    layout = attrs.get("layout", {})
+    if not changes and plan.max_atoms > int(layout.get("max_atoms", 0)):
+        changes.append(f"a system of {plan.max_atoms} atoms (the store's atom axis holds {layout.get('max_atoms')})")
+    if changes:
+        raise StoreError(
+            f"{store.path}: the edited campaign changes what stored tasks were computed with: "
+            + "; ".join(changes[:5])
+            + ". Give it a new 'store' path (existing results are left untouched); only added sweep "
+            "values (seeds, windows, temperatures, pressures, force fields, systems) can extend a store"
+        )
+    manifest = store.manifest()
+    chunk = int(manifest["chunk_size"])
+    first_pack = len(manifest["packs"])
+    sub = TaskTable(**{name: getattr(plan.tasks, name)[new_rows] for name in TaskTable.__dataclass_fields__})
+    packs = make_packs(plan.campaign, sub, chunk=chunk, first_index=first_pack)
+    n_slots = (first_pack + len(packs)) * chunk
+    root = zarr.open_group(store.path, mode="r+", zarr_format=3, use_consolidated=False)
+    for _name, array in root.arrays():
+        if array.metadata.dimension_names and array.metadata.dimension_names[0] == "traj":
+            array.resize((n_slots, *array.shape[1:]))
+    columns = manifest["columns"]
+    for k in range(len(sub)):
+        for name in ("task_id", "forcefield", "system", "temperature_K", "pressure_bar", "seed", "window", "n_atoms"):
+            value = getattr(sub, name)[k]
+            columns[name].append(value.item() if isinstance(value, np.generic) else value)
+    slot_of = {}
+    for pack in packs:
+        for row, slot in zip(pack.rows, pack.slots, strict=True):
+            slot_of[int(row)] = (int(slot), pack.index)
+    for k in range(len(sub)):
+        columns["slot"].append(slot_of[k][0])
+        columns["pack"].append(slot_of[k][1])
+    manifest["packs"] += [{"index": p.index, "slot_start": p.slot_start, "n": len(p.rows)} for p in packs]
+    atomic_write_text(store.bookkeeping / "tasks.json", json.dumps(manifest))
+    spec_json = plan.campaign.model_dump_json()
+    hts = dict(attrs)
+    hts.update(
+        spec=json.loads(spec_json),
+        spec_hash=spec_hash(spec_json),
+        campaign_text=campaign_text,
+        layout={**layout, "n_slots": n_slots},
+        extensions=[*attrs.get("extensions", []), {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": len(sub)}],
+    )
+    root.attrs.update({"hts_mlff": hts})
+    return len(sub)
