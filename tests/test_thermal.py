@@ -8,6 +8,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import xarray as xr
 from typer.testing import CliRunner
 
 import hts_mlff
@@ -126,3 +127,19 @@ def test_the_html_report_holds_the_sed_and_green_kubo_sections(crystal_store, tm
     text = (out / "index.html").read_text()
     assert "<h2>Spectral energy density, lifetimes and κ (SED)" in text and 'id="fig-sed-gamma-x-ar"' in text
     assert "<h2>Thermal conductivity (Green–Kubo)" in text and 'id="fig-running-kappa"' in text
+
+
+def test_kappa_with_group_velocities_from_the_sed_peaks(study):
+    from hts_mlff.thermal import peak_scaled_velocities
+
+    fits = xr.Dataset({"peak_THz": (("k", "branch"), np.array([[1.1, np.nan], [0.0, 2.0]]))})
+    harmonic = np.array([[1.0, 1.0], [0.0, 2.5]])
+    v = np.ones((2, 2, 3))
+    scaled = peak_scaled_velocities(fits, harmonic, v)
+    np.testing.assert_allclose(scaled[..., 0], [[1.1, 1.0], [1.0, 0.8]])  # no peak or ω_h = 0: unchanged
+    _, result = study
+    point = result.kappa.sel(temperature_K=30.0).squeeze()
+    harmonic_kappa, peak_kappa = float(point["kappa_W_per_mK"]), float(point["kappa_peak_velocity_W_per_mK"])
+    ratio = float(point["median_peak_over_harmonic"])
+    assert ratio > 1.0  # at fixed volume the quartic terms stiffen LJ argon as T rises
+    assert 0.7 < peak_kappa / (harmonic_kappa * ratio**2) < 1.4  # κ ∝ v²: about the squared shift

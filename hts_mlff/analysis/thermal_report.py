@@ -76,8 +76,17 @@ def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> 
     """One row per (force field, T, P): κ from SED (± jackknife) and from Green–Kubo (interval)."""
     frames = []
     if sed_kappa is not None and "kappa_W_per_mK" in sed_kappa:
-        frame = sed_kappa[["kappa_W_per_mK", "kappa_err", "n_modes", "n_unresolved"]].to_dataframe()
-        frame = frame.rename(columns={"kappa_W_per_mK": "κ SED (W/m·K)", "kappa_err": "± (jackknife)"})
+        names = ["kappa_W_per_mK", "kappa_err", "kappa_peak_velocity_W_per_mK", "kappa_peak_velocity_err"]
+        names = [n for n in names if n in sed_kappa] + ["n_modes", "n_unresolved"]
+        frame = sed_kappa[names].to_dataframe()
+        frame = frame.rename(
+            columns={
+                "kappa_W_per_mK": "κ SED (W/m·K)",
+                "kappa_err": "± (jackknife)",
+                "kappa_peak_velocity_W_per_mK": "κ SED, v from peaks",
+                "kappa_peak_velocity_err": "± peaks (jackknife)",
+            }
+        )
         frames.append(frame)
     if green_kubo is not None:
         frame = green_kubo[["kappa_W_per_mK", "kappa_low", "kappa_high", "n_seeds", "cutoff_fs"]].to_dataframe()
@@ -120,11 +129,15 @@ def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
     x = np.arange(len(table))
     labels = [" ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in key) for key in table.index]
     if "κ SED (W/m·K)" in table:
-        ax.errorbar(x - 0.1, table["κ SED (W/m·K)"], yerr=table["± (jackknife)"], fmt="s", label="SED (eq. 9)")
+        ax.errorbar(x - 0.15, table["κ SED (W/m·K)"], yerr=table["± (jackknife)"], fmt="s", label="SED, harmonic v")
+    if "κ SED, v from peaks" in table:
+        ax.errorbar(
+            x, table["κ SED, v from peaks"], yerr=table["± peaks (jackknife)"], fmt="D", label="SED, v from peaks"
+        )
     if "κ GK (W/m·K)" in table:
         mid = table["κ GK (W/m·K)"]
         err = np.vstack([mid - table["GK low"], table["GK high"] - mid])
-        ax.errorbar(x + 0.1, mid, yerr=np.nan_to_num(err), fmt="o", label="Green–Kubo")
+        ax.errorbar(x + 0.15, mid, yerr=np.nan_to_num(err), fmt="o", label="Green–Kubo")
     ax.set_xticks(x, labels, rotation=20, fontsize=7)
     ax.set_ylabel("κ (W/(m·K))")
     ax.legend(fontsize=7)
