@@ -102,6 +102,26 @@ def _fit(
     return out
 
 
+def apply_fit(fit: object, *arrays: xr.DataArray, dim: str, kwargs: dict) -> xr.Dataset:
+    """Run a one-group fit function ``fit(*1-D arrays along dim, **kwargs) → (len(ARRHENIUS_OUTPUTS),)``
+    over every other dim (lazy on dask) and name its outputs."""
+    fitted = xr.apply_ufunc(
+        fit,
+        *arrays,
+        input_core_dims=[[dim]] * len(arrays),
+        output_core_dims=[["arrhenius"]],
+        kwargs=kwargs,
+        vectorize=True,
+        dask="parallelized",
+        output_dtypes=[float],
+        dask_gufunc_kwargs={"output_sizes": {"arrhenius": len(ARRHENIUS_OUTPUTS)}},
+    )
+    out = xr.Dataset({name: fitted.isel(arrhenius=k, drop=True) for k, name in enumerate(ARRHENIUS_OUTPUTS)})
+    for name in ARRHENIUS_OUTPUTS[:4]:
+        out[name].attrs["units"] = "eV"
+    return out
+
+
 def arrhenius_fit(
     values: xr.DataArray,
     *,
@@ -121,27 +141,8 @@ def arrhenius_fit(
     """
     temperature = values[dim].astype(float)
     w = xr.ones_like(values, dtype=float) if weights is None else weights.astype(float)
-    fitted = xr.apply_ufunc(
-        _fit,
-        values,
-        w,
-        temperature,
-        input_core_dims=[[dim], [dim], [dim]],
-        output_core_dims=[["arrhenius"]],
-        kwargs={
-            "counts": weights is not None,
-            "extrapolate_to_K": extrapolate_to_K,
-            "confidence": confidence,
-            "times_temperature": times_temperature,
-        },
-        vectorize=True,
-        dask="parallelized",
-        output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"arrhenius": len(ARRHENIUS_OUTPUTS)}},
-    )
-    out = xr.Dataset({name: fitted.isel(arrhenius=k, drop=True) for k, name in enumerate(ARRHENIUS_OUTPUTS)})
-    for name in ARRHENIUS_OUTPUTS[:4]:
-        out[name].attrs["units"] = "eV"
+    kwargs = {"counts": weights is not None, "extrapolate_to_K": extrapolate_to_K, "confidence": confidence}
+    out = apply_fit(_fit, values, w, temperature, dim=dim, kwargs={**kwargs, "times_temperature": times_temperature})
     out.attrs = {
         "extrapolate_to_K": extrapolate_to_K,
         "confidence": confidence,

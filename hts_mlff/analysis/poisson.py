@@ -28,7 +28,7 @@ import numpy as np
 import xarray as xr
 from scipy import optimize, special, stats
 
-from hts_mlff.analysis.arrhenius import ARRHENIUS_OUTPUTS
+from hts_mlff.analysis.arrhenius import ARRHENIUS_OUTPUTS, apply_fit
 from hts_mlff.units import BOLTZMANN_EV_PER_K
 
 #: E_b searched within this range (eV): wider than any barrier met by MD at accessible rates.
@@ -177,22 +177,8 @@ def poisson_arrhenius_fit(
         The outputs of :func:`hts_mlff.analysis.arrhenius.arrhenius_fit` (rates in 1/ps).
     """
     temperature = counts[dim].astype(float)
-    fitted = xr.apply_ufunc(
-        _poisson_fit,
-        counts.astype(float),
-        exposure_ps.astype(float),
-        temperature,
-        input_core_dims=[[dim], [dim], [dim]],
-        output_core_dims=[["arrhenius"]],
-        kwargs={"extrapolate_to_K": extrapolate_to_K, "confidence": confidence},
-        vectorize=True,
-        dask="parallelized",
-        output_dtypes=[float],
-        dask_gufunc_kwargs={"output_sizes": {"arrhenius": len(ARRHENIUS_OUTPUTS)}},
-    )
-    out = xr.Dataset({name: fitted.isel(arrhenius=k, drop=True) for k, name in enumerate(ARRHENIUS_OUTPUTS)})
-    for name in ARRHENIUS_OUTPUTS[:4]:
-        out[name].attrs["units"] = "eV"
+    kwargs = {"extrapolate_to_K": extrapolate_to_K, "confidence": confidence}
+    out = apply_fit(_poisson_fit, counts.astype(float), exposure_ps.astype(float), temperature, dim=dim, kwargs=kwargs)
     out.attrs = {"method": "poisson likelihood, profile intervals", "confidence": confidence,
                  "extrapolate_to_K": extrapolate_to_K}  # fmt: skip
     return out
