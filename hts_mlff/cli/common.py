@@ -124,11 +124,17 @@ def _load_or_exit(loader, path: Path, *, what: str, nothing: str):
 
 
 def _print_frame(frame, *, title: str) -> None:
-    table = Table(title=title)
-    index_names = [n or "" for n in frame.index.names]
-    for name in [*index_names, *frame.columns]:
-        table.add_column(str(name), justify="right", overflow="fold")
+    """A pandas table: headers fold over lines to fit the terminal, values are never cut or split
+    (a table wider than the terminal wraps its rows instead)."""
+    rows = []
     for key, row in frame.iterrows():
         keys = key if isinstance(key, tuple) else (key,)
-        table.add_row(*(str(k) for k in keys), *(f"{v:.4g}" if isinstance(v, float) else str(v) for v in row))
+        rows.append([str(k) for k in keys] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in row])
+    names = [str(n or "") for n in frame.index.names] + [str(c) for c in frame.columns]
+    table = Table(title=title)
+    for j, name in enumerate(names):
+        widest = max((len(r[j]) for r in rows), default=1)
+        table.add_column(name, justify="right", overflow="fold", min_width=widest)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
