@@ -197,6 +197,9 @@ def run(
             rate = state["atom_steps"] / max(time.perf_counter() - state["start"], 1e-9)
             progress.update(state["task"], advance=info["n_tasks"], rate=f"{rate:.3g} atom-steps/s")
 
+    if loaded.spec.adaptive is not None:
+        _run_adaptive(loaded, progress=progress, on_event=on_event, allow_code=allow_code)
+        return
     try:
         with progress:
             report = run_campaign(
@@ -221,6 +224,39 @@ def run(
         for error in report.pack_errors:
             err_console.print(f"  pack {error['pack']}: {error['error']}", highlight=False)
         raise typer.Exit(1)
+
+
+def _run_adaptive(loaded, *, progress, on_event, allow_code: bool) -> None:
+    """Rounds of an adaptive campaign, one line per round (hts_mlff.schedule.adaptive)."""
+    from hts_mlff.schedule.adaptive import run_adaptive
+    from hts_mlff.schedule.clusters import ClusterError
+    from hts_mlff.store.layout import StoreError
+
+    def on_round(r) -> None:
+        widths = ", ".join(
+            f"{f} @ {p:g} bar: {w * 1e3:.2f} meV" if w == w else f"{f} @ {p:g} bar: not bounded yet"
+            for (f, p), w in r.widths_eV.items()
+        )
+        added = ", ".join(f"{n} windows at {t:g} K for {f} @ {p:g} bar" for (f, p), (t, n) in r.added.items())
+        progress.console.print(
+            f"round {r.index}: E_b interval {widths}; {r.atom_steps:.3g} atom-steps so far"
+            + (f"; adding {added}" if added else "")
+        )
+
+    target = loaded.spec.adaptive.target_barrier_interval_eV * 1e3
+    try:
+        with progress:
+            report = run_adaptive(loaded, on_event=on_event, on_round=on_round, allow_code=allow_code)
+    except (StoreError, ClusterError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print("interrupted: completed tasks and rounds are kept; run again to continue")
+        raise typer.Exit(130) from None
+    reason = {"target": f"every interval ≤ {target:g} meV", "rounds": "max_rounds reached", "budget": "budget"}
+    console.print(
+        f"adaptive run stopped: {reason[report.stopped_because]} ({report.rounds[-1].atom_steps:.3g} atom-steps)"
+    )
 
 
 def _detach(loaded, *, allow_code: bool, force: bool) -> None:

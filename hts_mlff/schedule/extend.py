@@ -26,7 +26,7 @@ import zarr
 
 from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore, StoreError, atomic_write_text, spec_hash
-from hts_mlff.tasks import Plan, TaskTable, forcefield_checksum, make_packs
+from hts_mlff.tasks import Pack, Plan, TaskTable, forcefield_checksum, make_packs
 
 #: Top-level campaign sections whose change alters the results of stored tasks.
 RESULT_SECTIONS = ("protocol", "analyses")
@@ -98,38 +98,51 @@ def extend_store(store: CampaignStore, plan: Plan, *, stored: Campaign, base_dir
             + ". Give it a new 'store' path (existing results are left untouched); only added sweep "
             "values (seeds, windows, temperatures, pressures, force fields, systems) can extend a store"
         )
+    sub = TaskTable(**{name: getattr(plan.tasks, name)[new_rows] for name in TaskTable.__dataclass_fields__})
+    append_tasks(store, plan.campaign, sub, campaign_text=campaign_text, reason="added sweep values")
+    return len(sub)
+
+
+def append_tasks(
+    store: CampaignStore, campaign: Campaign, tasks: TaskTable, *, campaign_text: str, reason: str
+) -> list[Pack]:
+    """Append ``tasks`` (ids the store does not hold) in new packs after the existing ones:
+    arrays resized along ``traj``, manifest rows and packs appended, the store's spec set to
+    ``campaign`` and the extension logged. Returns the new packs."""
+    attrs = store.attrs()
+    layout = attrs.get("layout", {})
     manifest = store.manifest()
     chunk = int(manifest["chunk_size"])
     first_pack = len(manifest["packs"])
-    sub = TaskTable(**{name: getattr(plan.tasks, name)[new_rows] for name in TaskTable.__dataclass_fields__})
-    packs = make_packs(plan.campaign, sub, chunk=chunk, first_index=first_pack)
+    packs = make_packs(campaign, tasks, chunk=chunk, first_index=first_pack)
     n_slots = (first_pack + len(packs)) * chunk
     root = zarr.open_group(store.path, mode="r+", zarr_format=3, use_consolidated=False)
     for _name, array in root.arrays():
         if array.metadata.dimension_names and array.metadata.dimension_names[0] == "traj":
             array.resize((n_slots, *array.shape[1:]))
     columns = manifest["columns"]
-    for k in range(len(sub)):
+    for k in range(len(tasks)):
         for name in ("task_id", "forcefield", "system", "temperature_K", "pressure_bar", "seed", "window", "n_atoms"):
-            value = getattr(sub, name)[k]
+            value = getattr(tasks, name)[k]
             columns[name].append(value.item() if isinstance(value, np.generic) else value)
     slot_of = {}
     for pack in packs:
         for row, slot in zip(pack.rows, pack.slots, strict=True):
             slot_of[int(row)] = (int(slot), pack.index)
-    for k in range(len(sub)):
+    for k in range(len(tasks)):
         columns["slot"].append(slot_of[k][0])
         columns["pack"].append(slot_of[k][1])
     manifest["packs"] += [{"index": p.index, "slot_start": p.slot_start, "n": len(p.rows)} for p in packs]
     atomic_write_text(store.bookkeeping / "tasks.json", json.dumps(manifest))
-    spec_json = plan.campaign.model_dump_json()
+    spec_json = campaign.model_dump_json()
     hts = dict(attrs)
+    log = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": len(tasks), "reason": reason}
     hts.update(
         spec=json.loads(spec_json),
         spec_hash=spec_hash(spec_json),
         campaign_text=campaign_text,
         layout={**layout, "n_slots": n_slots},
-        extensions=[*attrs.get("extensions", []), {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": len(sub)}],
+        extensions=[*attrs.get("extensions", []), log],
     )
     root.attrs.update({"hts_mlff": hts})
-    return len(sub)
+    return packs

@@ -117,6 +117,7 @@ def pending_jobs(
     *,
     threads: int | None,
     approved_imports: tuple[str, ...] = (),
+    extra_task_ids: frozenset[str] = frozenset(),
 ) -> list[PackJob]:
     """One job per stored pack that still has tasks of this campaign without a marker.
 
@@ -124,7 +125,7 @@ def pending_jobs(
     first run would have.
     """
     done = set(store.done_markers())
-    wanted = set(plan.tasks.task_id.tolist())
+    wanted = set(plan.tasks.task_id.tolist()) | set(extra_task_ids)
     manifest = store.manifest()
     columns = manifest["columns"]
     names = list(columns)
@@ -183,6 +184,7 @@ def run_campaign(
     allow_code: bool = False,
     force: bool = False,
     verify_store: bool = True,
+    extra_task_ids: frozenset[str] = frozenset(),
 ) -> RunReport:
     """Run every task of a campaign that is not done yet.
 
@@ -197,6 +199,8 @@ def run_campaign(
         force: take over a run lock left by another host (a run known to be dead).
         verify_store: check every recorded chunk's checksum first (else sizes only) and rerun
             the tasks of damaged packs (event ``damaged``); malformed markers count as not done.
+        extra_task_ids: tasks the store holds beyond the sweep's (added by adaptive sampling)
+            that this run should also complete.
 
     Kept as one function (≈ 90 lines): the coordinator's life in order — store, lock,
     cluster, submit, collect, close — with the cluster closed in one ``finally``.
@@ -229,12 +233,19 @@ def run_campaign(
             else ClusterHandle(client, None, loaded.spec.execution.threads_per_pack)
         )
         try:
-            jobs = pending_jobs(loaded, plan, store, threads=handle.threads_per_pack, approved_imports=approved)
+            jobs = pending_jobs(
+                loaded,
+                plan,
+                store,
+                threads=handle.threads_per_pack,
+                approved_imports=approved,
+                extra_task_ids=extra_task_ids,
+            )
             n_pending = sum(len(j.tasks) for j in jobs)
             report = RunReport(
                 store_path=store.path,
-                n_tasks=len(plan.tasks),
-                n_skipped=len(plan.tasks) - n_pending,
+                n_tasks=len(plan.tasks) + len(extra_task_ids),
+                n_skipped=len(plan.tasks) + len(extra_task_ids) - n_pending,
                 n_run=0,
                 n_failed=0,
                 atom_steps=0,
@@ -244,7 +255,7 @@ def run_campaign(
             emit(
                 "start",
                 {
-                    "n_tasks": len(plan.tasks),
+                    "n_tasks": len(plan.tasks) + len(extra_task_ids),
                     "n_pending": n_pending,
                     "n_packs": len(jobs),
                     "atom_steps": sum(sum(t["n_atoms"] for t in j.tasks) for j in jobs) * plan.total_steps,

@@ -47,6 +47,8 @@ def campaign_checks(spec: Any, *, base_dir: Path, add: Add) -> None:
         _check_timestep(spec.protocol.timestep_fs, systems=systems, add=add)
     if sweep is not None and systems is not None and forcefields is not None:
         _check_task_count(spec, add=add)
+    if getattr(spec, "adaptive", None) is not None and spec.analyses is not None and "vacancy" not in spec.analyses:
+        add(("adaptive",), "adaptive sampling adds vacancy windows: it needs 'vacancy' in analyses")
 
 
 #: Above this many tasks, planning and the task manifest become slow and large: say so.

@@ -365,6 +365,18 @@ ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterS
 AnalysisName = Literal["thermo", "vacancy", "msd", "heat_flux", "sed"]
 
 
+class AdaptiveSpec(Strict):
+    """Add vacancy windows where the Arrhenius barrier is least certain, round after round, until
+    every force field × pressure has the target interval or a budget is spent."""
+
+    target_barrier_interval_eV: PositiveFloat = Field(
+        description="Full width of the 95 % interval of E_b wanted for every force field × pressure."
+    )
+    windows_per_round: PositiveInt = Field(4, description="Windows added per force field × pressure and round.")
+    max_rounds: PositiveInt = 10
+    max_atom_steps: PositiveFloat | None = Field(None, description="Stop before a round would exceed this in total.")
+
+
 class Campaign(Strict):
     """A campaign file."""
 
@@ -378,3 +390,6 @@ class Campaign(Strict):
     analyses: list[AnalysisName] = Field(default_factory=lambda: ["thermo"])
     execution: ExecutionSpec = ExecutionSpec()
     cluster: ClusterSpec = LocalClusterSpec()
+    adaptive: AdaptiveSpec | None = Field(
+        None, description="Vacancy campaigns: add windows where the barrier is least certain (schedule/adaptive.py)."
+    )

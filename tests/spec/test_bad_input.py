@@ -93,3 +93,8 @@ def test_a_huge_sweep_is_a_warning_with_its_size():
     _, warnings = parse_campaign(text, file="c.yaml")
     (warning,) = warnings
     assert (warning.line, warning.path) == (14, "sweep") and "2,004,002 tasks" in warning.message
+
+
+def test_adaptive_sampling_needs_vacancy_tracking():
+    problem = _one(GOOD + "adaptive: {target_barrier_interval_eV: 0.005}\n")
+    assert (problem.path, problem.line) == ("adaptive", 16) and "'vacancy' in analyses" in problem.message
