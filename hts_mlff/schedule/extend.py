@@ -116,7 +116,21 @@ def append_tasks(
     first_pack = len(manifest["packs"])
     packs = make_packs(campaign, tasks, chunk=chunk, first_index=first_pack)
     n_slots = (first_pack + len(packs)) * chunk
+    # Order matters for a kill at any moment: the spec and the arrays' new size first, the
+    # manifest (which makes the tasks exist) last and atomically; a rerun then redoes the
+    # extension to the same slots.
     root = zarr.open_group(store.path, mode="r+", zarr_format=3, use_consolidated=False)
+    spec_json = campaign.model_dump_json()
+    hts = dict(attrs)
+    log = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": len(tasks), "reason": reason}
+    hts.update(
+        spec=json.loads(spec_json),
+        spec_hash=spec_hash(spec_json),
+        campaign_text=campaign_text,
+        layout={**layout, "n_slots": n_slots},
+        extensions=[*attrs.get("extensions", []), log],
+    )
+    root.attrs.update({"hts_mlff": hts})
     for _name, array in root.arrays():
         if array.metadata.dimension_names and array.metadata.dimension_names[0] == "traj":
             array.resize((n_slots, *array.shape[1:]))
@@ -134,15 +148,4 @@ def append_tasks(
         columns["pack"].append(slot_of[k][1])
     manifest["packs"] += [{"index": p.index, "slot_start": p.slot_start, "n": len(p.rows)} for p in packs]
     atomic_write_text(store.bookkeeping / "tasks.json", json.dumps(manifest))
-    spec_json = campaign.model_dump_json()
-    hts = dict(attrs)
-    log = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "tasks": len(tasks), "reason": reason}
-    hts.update(
-        spec=json.loads(spec_json),
-        spec_hash=spec_hash(spec_json),
-        campaign_text=campaign_text,
-        layout={**layout, "n_slots": n_slots},
-        extensions=[*attrs.get("extensions", []), log],
-    )
-    root.attrs.update({"hts_mlff": hts})
     return packs

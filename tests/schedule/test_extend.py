@@ -90,3 +90,34 @@ def test_an_edit_that_changes_stored_results_is_refused_by_name(tmp_path, dask_c
     with pytest.raises(StoreError, match=r"a system of 256 atoms \(the store's atom axis holds 108\)"):
         hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)
     assert (loaded.store_path / "_hts" / "tasks.json").read_bytes() == manifest  # nothing modified
+
+
+def test_an_extension_killed_before_its_manifest_is_redone_identically(tmp_path, dask_client, monkeypatch):
+    import json
+    import shutil
+
+    import hts_mlff.schedule.extend as extend
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    path = write_campaign(first, name="kill", seeds="[0]")
+    hts_mlff.run_campaign(hts_mlff.load_campaign(path), client=dask_client)
+    shutil.copytree(first, second)
+    for folder in (first, second):
+        p = folder / "kill.yaml"
+        p.write_text(p.read_text().replace("seed: [0]", "seed: [0, 1]"))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the coordinator dies after resizing, before the manifest lands
+
+    monkeypatch.setattr(extend, "atomic_write_text", killed)
+    with pytest.raises(KeyboardInterrupt):
+        hts_mlff.run_campaign(hts_mlff.load_campaign(first / "kill.yaml"), client=dask_client)
+    monkeypatch.undo()
+    for folder in (first, second):
+        report = hts_mlff.run_campaign(hts_mlff.load_campaign(folder / "kill.yaml"), client=dask_client)
+        assert report.n_run == 4
+    chunks = [{k: v for k, v in _files(f / "t.zarr").items() if "/c/" in k} for f in (first, second)]
+    assert chunks[0] == chunks[1]
+    manifests = [json.loads((f / "t.zarr" / "_hts" / "tasks.json").read_text()) for f in (first, second)]
+    assert manifests[0] == manifests[1]
