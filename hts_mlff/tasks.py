@@ -142,7 +142,13 @@ def _columns(campaign: Campaign) -> dict[str, np.ndarray]:
     return columns
 
 
-def task_table(campaign: Campaign, columns: dict[str, np.ndarray], *, base_dir: Path) -> TaskTable:
+def task_table(
+    campaign: Campaign,
+    columns: dict[str, np.ndarray],
+    *,
+    base_dir: Path,
+    checksums: dict[str, str] | None = None,
+) -> TaskTable:
     """The tasks of explicit sweep points (columns: forcefield, system, temperature_K,
     pressure_bar, seed, window), with their ids: what the sweep expands to, or tasks added one by
     one (adaptive sampling) — the id depends on the point and what shapes its result, never on
@@ -153,7 +159,8 @@ def task_table(campaign: Campaign, columns: dict[str, np.ndarray], *, base_dir: 
     if protocol_dump.get("equilibration_ensemble") is None:  # absent when unset: ids stay stable
         protocol_dump.pop("equilibration_ensemble", None)
     protocol_json = json.dumps(protocol_dump, sort_keys=True)
-    checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
+    if checksums is None:
+        checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
     sizes = {name: system_size(spec, base_dir=base_dir) for name, spec in campaign.systems.items()}
     prefixes = {}
     for ff, sys_name in itertools.product(campaign.forcefields, campaign.systems):
@@ -193,12 +200,12 @@ def task_table(campaign: Campaign, columns: dict[str, np.ndarray], *, base_dir: 
 
 def expand(campaign: Campaign, *, base_dir: Path) -> Plan:
     """Expand a campaign into its task table and packs (fast: 10⁵ tasks well under 1 s)."""
-    tasks = task_table(campaign, _columns(campaign), base_dir=base_dir)
+    checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
+    tasks = task_table(campaign, _columns(campaign), base_dir=base_dir, checksums=checksums)
     n = len(tasks)
     if len(set(tasks.task_id.tolist())) != n:
         raise ValueError("the sweep produces duplicate tasks (repeated values on an axis?)")
     packs, chunk = _make_packs(campaign, tasks)
-    checksums = {name: forcefield_checksum(ff, base_dir=base_dir) for name, ff in campaign.forcefields.items()}
     return Plan(
         campaign=campaign,
         tasks=tasks,

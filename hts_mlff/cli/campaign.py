@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -137,10 +139,8 @@ def run(
     ] = True,
 ) -> None:
     """Run a campaign on its cluster (an embedded LocalCluster by default); resumable."""
-    from hts_mlff.schedule.clusters import ClusterError
     from hts_mlff.schedule.runner import run_campaign
     from hts_mlff.spec.trust import CodeNotAllowedError, approve_campaign
-    from hts_mlff.store.layout import StoreError
 
     loaded = _load(campaign)
     _print_code(loaded)
@@ -200,17 +200,8 @@ def run(
     if loaded.spec.adaptive is not None:
         _run_adaptive(loaded, progress=progress, on_event=on_event, allow_code=allow_code)
         return
-    try:
-        with progress:
-            report = run_campaign(
-                loaded, on_event=on_event, allow_code=allow_code, force=force, verify_store=verify_store
-            )
-    except (StoreError, ClusterError) as exc:
-        err_console.print(f"[red]error[/red]: {exc}")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted: completed tasks are kept; run again to finish the rest")
-        raise typer.Exit(130) from None
+    with _coordinator_errors("completed tasks are kept; run again to finish the rest"), progress:
+        report = run_campaign(loaded, on_event=on_event, allow_code=allow_code, force=force, verify_store=verify_store)
     console.print(
         f"done: {report.n_run} run, {report.n_skipped} skipped, {report.n_failed} failed "
         f"in {report.wall_s:.1f} s → {report.store_path}"
@@ -226,11 +217,25 @@ def run(
         raise typer.Exit(1)
 
 
+@contextlib.contextmanager
+def _coordinator_errors(kept: str) -> Iterator[None]:
+    """A store or cluster problem is a message and exit 2; Ctrl-C says what is kept (exit 130)."""
+    from hts_mlff.schedule.clusters import ClusterError
+    from hts_mlff.store.layout import StoreError
+
+    try:
+        yield
+    except (StoreError, ClusterError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        err_console.print(f"interrupted: {kept}")
+        raise typer.Exit(130) from None
+
+
 def _run_adaptive(loaded, *, progress, on_event, allow_code: bool) -> None:
     """Rounds of an adaptive campaign, one line per round (hts_mlff.schedule.adaptive)."""
     from hts_mlff.schedule.adaptive import run_adaptive
-    from hts_mlff.schedule.clusters import ClusterError
-    from hts_mlff.store.layout import StoreError
 
     def on_round(r) -> None:
         widths = ", ".join(
@@ -244,15 +249,8 @@ def _run_adaptive(loaded, *, progress, on_event, allow_code: bool) -> None:
         )
 
     target = loaded.spec.adaptive.target_barrier_interval_eV * 1e3
-    try:
-        with progress:
-            report = run_adaptive(loaded, on_event=on_event, on_round=on_round, allow_code=allow_code)
-    except (StoreError, ClusterError) as exc:
-        err_console.print(f"[red]error[/red]: {exc}")
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        err_console.print("interrupted: completed tasks and rounds are kept; run again to continue")
-        raise typer.Exit(130) from None
+    with _coordinator_errors("completed tasks and rounds are kept; run again to continue"), progress:
+        report = run_adaptive(loaded, on_event=on_event, on_round=on_round, allow_code=allow_code)
     reason = {"target": f"every interval ≤ {target:g} meV", "rounds": "max_rounds reached", "budget": "budget"}
     console.print(
         f"adaptive run stopped: {reason[report.stopped_because]} ({report.rounds[-1].atom_steps:.3g} atom-steps)"

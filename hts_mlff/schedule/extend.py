@@ -66,15 +66,18 @@ def result_changes(stored: Campaign, edited: Campaign, *, base_dir: Any) -> list
     return changes
 
 
+def new_rows(plan: Plan, store: CampaignStore) -> np.ndarray:
+    """Rows of the plan the store has no slot for (from the manifest alone)."""
+    known = set(store.manifest()["columns"]["task_id"])
+    return np.array([i for i, t in enumerate(plan.tasks.task_id) if t not in known], dtype=np.int64)
+
+
 def split_tasks(plan: Plan, store: CampaignStore) -> tuple[np.ndarray, int, int]:
     """(rows of the plan the store has no slot for, tasks of the plan already done, tasks the
-    store holds that the plan no longer names)."""
-    columns = store.manifest()["columns"]
-    known = set(columns["task_id"])
-    done = set(store.done_markers())
+    store holds that the plan no longer names) — what ``plan`` shows."""
+    known = set(store.manifest()["columns"]["task_id"])
     wanted = set(plan.tasks.task_id.tolist())
-    new_rows = np.array([i for i, t in enumerate(plan.tasks.task_id) if t not in known], dtype=np.int64)
-    return new_rows, len(wanted & done), len(known - wanted)
+    return new_rows(plan, store), len(wanted & set(store.done_markers())), len(known - wanted)
 
 
 def extend_store(store: CampaignStore, plan: Plan, *, stored: Campaign, base_dir: Any, campaign_text: str) -> int:
@@ -83,8 +86,8 @@ def extend_store(store: CampaignStore, plan: Plan, *, stored: Campaign, base_dir
     Raises:
         StoreError: naming what changed, when the edit alters stored results or the layout.
     """
-    new_rows, _, _ = split_tasks(plan, store)
-    if len(new_rows) == 0:
+    rows = new_rows(plan, store)
+    if len(rows) == 0:
         return 0
     changes = result_changes(stored, plan.campaign, base_dir=base_dir)
     attrs = store.attrs()
@@ -98,7 +101,7 @@ def extend_store(store: CampaignStore, plan: Plan, *, stored: Campaign, base_dir
             + ". Give it a new 'store' path (existing results are left untouched); only added sweep "
             "values (seeds, windows, temperatures, pressures, force fields, systems) can extend a store"
         )
-    sub = TaskTable(**{name: getattr(plan.tasks, name)[new_rows] for name in TaskTable.__dataclass_fields__})
+    sub = TaskTable(**{name: getattr(plan.tasks, name)[rows] for name in TaskTable.__dataclass_fields__})
     append_tasks(store, plan.campaign, sub, campaign_text=campaign_text, reason="added sweep values")
     return len(sub)
 
