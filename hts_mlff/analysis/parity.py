@@ -39,7 +39,7 @@ def force_error_metrics(predicted: np.ndarray, reference: np.ndarray) -> dict[st
     }
 
 
-def _predict_frames(
+def predict_frames(
     forcefield: ForceField,
     positions: np.ndarray,
     cells: np.ndarray,
@@ -80,6 +80,7 @@ def force_parity(
     dtype: torch.dtype = torch.float64,
     frames_per_call: int = 4,
     keep_samples: int = 20000,
+    reference: str | None = None,
 ) -> xr.Dataset:
     """Parity of ``forcefield`` against the reference forces stored in ``ds`` (an open campaign).
 
@@ -89,6 +90,8 @@ def force_parity(
         max_frames_per_system: evaluate at most this many frames per system (evenly spread).
         bins_eV_per_A: edges of the error histogram (default ±10 meV/Å in 0.1 meV/Å bins).
         keep_samples: reference/predicted component pairs kept per system for a parity plot.
+        reference: use only this force field's trajectories (a store that also ran other force
+            fields holds their forces too); default: every trajectory.
 
     Returns:
         Dataset over ``system``: ``mae_eV_per_A``, ``rmse_eV_per_A``, ``max_abs_error_eV_per_A``,
@@ -106,15 +109,22 @@ def force_parity(
     systems = sorted(set(ds.indexes["traj"].get_level_values("system")))
     status = ds["status"].to_numpy()
     system_of = ds.indexes["traj"].get_level_values("system")
+    forcefield_of = ds.indexes["traj"].get_level_values("forcefield")
+    if reference is not None and reference not in set(forcefield_of):
+        raise ValueError(f"reference {reference!r} is not a force field of the store ({sorted(set(forcefield_of))})")
     torch_device = torch.device(device)
     per_system: dict[str, dict[str, Any]] = {}
     for system in systems:
-        rows = [k for k in range(ds.sizes["traj"]) if system_of[k] == system and status[k] == "done"]
+        rows = [
+            k
+            for k in range(ds.sizes["traj"])
+            if system_of[k] == system and status[k] == "done" and reference in (None, forcefield_of[k])
+        ]
         picks = [(k, t) for k in rows for t in common]
         if max_frames_per_system is not None and len(picks) > max_frames_per_system:
             chosen = np.linspace(0, len(picks) - 1, max_frames_per_system).round().astype(int)
             picks = [picks[i] for i in chosen]
-        predicted, reference, n_atoms = [], [], 0
+        predicted, stored, n_atoms = [], [], 0
         for k in sorted({k for k, _ in picks}):
             times = [t for kk, t in picks if kk == k]
             one = ds.isel(traj=k)
@@ -126,7 +136,7 @@ def force_parity(
             good = np.isfinite(pos).all(axis=(1, 2)) & np.isfinite(ref).all(axis=(1, 2))
             if not good.any():
                 continue
-            pred = _predict_frames(
+            pred = predict_frames(
                 forcefield,
                 pos[good],
                 cells[good],
@@ -136,10 +146,10 @@ def force_parity(
                 frames_per_call=frames_per_call,
             )
             predicted.append(pred.reshape(-1))
-            reference.append(ref[good].reshape(-1))
+            stored.append(ref[good].reshape(-1))
         if not predicted:
             continue
-        p, r = np.concatenate(predicted), np.concatenate(reference)
+        p, r = np.concatenate(predicted), np.concatenate(stored)
         metrics = force_error_metrics(p, r)
         hist, _ = np.histogram(p - r, bins=edges)
         keep = np.random.default_rng(0).choice(len(p), size=min(keep_samples, len(p)), replace=False)

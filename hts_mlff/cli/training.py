@@ -9,7 +9,16 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from hts_mlff.cli.common import StorePath, _load_or_exit, app, console, err_console
+from hts_mlff.cli.common import (
+    AllowCode,
+    StorePath,
+    TrustedCampaign,
+    _load_or_exit,
+    _store_with_spec,
+    app,
+    console,
+    err_console,
+)
 
 
 @app.command()
@@ -81,6 +90,10 @@ def parity(
         Path | None, typer.Option("--output", "-o", help="Write the parity dataset (netCDF or Zarr).")
     ] = None,
     max_frames: Annotated[int, typer.Option(help="Frames evaluated per system.")] = 100,
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", "-r", help="Only this force field's trajectories give reference forces."),
+    ] = None,
 ) -> None:
     """Force parity (R², MAE, RMSE, error distribution) of a force field against stored reference forces."""
     from hts_mlff.analysis.parity import force_parity, plot_force_parity
@@ -91,7 +104,7 @@ def parity(
     try:
         ds = open_campaign(store)
         ff = load(forcefield)
-        result = force_parity(ds, ff, max_frames_per_system=max_frames)
+        result = force_parity(ds, ff, max_frames_per_system=max_frames, reference=reference)
     except (StoreError, CheckpointError, ValueError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -119,3 +132,72 @@ def parity(
         else:
             result.to_netcdf(output)
         console.print(f"wrote {output}")
+
+
+@app.command()
+def harvest(
+    store: StorePath,
+    reference: Annotated[str, typer.Option("--reference", "-r", help="The campaign's reference force field.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Training-frame store to write (Zarr).")],
+    forcefield: Annotated[
+        list[str] | None,
+        typer.Option("--forcefield", "-f", help="Harvest only this force field's trajectories (repeatable)."),
+    ] = None,
+    frames_before_failure: Annotated[
+        int, typer.Option(help="Saved frames taken before a guard failure (−1: criterion off).")
+    ] = 3,
+    force_error: Annotated[
+        float, typer.Option(help="Largest per-atom force error vs the reference, eV/Å (0: criterion off).")
+    ] = 0.1,
+    structure_z: Annotated[
+        float,
+        typer.Option(help="Robust z-score of a frame's RDF distance vs the reference frames' for an outlier (0: off)."),
+    ] = 5.0,
+    max_reference_force: Annotated[
+        float | None, typer.Option(help="Drop picked frames whose reference forces exceed this (eV/Å).")
+    ] = None,
+    campaign: TrustedCampaign = None,
+    allow_code: AllowCode = False,
+) -> None:
+    """Frames where an MLFF departs from the reference (before guard failures, force disagreement,
+    structure outliers), labelled with the reference's forces, as a store ``train`` reads."""
+    from hts_mlff.forcefields.registry import build_forcefield
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.training.harvest import REASONS, HarvestCriteria, has_reason, select_frames, write_training_frames
+
+    try:
+        criteria = HarvestCriteria(
+            frames_before_failure=None if frames_before_failure < 0 else frames_before_failure,
+            force_error_eV_per_A=force_error or None,
+            structure_z=structure_z or None,
+            max_reference_force_eV_per_A=max_reference_force,
+        )
+        ds, spec, _, base = _store_with_spec(store, system=None, campaign=campaign, allow_code=allow_code)
+        if reference not in spec.forcefields:
+            raise ValueError(
+                f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
+            )
+        reference_ff = build_forcefield(spec.forcefields[reference], base_dir=base)
+        frames = select_frames(
+            ds, reference=reference, reference_forcefield=reference_ff, criteria=criteria, forcefields=forcefield
+        )
+        if frames.sizes["frame"] == 0:
+            console.print(f"no frame of {frames.attrs['frames_scanned']} scanned met a criterion; nothing written")
+            return
+        write_training_frames(frames, output, source_store=str(store.resolve()))
+    except (StoreError, ValueError, FileExistsError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    table = Table(title=f"harvested from {store.name} (reference {reference})")
+    for col in ("force field", "frames", *REASONS):
+        table.add_column(col.replace("_", " "), justify="right")
+    names = frames["source_forcefield"].to_numpy()
+    for name in dict.fromkeys(names.tolist()):
+        mine = names == name
+        table.add_row(
+            str(name), str(int(mine.sum())), *(str(int((has_reason(frames, r) & mine).sum())) for r in REASONS)
+        )
+    console.print(table)
+    if frames.attrs["structure_state_points"] == 0 and criteria.structure_z is not None:
+        console.print("no state point has reference frames: the structure criterion was not applied")
+    console.print(f"wrote {output} ({frames.sizes['frame']} of {frames.attrs['frames_scanned']} frames scanned)")

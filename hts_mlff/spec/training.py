@@ -59,10 +59,21 @@ class TrainingConfig(Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     output: str = Field(description="Checkpoint path, relative to the config file.")
     sources: list[FrameSource] = Field(min_length=1)
+    init_from: str | None = Field(
+        None,
+        description="Continue from this GNN checkpoint (relative to the config file): its architecture, "
+        "species and force scale, its weights as the start; the optimiser starts afresh.",
+    )
     model: ModelSpec = ModelSpec()
     optimisation: OptimisationSpec = OptimisationSpec()
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: PositiveInt | None = None
+
+    @model_validator(mode="after")
+    def _model_from_checkpoint(self) -> TrainingConfig:
+        if self.init_from is not None and "model" in self.model_fields_set:
+            raise ValueError("model: the architecture comes from the init_from checkpoint; remove the model section")
+        return self
 
     @model_validator(mode="after")
     def _temperature_ranges(self) -> TrainingConfig:
@@ -84,6 +95,11 @@ def load_training_config(path: str | Path) -> tuple[TrainingConfig, Path, str]:
         if not store.exists():
             line = lines.get(("sources", k, "store", "__value__"), lines.get(("sources", k), 1))
             problems.append(Problem(str(path), line, f"sources[{k}].store", f"no store at {store}"))
+    if config.init_from is not None and not (p.parent / config.init_from).exists():
+        line = lines.get(("init_from", "__value__"), lines.get(("init_from",), 1))
+        problems.append(
+            Problem(str(path), line, "init_from", f"no checkpoint at {(p.parent / config.init_from).resolve()}")
+        )
     if problems:
         raise CampaignError(problems)
     return config, p, text

@@ -51,9 +51,18 @@ def frames_from_store(
         min_temperature_K, max_temperature_K: keep frames whose kinetic temperature lies
             in this range (e.g. only the liquid part of a heating ramp).
 
+    A training-frame store (harvested frames, :mod:`hts_mlff.training.harvest`) is read too:
+    its frames carry the reference's forces.
+
     Raises:
         StoreError: the store saved no positions, forces or cells at matching samples.
     """
+    from hts_mlff.training.harvest import is_training_frames
+
+    if is_training_frames(path):
+        return _harvested_frames(
+            path, systems=systems, min_temperature_K=min_temperature_K, max_temperature_K=max_temperature_K
+        )
     ds = open_campaign(path)
     missing = [name for name in ("positions", "forces", "cells") if name not in ds]
     if missing:
@@ -89,6 +98,40 @@ def frames_from_store(
             if max_temperature_K is not None and temps[s] > max_temperature_K:
                 continue
             frames.append(Frame(z, pos[s], cells[s], forces[s], float(temps[s]), f"{Path(path).name}:{k}:{t:g}fs"))
+    return frames
+
+
+def _harvested_frames(
+    path: str | Path,
+    *,
+    systems: list[str] | None,
+    min_temperature_K: float | None,
+    max_temperature_K: float | None,
+) -> list[Frame]:
+    """The frames of a training-frame store (a frame without a temperature passes any range)."""
+    from hts_mlff.training.harvest import read_training_frames
+
+    ds = read_training_frames(path)
+    frames = []
+    for k in range(ds.sizes["frame"]):
+        if systems is not None and str(ds["source_system"].values[k]) not in systems:
+            continue
+        temperature = float(ds["kinetic_temperature_K"].values[k])
+        if min_temperature_K is not None and temperature < min_temperature_K:
+            continue
+        if max_temperature_K is not None and temperature > max_temperature_K:
+            continue
+        n = int(ds["n_atoms"].values[k])
+        frames.append(
+            Frame(
+                ds["atomic_numbers"].values[k, :n],
+                ds["positions"].values[k, :n],
+                ds["cells"].values[k],
+                ds["forces"].values[k, :n],
+                temperature,
+                f"{Path(path).name}:{ds['task_id'].values[k]}:{float(ds['time_fs'].values[k]):g}fs",
+            )
+        )
     return frames
 
 

@@ -64,7 +64,7 @@ def load_frames(config: TrainingConfig, *, base_dir: Path) -> tuple[list[Frame],
         if source.max_frames is not None and len(picked) > source.max_frames:
             rng = np.random.default_rng([config.optimisation.seed, k])
             picked = [picked[i] for i in sorted(rng.choice(len(picked), source.max_frames, replace=False))]
-        attrs = CampaignStore(path).attrs()
+        attrs = _store_attrs(path)
         sources.append(
             {
                 "store": str(path),
@@ -78,6 +78,18 @@ def load_frames(config: TrainingConfig, *, base_dir: Path) -> tuple[list[Frame],
     if len(frames) < 2:
         raise ValueError(f"{len(frames)} frame(s) selected; training needs at least two (one for validation)")
     return frames, sources
+
+
+def _store_attrs(path: Path) -> dict[str, Any]:
+    """Provenance attributes of a campaign store or a training-frame store."""
+    from hts_mlff.training.harvest import is_training_frames
+
+    if is_training_frames(path):
+        import zarr
+
+        attrs = dict(zarr.open_group(str(path), mode="r").attrs)
+        return {"campaign": f"harvested from {attrs.get('source_campaign', '?')}", "spec_hash": None}
+    return CampaignStore(path).attrs()
 
 
 def split_frames(n: int, *, seed: int, validation_fraction: float) -> tuple[np.ndarray, np.ndarray]:
@@ -172,8 +184,13 @@ def train(
     train_idx, val_idx = split_frames(len(frames), seed=opt.seed, validation_fraction=opt.validation_fraction)
     train_forces = np.concatenate([frames[i].forces for i in train_idx])
     scale = float(np.sqrt(np.mean(train_forces**2)))
-    species = _species(config, frames)
-    gnn_config = _gnn_config(config, species=species, scale=scale)
+    initial = _initial_model(config, base_dir=base_dir)
+    if initial is None:
+        species = _species(config, frames)
+        gnn_config = _gnn_config(config, species=species, scale=scale)
+    else:  # fine-tuning: the checkpoint's architecture, species and force scale
+        gnn_config = initial.gnn_config
+        species, scale = gnn_config.species, gnn_config.force_scale_eV_per_A
     graphs = [frame_graph(f, species=species, cutoff_A=gnn_config.cutoff_A, dtype=torch.float32) for f in frames]
     train_graphs = [graphs[i] for i in train_idx]
     val_graphs = [graphs[i] for i in val_idx][: opt.max_validation_frames]
@@ -181,6 +198,8 @@ def train(
 
     torch.manual_seed(opt.seed)
     module = GNNModule(gnn_config).to(device)
+    if initial is not None:
+        module.load_state_dict({k: v.float() for k, v in initial.module.state_dict().items()})
     optimiser = torch.optim.Adam(module.parameters(), lr=opt.learning_rate.initial)
     steps_per_epoch = math.ceil(len(train_graphs) / opt.frames_per_batch)
     total_steps = steps_per_epoch * opt.epochs
@@ -245,6 +264,13 @@ def train(
         "training_config_text": config_text,
         "training_config_hash": config_hash,
         "sources": sources,
+        "initial_checkpoint": None
+        if initial is None
+        else {
+            "path": str((base_dir / config.init_from).resolve()),
+            "name": initial.provenance.get("name"),
+            "training_config_hash": initial.provenance.get("training_config_hash"),
+        },
         "species": [chemical_symbols[z] for z in species],
         "n_train_frames": len(train_graphs),
         "n_validation_frames": len(val_graphs),
@@ -264,6 +290,22 @@ def train(
         resumed_from_epoch=first_epoch,
         wall_s=time.perf_counter() - started,
     )
+
+
+def _initial_model(config: TrainingConfig, *, base_dir: Path) -> GNNForceField | None:
+    """The checkpoint ``init_from`` names (None without one); ValueError if it is not a GNN."""
+    if config.init_from is None:
+        return None
+    from hts_mlff.forcefields.checkpoint import CheckpointError, load
+
+    path = (base_dir / config.init_from).resolve()
+    try:
+        forcefield = load(path)
+    except (CheckpointError, FileNotFoundError) as exc:
+        raise ValueError(f"init_from: {exc}") from None
+    if not isinstance(forcefield, GNNForceField):
+        raise ValueError(f"init_from: {path} is not a GNN checkpoint")
+    return forcefield
 
 
 def _gnn_config(config: TrainingConfig, *, species: tuple[int, ...], scale: float) -> GNNConfig:
