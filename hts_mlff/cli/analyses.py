@@ -200,6 +200,57 @@ def thermal(
 
 
 @app.command()
+def xpcs(
+    store: StorePath,
+    q: Annotated[float, typer.Option("--q", help="Centre of the main q shell, Å⁻¹ (the seeds': 1.844).")] = 1.844,
+    width: Annotated[float, typer.Option(help="Width of every q shell, Å⁻¹ (the seeds': 0.058).")] = 0.058,
+    q_grid: Annotated[
+        str, typer.Option(help="Shell centres of the dispersion Γ(q), Å⁻¹, comma-separated.")
+    ] = "0.6,0.8,1.0,1.2,1.4,1.6,1.844,2.0,2.2,2.5,3.0",
+    max_lag_ps: Annotated[float | None, typer.Option(help="Longest lag (default: half the run).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+) -> None:
+    """Computational XPCS per (force field, system, T, P): g₂(q, τ), Γ and β, optical contrast vs
+    pulse width with the correlation time, and the dispersion Γ(q), Γ_s(q) against D q²."""
+    from hts_mlff.liquid_dynamics import plot_xpcs, xpcs_study
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    try:
+        grid = [float(v) for v in q_grid.split(",") if v.strip()]
+        ds = open_campaign(store)
+        if "positions" not in ds:
+            raise ValueError("the store saved no positions (protocol.save_positions_every_samples)")
+        study = xpcs_study(
+            ds,
+            q_per_A=q,
+            width_per_A=width,
+            q_grid_per_A=grid,
+            max_lag_fs=None if max_lag_ps is None else max_lag_ps * 1e3,
+        )
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    fits = study.fits.to_dataframe()
+    fits = fits[
+        ["gamma_per_ps", "gamma_err_per_ps", "beta_0", "correlation_time_fs", "correlation_time_err_fs", "n_seeds"]
+    ]
+    _print_frame(fits, title=f"{store.name}: g₂ at q = {q:g} ± {width / 2:g} Å⁻¹ (errors: jackknife over seeds)")
+    dispersion = study.dispersion.to_dataframe()
+    _print_frame(dispersion, title="dispersion: Γ(q) of g₂, Γ_s(q) of F_s, and D⟨q²⟩ from the MSD (1/ps)")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        fits.to_csv(output / "xpcs-fits.csv")
+        dispersion.to_csv(output / "xpcs-dispersion.csv")
+        study.g2.reset_index("group").to_dataframe().to_csv(output / "xpcs-g2.csv")
+        study.contrast.reset_index("group").to_dataframe().to_csv(output / "xpcs-contrast.csv")
+        for path in [output / f"xpcs-{n}.csv" for n in ("fits", "dispersion", "g2", "contrast")] + plot_xpcs(
+            study, str(output)
+        ):
+            console.print(f"wrote {path}")
+
+
+@app.command()
 def report(
     store: StorePath,
     reference: Annotated[
