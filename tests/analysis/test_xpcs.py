@@ -215,3 +215,30 @@ def test_liquid_argon_self_decay_meets_the_msd_diffusion_and_the_command_writes_
     }
     result = runner.invoke(app, ["xpcs", str(store), "--q", "0.1", "--width", "0.02"])
     assert result.exit_code == 1 and "no allowed q vector" in result.output
+
+
+def test_f_and_f_self_agree_with_dynasor(tmp_path):
+    """Cross-check against the optional library dynasor (``pip install hts-mlff[crosscheck]``)."""
+    dynasor = pytest.importorskip("dynasor")
+    from ase import Atoms
+    from ase.io import write
+
+    positions = _brownian(n_traj=1, n_t=300, n=60, diffusion=5e-4, seed=4)
+    write(tmp_path / "b.extxyz", [Atoms("Ar60", positions=p, cell=np.eye(3) * BOX_A, pbc=True) for p in positions[0]])
+    ds = _dataset(positions)
+    modes = density_modes(ds, q_per_A=1.0, width_per_A=0.1, max_vectors=None)
+    ours = intermediate_scattering(modes, max_lag_fs=40 * DT_FS)["f"].to_numpy()[0]
+    ours_self = self_intermediate_scattering(
+        ds, q_per_A=1.0, width_per_A=0.1, max_vectors=None, max_atoms=None, max_lag_fs=40 * DT_FS
+    )["F_s"].to_numpy()[0]
+    trajectory = dynasor.Trajectory(str(tmp_path / "b.extxyz"), trajectory_format="extxyz")
+    theirs = dynasor.compute_dynamic_structure_factors(
+        trajectory,
+        modes["q_vectors"].to_numpy()[0],
+        dt=DT_FS,
+        window_size=40,
+        calculate_incoherent=True,
+        logging_interval=0,
+    )
+    np.testing.assert_allclose(ours, theirs.Fqt_coh.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(ours_self, theirs.Fqt_incoh.mean(axis=0), atol=1e-9)
