@@ -59,3 +59,6 @@ W_PER_M_K_PER_EV_PER_A_FS_K = 1.602176634e-19 / (1e-10 * 1e-15)
 
 #: Reduced Planck constant, eV·ps: ħω/(k_B T) with ω in rad/ps.
 HBAR_EV_PS = PLANCK_EV_S * 1e12 / (2 * 3.141592653589793)
+
+#: Coulomb constant e²/(4πε₀) in eV·Å (CODATA 2018: 1.602176634e-19 C / (4π ε₀ · 1e-10 m)).
+COULOMB_EV_A = 14.399645478

@@ -8,12 +8,15 @@
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput, check_forcefield
 from hts_mlff.forcefields.adapters import AseCalculatorForceField, TorchSimForceField
+from hts_mlff.forcefields.buckingham_dsf import BuckinghamDSF, BuckinghamPair
 from hts_mlff.forcefields.checkpoint import CheckpointError, load, save_checkpoint
 from hts_mlff.forcefields.gnn import GNNConfig, GNNForceField
 from hts_mlff.forcefields.lennard_jones import LennardJones, PairParameters
 
 __all__ = [
     "AseCalculatorForceField",
+    "BuckinghamDSF",
+    "BuckinghamPair",
     "CheckpointError",
     "ForceField",
     "ForceOutput",

@@ -14,9 +14,17 @@ from hts_mlff.forcefields.adapters import (
     import_object,
     require_torchsim,
 )
+from hts_mlff.forcefields.buckingham_dsf import BuckinghamDSF, BuckinghamPair
 from hts_mlff.forcefields.checkpoint import load
 from hts_mlff.forcefields.lennard_jones import LennardJones, PairParameters
-from hts_mlff.spec.model import AseCalculatorSpec, ForceFieldSpec, GNNSpec, LennardJonesSpec, TorchSimSpec
+from hts_mlff.spec.model import (
+    AseCalculatorSpec,
+    BuckinghamDSFSpec,
+    ForceFieldSpec,
+    GNNSpec,
+    LennardJonesSpec,
+    TorchSimSpec,
+)
 from hts_mlff.spec.trust import require_approved
 
 
@@ -34,6 +42,18 @@ def build_forcefield(spec: ForceFieldSpec, *, base_dir: Path | None = None) -> F
             pairs.append(PairParameters(a, b, pair.epsilon_eV, pair.sigma_A))
         return LennardJones(
             spec.epsilon_eV, sigma_A=spec.sigma_A, cutoff_A=spec.cutoff_A, shift=spec.shift, pairs=pairs
+        )
+    if isinstance(spec, BuckinghamDSFSpec):
+        return BuckinghamDSF(
+            {atomic_numbers[symbol]: q for symbol, q in spec.charges_e.items()},
+            pairs=[
+                BuckinghamPair(atomic_numbers[a], atomic_numbers[b], p.a_eV, p.rho_A, p.c_eV_A6)
+                for p in spec.pairs
+                for a, b in [p.species]
+            ],
+            cutoff_A=spec.cutoff_A,
+            alpha_per_A=spec.alpha_per_A,
+            shift=spec.shift,
         )
     if isinstance(spec, GNNSpec):
         return load((base_dir or Path.cwd()) / spec.checkpoint)

@@ -39,6 +39,8 @@ def campaign_checks(spec: Any, *, base_dir: Path, add: Add) -> None:
             _check_system(name, system, forcefields=forcefields, base_dir=base_dir, add=add)
     if forcefields is not None:
         _check_forcefields(forcefields, base_dir=base_dir, add=add)
+    if forcefields is not None and systems is not None:
+        _check_charges(systems, forcefields, base_dir=base_dir, add=add)
     if spec.analyses is not None and forcefields is not None:
         _check_analyses(spec, add=add)
     if spec.store is not None:
@@ -191,11 +193,55 @@ def _check_forcefields(forcefields: dict[str, Any], *, base_dir: Path, add: Add)
     for name, forcefield in forcefields.items():
         if forcefield.kind == "gnn" and not (base_dir / forcefield.checkpoint).is_file():
             add(("forcefields", name, "checkpoint"), f"checkpoint not found: {base_dir / forcefield.checkpoint}")
-        if forcefield.kind == "lennard_jones":
+        if forcefield.kind in ("lennard_jones", "buckingham_dsf"):
             for i, pair in enumerate(forcefield.pairs):
                 for symbol in pair.species:
                     if symbol not in atomic_numbers or symbol == "X":
                         add(("forcefields", name, "pairs", i, "species"), f"unknown element {symbol!r}")
+        if forcefield.kind == "buckingham_dsf":
+            for symbol in forcefield.charges_e:
+                if symbol not in atomic_numbers or symbol == "X":
+                    add(("forcefields", name, "charges_e", symbol), f"unknown element {symbol!r}")
+
+
+def _check_charges(systems: dict[str, Any], forcefields: dict[str, Any], *, base_dir: Path, add: Add) -> None:
+    """Every species of every system has a charge under each charged force field, and Σ q = 0."""
+    from collections import Counter
+
+    for name, forcefield in forcefields.items():
+        if forcefield.kind != "buckingham_dsf":
+            continue
+        for system_name, system in systems.items():
+            composition = _composition(system, base_dir=base_dir)
+            if composition is None:
+                continue
+            missing = sorted(set(composition) - set(forcefield.charges_e))
+            if missing:
+                add(("forcefields", name, "charges_e"), f"no charge for {missing}, found in system {system_name!r}")
+                continue
+            total = sum(forcefield.charges_e[s] * n for s, n in Counter(composition).items())
+            if abs(total) > 1e-6:
+                message = f"system {system_name!r} would carry a net charge of {total:.6g} e"
+                add(("forcefields", name, "charges_e"), message + ": the charges must make it neutral")
+
+
+def _composition(system: Any, *, base_dir: Path) -> dict[str, int] | None:
+    """Chemical symbol → count of a system (None when it cannot be read here)."""
+    from collections import Counter
+
+    if system.kind == "fcc":
+        if system.element not in atomic_numbers:
+            return None
+        n = 4 * math.prod(system.repeat)
+        removed = len(system.vacancies) if isinstance(system.vacancies, list) else system.vacancies.count
+        return {system.element: n - removed}
+    try:
+        import ase.io
+
+        atoms = ase.io.read(base_dir / system.path, index=system.index, format=system.format)
+    except Exception:  # reported by the system's own check
+        return None
+    return {s: n * math.prod(system.repeat) for s, n in Counter(atoms.get_chemical_symbols()).items()}
 
 
 def _check_analyses(spec: Any, *, add: Add) -> None:

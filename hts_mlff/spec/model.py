@@ -96,6 +96,29 @@ class LennardJonesSpec(Strict):
     pairs: list[LJPair] = Field(default_factory=list)
 
 
+class BuckinghamPairSpec(Strict):
+    """A exp(−r/ρ) − C/r⁶ between two species (eV, Å, eV·Å⁶)."""
+
+    species: tuple[str, str]
+    a_eV: Float = Field(ge=0)
+    rho_A: PositiveFloat
+    c_eV_A6: Float = Field(0.0, ge=0)
+
+
+class BuckinghamDSFSpec(Strict):
+    """Buckingham short range + damped-shifted-force Coulomb (ionic conductors; no Ewald mesh).
+
+    Every species of a system needs a charge and every system must be neutral.
+    """
+
+    kind: Literal["buckingham_dsf"]
+    charges_e: dict[str, Float] = Field(description="Charge (e) per chemical symbol, e.g. {Li: 1.0, O: -2.0}.")
+    pairs: list[BuckinghamPairSpec] = Field(default_factory=list)
+    cutoff_A: PositiveFloat = 10.0
+    alpha_per_A: Float = Field(0.3, gt=0, description="DSF damping α; α·cutoff ≈ 3 keeps energies within 1e-4.")
+    shift: bool = Field(True, description="Shift the short-range energy to zero at the cutoff.")
+
+
 class GNNSpec(Strict):
     """The seeds' GNN from a checkpoint written by ``hts-mlff train`` (path relative to the campaign file)."""
 
@@ -124,7 +147,9 @@ class TorchSimSpec(Strict):
     cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
-ForceFieldSpec = Annotated[LennardJonesSpec | GNNSpec | AseCalculatorSpec | TorchSimSpec, Field(discriminator="kind")]
+ForceFieldSpec = Annotated[
+    LennardJonesSpec | BuckinghamDSFSpec | GNNSpec | AseCalculatorSpec | TorchSimSpec, Field(discriminator="kind")
+]
 
 
 # ----------------------------------------------------------------------------- protocol
