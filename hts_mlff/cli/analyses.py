@@ -1,4 +1,4 @@
-"""Analyses of a finished store: ``vacancy``, ``thermal`` and ``report``."""
+"""Analyses of a finished store: ``vacancy``, ``thermal``, ``xpcs``, ``melting`` and ``report``."""
 
 from __future__ import annotations
 
@@ -247,6 +247,51 @@ def xpcs(
         for path in [output / f"xpcs-{n}.csv" for n in ("fits", "dispersion", "g2", "contrast")] + plot_xpcs(
             study, str(output)
         ):
+            console.print(f"wrote {path}")
+
+
+@app.command()
+def melting(
+    store: StorePath,
+    threshold: Annotated[float, typer.Option(help="ψ above which a slab counts as crystalline.")] = 0.1,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+) -> None:
+    """Melting point by the interface method: interface velocity per trajectory and T_m (v = 0) per
+    force field, system and pressure, from a store run with analyses: [interface]."""
+    import numpy as np
+
+    from hts_mlff.analysis.melting import (
+        interface_velocity,
+        melting_point,
+        plot_interface,
+        plot_melting_point,
+        solid_length,
+    )
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    try:
+        ds = open_campaign(store)
+        done = ds.isel(traj=np.flatnonzero(ds["status"].to_numpy() == "done"))
+        if done.sizes["traj"] == 0:
+            raise ValueError("no finished trajectory in the store")
+        lengths = solid_length(done, threshold=threshold).compute()
+        velocity = interface_velocity(lengths)
+        table = melting_point(velocity)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    per_t = table.attrs["per_temperature"].set_index([*table.index.names, "temperature_K"])
+    _print_frame(per_t, title=f"{store.name}: interface velocity (m/s, + freezing), mean ± s.e. over seeds")
+    _print_frame(table, title="melting point: v(T_m) = 0 (weighted linear fit, 95 % interval)")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        per_t.to_csv(output / "interface-velocity.csv")
+        table.to_csv(output / "melting-point.csv")
+        written = [output / "interface-velocity.csv", output / "melting-point.csv"]
+        written.append(plot_interface(lengths, velocity, str(output / "interface-position.png")))
+        written.append(plot_melting_point(velocity, table, str(output / "melting-point.png")))
+        for path in written:
             console.print(f"wrote {path}")
 
 

@@ -5,6 +5,10 @@ r"""Integrators as small step functions over one batched state.
   O-step :math:`v \leftarrow c_1 v + \sqrt{(1-c_1^2) k_B T / m}\,\xi`, :math:`c_1 = e^{-\gamma\,\Delta t}`,
   then the change of each replica's total momentum is taken out (the centre of mass does not
   diffuse; 3N − 3 thermalised degrees of freedom, as the temperature assumes);
+* NP_zT (``barostat_axes="z"``): the same equation with P_zz, only the z length (the third
+  column of the cell, positions and velocities along z) rescaled by :math:`e^{d\epsilon}`
+  (ε = ln V = ln L_z + const); for solid–liquid coexistence along z, where the lateral lattice
+  must stay the crystal's;
 * NPT: BAOAB plus the isotropic stochastic cell-rescaling barostat (Bernetti & Bussi,
   J. Chem. Phys. 153, 114107 (2020)), per-replica target pressure. With
   :math:`\epsilon = \ln V`,
@@ -64,6 +68,13 @@ def pressure_bar(state: BatchState, *, stress: torch.Tensor, kinetic_eV: torch.T
     return (2.0 * kinetic_eV / (3.0 * volume) + virial_part) * BAR_PER_EV_PER_A3
 
 
+def pressure_zz_bar(state: BatchState, *, stress: torch.Tensor) -> torch.Tensor:
+    """(n_systems,) P_zz = (Σ m v_z² − V σ_zz)/V in bar (kinetic and virial parts along z)."""
+    kinetic_zz = sum_per_system(state.masses * state.velocities[:, 2] ** 2, state.system_idx, state.n_systems)
+    kinetic_zz = kinetic_zz * EV_PER_AMU_A2_PER_FS2
+    return (kinetic_zz / state.volume - stress[:, 2, 2]) * BAR_PER_EV_PER_A3
+
+
 class Dynamics:
     """Advance a batched state by one step of NVE, NVT (Langevin) or NPT (Langevin + C-rescale).
 
@@ -77,6 +88,7 @@ class Dynamics:
         friction_per_fs: Langevin friction γ.
         barostat_time_constant_fs: τ_p of the barostat.
         compressibility_per_bar: β_T used by the barostat (sets its response only).
+        barostat_axes: "xyz" (isotropic) or "z" (only L_z follows P_zz; NP_zT).
     """
 
     def __init__(
@@ -91,6 +103,7 @@ class Dynamics:
         friction_per_fs: float = 0.01,
         barostat_time_constant_fs: float = 2000.0,
         compressibility_per_bar: float = 5e-5,
+        barostat_axes: str = "xyz",
     ) -> None:
         """Nine arguments: the force field and its list, the random streams, and one per
         thermostat/barostat constant of the protocol (each a physical setting with a unit)."""
@@ -103,6 +116,11 @@ class Dynamics:
         self.friction_per_fs = float(friction_per_fs)
         self.barostat_time_constant_fs = float(barostat_time_constant_fs)
         self.compressibility_per_bar = float(compressibility_per_bar)
+        if barostat_axes not in ("xyz", "z"):
+            raise ValueError(f"barostat_axes {barostat_axes!r}: xyz or z")
+        self.barostat_axes = barostat_axes
+        #: (n_atoms,) per-atom thermostat targets overriding ``temperature_K`` (two-phase preparation).
+        self.atom_temperature_K: torch.Tensor | None = None
         self.output: ForceOutput | None = None
         self.active: torch.Tensor | None = None
         self._element_system: torch.Tensor | None = None
@@ -137,7 +155,8 @@ class Dynamics:
     # ------------------------------------------------------------------ steps
     def step(self, state: BatchState, *, step: int, ensemble: str, compute_stress: bool) -> ForceOutput:
         """One step from ``step`` to ``step + 1``; forces must be current on entry."""
-        if self.output is None:
+        if self.output is None or (ensemble == "npt" and self.output.stress is None):
+            # the first NPT step after an NVT phase needs the stress of the current positions
             self.compute_forces(state, compute_stress=True)
         dt = self.timestep_fs
         if ensemble == "nve":
@@ -160,9 +179,8 @@ class Dynamics:
 
     def _langevin_o(self, state: BatchState, *, step: int) -> None:
         c1 = math.exp(-self.friction_per_fs * self.timestep_fs)
-        kt_over_m = (
-            BOLTZMANN_EV_PER_K * self.temperature_K[state.system_idx] / state.masses
-        ) * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
+        target = self.temperature_K[state.system_idx] if self.atom_temperature_K is None else self.atom_temperature_K
+        kt_over_m = (BOLTZMANN_EV_PER_K * target / state.masses) * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
         sigma = torch.sqrt((1.0 - c1 * c1) * kt_over_m)[:, None] * self._atom_mask(state)
         es, el = self._elements(state)
         xi = self.random.normal(Stream.LANGEVIN, step, element_system=es, element_local=el, dtype=state.dtype)
@@ -177,7 +195,10 @@ class Dynamics:
 
     def _barostat(self, state: BatchState, *, step: int) -> None:
         ke = kinetic_energy_eV(state)
-        p_now = pressure_bar(state, stress=self.output.stress, kinetic_eV=ke)
+        if self.barostat_axes == "z":
+            p_now = pressure_zz_bar(state, stress=self.output.stress)
+        else:
+            p_now = pressure_bar(state, stress=self.output.stress, kinetic_eV=ke)
         volume = state.volume
         kt_bar_a3 = BOLTZMANN_EV_PER_K * self.temperature_K * BAR_PER_EV_PER_A3  # bar·Å³
         beta_over_tau = self.compressibility_per_bar / self.barostat_time_constant_fs
@@ -188,6 +209,13 @@ class Dynamics:
         if self.active is not None:
             d_eps = torch.where(self.active, d_eps, torch.zeros_like(d_eps))
         d_eps = d_eps.clamp(-0.01, 0.01)  # at most 1 % volume change per step
+        if self.barostat_axes == "z":  # ε = ln V = ln L_z + const: the same equation, z scaled alone
+            scale = torch.exp(d_eps)
+            state.positions[:, 2].mul_(scale[state.system_idx])
+            state.velocities[:, 2].div_(scale[state.system_idx])
+            state.cell = state.cell.clone()
+            state.cell[:, :, 2] = state.cell[:, :, 2] * scale[:, None]
+            return
         scale = torch.exp(d_eps / 3.0)
         state.positions.mul_(scale[state.system_idx][:, None])
         state.velocities.div_(scale[state.system_idx][:, None])

@@ -45,6 +45,12 @@ class MDProtocol:
     friction_per_fs: float = 0.01
     barostat_time_constant_fs: float = 2000.0
     compressibility_per_bar: float = 5e-5
+    #: "xyz": isotropic barostat; "z": only the z length follows P_zz (NP_zT).
+    barostat_axes: str = "xyz"
+    #: Two-phase preparation: for the first ``melt_steps`` steps the atoms at fractional z ≥ 1/2
+    #: are thermostatted at ``melt_temperature_K``, the rest at the replica's target (NVT).
+    melt_temperature_K: float | None = None
+    melt_steps: int = 0
     #: Temperature of the initial Maxwell–Boltzmann velocities (None: each replica's target).
     initial_temperature_K: float | None = None
     #: Thermostat target ramps linearly from the replica's temperature to this over production.
@@ -162,6 +168,7 @@ def run_md(
         friction_per_fs=protocol.friction_per_fs,
         barostat_time_constant_fs=protocol.barostat_time_constant_fs,
         compressibility_per_bar=protocol.compressibility_per_bar,
+        barostat_axes=protocol.barostat_axes,
     )
     for observer in observers:
         observer.attach(forcefield)
@@ -195,6 +202,11 @@ def run_md(
             fraction = (step - equil) / max(protocol.production_steps, 1)
             dynamics.temperature_K = targets_t + (protocol.final_temperature_K - targets_t) * fraction
         ensemble = protocol.ensemble if step >= equil else equilibration_ensemble
+        if step < protocol.melt_steps:  # two-phase preparation: the upper half melts
+            ensemble = "nvt"
+            dynamics.atom_temperature_K = melt_half_temperatures(state, targets_t, protocol.melt_temperature_K)
+        elif dynamics.atom_temperature_K is not None:
+            dynamics.atom_temperature_K = None
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
         if is_sample(after) or after % guard_every == 0:
@@ -219,6 +231,17 @@ def run_md(
         wall_s=time.perf_counter() - started,
         n_neighbor_builds=neighbor_list.n_builds,
     )
+
+
+def melt_half_temperatures(state: BatchState, target_K: torch.Tensor, melt_K: float | None) -> torch.Tensor:
+    """(n_atoms,) thermostat targets of the two-phase preparation: ``melt_K`` for atoms at
+    fractional z ≥ 1/2 (wrapped into the cell), the replica's target below. Depends only on the
+    current state, so a resumed preparation continues exactly."""
+    inverse = torch.linalg.inv(state.cell)[state.system_idx]  # (n_atoms, 3, 3)
+    fractional_z = torch.einsum("ak,akj->aj", state.positions, inverse)[:, 2]
+    upper = (fractional_z - torch.floor(fractional_z)) >= 0.5
+    below = target_K[state.system_idx]
+    return torch.where(upper, torch.full_like(below, float(melt_K)), below)
 
 
 def _begin(

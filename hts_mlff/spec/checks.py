@@ -244,15 +244,36 @@ def _composition(system: Any, *, base_dir: Path) -> dict[str, int] | None:
     return {s: n * math.prod(system.repeat) for s, n in Counter(atoms.get_chemical_symbols()).items()}
 
 
+#: Unit cells along z below which a solid–liquid system has no room for two phases and two interfaces.
+MIN_TWO_PHASE_CELLS_Z = 8
+
+
+def _check_interface(spec: Any, *, add: Add) -> None:
+    index = spec.analyses.index("interface")
+    for name, system in (spec.systems or {}).items():
+        if system.kind != "fcc":
+            add(("systems", name, "kind"), "the interface analysis needs FCC systems (kind: fcc), long along z")
+        elif system.repeat[2] < MIN_TWO_PHASE_CELLS_Z:
+            add(
+                ("systems", name, "repeat"),
+                f"repeat {list(system.repeat)}: {system.repeat[2]} cells along z leave no room for two phases and two "
+                f"interfaces; use at least {MIN_TWO_PHASE_CELLS_Z} (and 2–4× the lateral repeats)",
+            )
+    if spec.protocol is not None and spec.protocol.melt_half is None:
+        add(("analyses", index), "interface tracking needs a two-phase start: set protocol.melt_half", warning=True)
+
+
 def _check_analyses(spec: Any, *, add: Add) -> None:
+    if "interface" in spec.analyses:
+        _check_interface(spec, add=add)
     if "heat_flux" in spec.analyses and spec.sweep is not None:
         index = spec.analyses.index("heat_flux")
         for name in axis_values(spec, "forcefield"):
             kind = spec.forcefields[name].kind if name in spec.forcefields else None
-            if kind not in (None, "lennard_jones"):
+            if kind not in (None, "lennard_jones", "buckingham_dsf"):
                 add(
                     ("analyses", index),
-                    f"heat_flux needs a per-atom energy partition (pair potentials: lennard_jones); "
+                    f"heat_flux needs a per-atom energy partition (pair potentials: lennard_jones, buckingham_dsf); "
                     f"forcefield {name!r} is kind {kind!r}. Run Green–Kubo in its own campaign, or use "
                     "analyses: [sed] (spectral energy density) for this force field",
                 )

@@ -170,6 +170,15 @@ class MinimizeSpec(Strict):
     relax_cell: bool = False
 
 
+class MeltHalfSpec(Strict):
+    """Prepare a solid–liquid system: the half of the cell at fractional z ≥ 1/2 is thermostatted
+    at ``temperature_K`` (it melts) while the other half stays at the task temperature, for the
+    first ``steps`` of equilibration (Langevin, fixed cell)."""
+
+    temperature_K: PositiveFloat = Field(description="Melting temperature of the upper half, e.g. twice T_m.")
+    steps: PositiveInt = Field(description="Steps of the two-temperature preparation (part of equilibration_steps).")
+
+
 class ProtocolSpec(Strict):
     """One MD protocol for every task of the campaign."""
 
@@ -188,6 +197,12 @@ class ProtocolSpec(Strict):
         2000.0, description="τ_p of the stochastic cell-rescaling barostat; τ_p·β_true/β should exceed a few ps."
     )
     compressibility_per_bar: PositiveFloat = Field(5e-5, description="β used by the barostat (sets its response only).")
+    barostat_axes: Literal["xyz", "z"] = Field(
+        "xyz", description="xyz: isotropic; z: only the cell's z length follows P_zz (NP_zT, solid–liquid coexistence)."
+    )
+    melt_half: MeltHalfSpec | None = Field(
+        None, description="Two-phase preparation (melting point by the interface method)."
+    )
     initial_temperature_K: Float | None = Field(None, ge=0, description="Default: the task temperature.")
     save_positions_every_samples: NonNegativeInt = Field(0, description="0: never.")
     save_velocities_every_samples: NonNegativeInt = Field(0, description="0: never.")
@@ -205,6 +220,8 @@ class ProtocolSpec(Strict):
     def _sampling_divides(self) -> ProtocolSpec:
         if self.sample_every_steps > self.production_steps:
             raise ValueError("sample_every_steps must not exceed production_steps")
+        if self.melt_half is not None and self.melt_half.steps > self.equilibration_steps:
+            raise ValueError("melt_half.steps must not exceed equilibration_steps (the preparation is part of it)")
         return self
 
 
@@ -386,8 +403,9 @@ ClusterSpec = Annotated[LocalClusterSpec | JobQueueClusterSpec | AddressClusterS
 #: every sample (FCC systems; sites from the perfect supercell). msd: mean squared displacement
 #: since production start at every sample (no positions need be stored). heat_flux: heat current
 #: J(t) at every sample for Green–Kubo κ (pair potentials). sed: equilibrium lattice sites and the
-#: primitive-cell map beside the stored velocities, for the spectral energy density.
-AnalysisName = Literal["thermo", "vacancy", "msd", "heat_flux", "sed"]
+#: primitive-cell map beside the stored velocities, for the spectral energy density. interface:
+#: crystalline order per slab along z at every sample (solid–liquid interface, melting point).
+AnalysisName = Literal["thermo", "vacancy", "msd", "heat_flux", "sed", "interface"]
 
 
 class AdaptiveSpec(Strict):

@@ -24,6 +24,7 @@ from hts_mlff.engine.guard import FailureReason
 from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver, VacancyObserver
 from hts_mlff.engine.observers.base import Observer
 from hts_mlff.engine.observers.heat_flux import HeatFluxObserver
+from hts_mlff.engine.observers.interface import InterfaceObserver
 from hts_mlff.engine.observers.lattice_sites import LatticeSiteObserver
 from hts_mlff.engine.observers.msd import MSDObserver
 from hts_mlff.spec.model import Campaign, FccSystem, SystemSpec
@@ -296,6 +297,30 @@ register_observer(
         -1,
         "atom of the primitive cell this atom is (0 for a Bravais lattice; -1: no atom)",
         "sed",
+    ),
+)
+
+
+def _interface(campaign: Campaign, systems: Sequence[SystemSpec]) -> Observer | None:
+    if "interface" not in campaign.analyses:
+        return None
+    fcc = [s for s in campaign.systems.values() if isinstance(s, FccSystem)]
+    n_slabs = max((s.repeat[2] for s in fcc), default=1)
+    if any(not isinstance(s, FccSystem) for s in systems):
+        raise ValueError("the interface observer needs FCC systems (kind: fcc), built along z")
+    return InterfaceObserver([tuple(s.repeat) for s in systems], n_slabs=n_slabs)
+
+
+register_observer(
+    "interface",
+    _interface,
+    Quantity(
+        "interface_order",
+        ("traj", "time_fs", "slab"),
+        "float64",
+        np.nan,
+        "crystalline order per slab along z: lateral (200) structure factor per atom pair (solid ≈ 0.7, liquid ≈ 1/N)",
+        "interface",
     ),
 )
 
