@@ -43,7 +43,8 @@ import torch
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState, sum_per_system
-from hts_mlff.units import COULOMB_EV_A, EV_PER_AMU_A2_PER_FS2
+from hts_mlff.forcefields.pair import pair_heat_current, pair_output
+from hts_mlff.units import COULOMB_EV_A
 
 
 @dataclass(frozen=True)
@@ -158,44 +159,22 @@ class BuckinghamDSF(ForceField):
         f_over_r = (f_short + f_coul) / r * mask
         return d, e_pair, f_over_r
 
-    def _self_energy(self, state: BatchState, q: torch.Tensor) -> torch.Tensor:
-        """(n_systems,) −k_e Σ q_i² [erfc(α r_c)/(2 r_c) + α/√π]."""
+    def _self_energy(self, q: torch.Tensor) -> torch.Tensor:
+        """(n_atoms,) −k_e q_i² [erfc(α r_c)/(2 r_c) + α/√π] eV."""
         rc, alpha = self.cutoff_A, self.alpha_per_A
-        per_ion = -COULOMB_EV_A * q * q * (math.erfc(alpha * rc) / (2 * rc) + alpha / math.sqrt(math.pi))
-        return sum_per_system(per_ion, state.system_idx, state.n_systems)
+        return -COULOMB_EV_A * q * q * (math.erfc(alpha * rc) / (2 * rc) + alpha / math.sqrt(math.pi))
 
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
         q = self._charges(state)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
-        fvec = f_over_r * d
-        energy = sum_per_system(e_pair, nl.pair_system, state.n_systems) + self._self_energy(state, q)
-        stress = None
-        if compute_stress:
-            virial = (-fvec[:, None, :] * d[None, :, :]).reshape(9, -1)
-            per_system = virial.new_zeros(9, state.n_systems).index_add_(1, nl.pair_system, virial)
-            stress = per_system.t().reshape(-1, 3, 3) / state.volume[:, None, None]
-        forces_t = state.positions.new_zeros(3, state.n_atoms)
-        forces_t.index_add_(1, nl.pair_j, fvec)
-        forces_t.index_add_(1, nl.pair_i, -fvec)
-        return ForceOutput(energy=energy, forces=forces_t.t().contiguous(), stress=stress)
+        site = sum_per_system(self._self_energy(q), state.system_idx, state.n_systems)
+        return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress, site_energy=site)
 
     def heat_current(self, state: BatchState) -> torch.Tensor:
-        """(n_systems, 3) heat current in eV·Å/fs, pairwise partition (as Lennard-Jones); the
-        constant self energy rides with each ion's kinetic energy."""
+        """(n_systems, 3) heat current in eV·Å/fs, pairwise partition (as Lennard-Jones); each
+        ion's constant self energy rides with its kinetic energy."""
         q = self._charges(state)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
-        momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
-        mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
-        velocities = state.velocities - (momentum / mass[:, None])[state.system_idx]
-        v_t = velocities.t()
-        v_sum = v_t.index_select(1, nl.pair_i) + v_t.index_select(1, nl.pair_j)
-        per_pair = 0.5 * (d * (f_over_r * (d * v_sum).sum(0)) + e_pair * v_sum)
-        rc, alpha = self.cutoff_A, self.alpha_per_A
-        self_e = -COULOMB_EV_A * q * q * (math.erfc(alpha * rc) / (2 * rc) + alpha / math.sqrt(math.pi))
-        site = 0.5 * state.masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_PER_FS2 + self_e
-        out = v_t.new_zeros(3, state.n_systems)
-        out.index_add_(1, nl.pair_system, per_pair)
-        out.index_add_(1, state.system_idx, v_t * site)
-        return out.t().contiguous()
+        return pair_heat_current(state, nl, d, e_pair, f_over_r, atom_energy=self._self_energy(q))

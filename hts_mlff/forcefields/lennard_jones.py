@@ -27,8 +27,8 @@ import torch
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
-from hts_mlff.engine.state import BatchState, sum_per_system
-from hts_mlff.units import EV_PER_AMU_A2_PER_FS2
+from hts_mlff.engine.state import BatchState
+from hts_mlff.forcefields.pair import pair_heat_current, pair_output
 
 
 @dataclass(frozen=True)
@@ -125,43 +125,11 @@ class LennardJones(ForceField):
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl)
-        fvec = f_over_r * d  # (3, n_pairs)
-        energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
-        stress = None
-        if compute_stress:
-            virial = (-fvec[:, None, :] * d[None, :, :]).reshape(9, -1)  # (9, n_pairs)
-            per_system = virial.new_zeros(9, state.n_systems).index_add_(1, nl.pair_system, virial)
-            stress = per_system.t().reshape(-1, 3, 3) / state.volume[:, None, None]
-        forces_t = state.positions.new_zeros(3, state.n_atoms)
-        forces_t.index_add_(1, nl.pair_j, fvec)
-        forces_t.index_add_(1, nl.pair_i, -fvec)
-        return ForceOutput(energy=energy, forces=forces_t.t().contiguous(), stress=stress)
+        return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress)
 
     def heat_current(self, state: BatchState) -> torch.Tensor:
-        r"""(n_systems, 3) heat current J in eV·Å/fs (pairwise energy partition).
-
-        .. math::
-
-            \mathbf{J} = \sum_i e_i \mathbf{v}_i
-              + \tfrac12 \sum_{\text{pairs } ij} \mathbf{r}_{ij}\,[\mathbf{F}_{ij}\cdot(\mathbf{v}_i + \mathbf{v}_j)],
-            \qquad e_i = \tfrac12 m_i v_i^2 + \tfrac12 \sum_j \phi(r_{ij}),
-
-        J = d/dt Σ_i r_i e_i: the convective term plus the virial term, each pair once. The
-        velocities are taken in each replica's centre-of-mass frame, so a drifting crystal (a
-        thermostat's random walk of the total momentum) adds no constant ē·Σv_i to J.
-        """
+        """(n_systems, 3) heat current in eV·Å/fs, pairwise energy partition
+        (:func:`hts_mlff.forcefields.pair.pair_heat_current`)."""
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl)
-        momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
-        mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
-        velocities = state.velocities - (momentum / mass[:, None])[state.system_idx]
-        v_t = velocities.t()
-        v_sum = v_t.index_select(1, nl.pair_i) + v_t.index_select(1, nl.pair_j)  # (3, n_pairs)
-        # r_ij (F_ij · (v_i + v_j)) with r_ij = −d and F_ij = −f_over_r · d.
-        virial = d * (f_over_r * (d * v_sum).sum(0))
-        per_pair = 0.5 * (virial + e_pair * v_sum)  # half of each pair's energy rides on each atom
-        kinetic = 0.5 * state.masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_PER_FS2
-        out = v_t.new_zeros(3, state.n_systems)
-        out.index_add_(1, nl.pair_system, per_pair)
-        out.index_add_(1, state.system_idx, v_t * kinetic)
-        return out.t().contiguous()
+        return pair_heat_current(state, nl, d, e_pair, f_over_r)

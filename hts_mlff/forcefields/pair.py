@@ -1,0 +1,82 @@
+"""What every pair potential does with its pair terms: forces, energy, stress and heat current.
+
+A pair potential supplies, for the pairs of a neighbour list, the pair vectors d = r_j − r_i
+(3, P) Å, the pair energies (P,) eV and f_over_r = −(dV/dr)/r (P,) eV/Å² (zero beyond its
+cutoff); these helpers turn them into the engine's :class:`ForceOutput` and the heat current,
+with one order of operations for every pair potential (results do not depend on where a system
+sits in the batch).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from hts_mlff.engine.forcefield import ForceOutput
+from hts_mlff.engine.neighbors import NeighborList
+from hts_mlff.engine.state import BatchState, sum_per_system
+from hts_mlff.units import EV_PER_AMU_A2_PER_FS2
+
+
+def pair_output(
+    state: BatchState,
+    nl: NeighborList,
+    d: torch.Tensor,
+    e_pair: torch.Tensor,
+    f_over_r: torch.Tensor,
+    *,
+    compute_stress: bool,
+    site_energy: torch.Tensor | None = None,
+) -> ForceOutput:
+    """Energies (plus per-system ``site_energy``, eV), forces F_j = −F_i = f_over_r · d and the
+    virial stress σ = −(1/V) Σ_pairs f_over_r d ⊗ d."""
+    fvec = f_over_r * d  # (3, n_pairs)
+    energy = sum_per_system(e_pair, nl.pair_system, state.n_systems)
+    if site_energy is not None:
+        energy = energy + site_energy
+    stress = None
+    if compute_stress:
+        virial = (-fvec[:, None, :] * d[None, :, :]).reshape(9, -1)  # (9, n_pairs)
+        per_system = virial.new_zeros(9, state.n_systems).index_add_(1, nl.pair_system, virial)
+        stress = per_system.t().reshape(-1, 3, 3) / state.volume[:, None, None]
+    forces_t = state.positions.new_zeros(3, state.n_atoms)
+    forces_t.index_add_(1, nl.pair_j, fvec)
+    forces_t.index_add_(1, nl.pair_i, -fvec)
+    return ForceOutput(energy=energy, forces=forces_t.t().contiguous(), stress=stress)
+
+
+def pair_heat_current(
+    state: BatchState,
+    nl: NeighborList,
+    d: torch.Tensor,
+    e_pair: torch.Tensor,
+    f_over_r: torch.Tensor,
+    *,
+    atom_energy: torch.Tensor | None = None,
+) -> torch.Tensor:
+    r"""(n_systems, 3) heat current J in eV·Å/fs with the pairwise energy partition.
+
+    .. math::
+
+        \mathbf{J} = \sum_i e_i \mathbf{v}_i
+          + \tfrac12 \sum_{\text{pairs } ij} \mathbf{r}_{ij}\,[\mathbf{F}_{ij}\cdot(\mathbf{v}_i + \mathbf{v}_j)],
+        \qquad e_i = \tfrac12 m_i v_i^2 + \tfrac12 \sum_j \phi(r_{ij}) + e_i^\text{site},
+
+    J = d/dt Σ_i r_i e_i: the convective term plus the virial term, each pair once; ``atom_energy``
+    (n_atoms,) eV is a constant per-atom term (e.g. a Coulomb self energy). Velocities are taken
+    in each replica's centre-of-mass frame, so a drifting crystal adds no constant ē·Σv_i to J.
+    """
+    momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
+    mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
+    velocities = state.velocities - (momentum / mass[:, None])[state.system_idx]
+    v_t = velocities.t()
+    v_sum = v_t.index_select(1, nl.pair_i) + v_t.index_select(1, nl.pair_j)  # (3, n_pairs)
+    # r_ij (F_ij · (v_i + v_j)) with r_ij = −d and F_ij = −f_over_r · d.
+    virial = d * (f_over_r * (d * v_sum).sum(0))
+    per_pair = 0.5 * (virial + e_pair * v_sum)  # half of each pair's energy rides on each atom
+    site = 0.5 * state.masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_PER_FS2
+    if atom_energy is not None:
+        site = site + atom_energy
+    out = v_t.new_zeros(3, state.n_systems)
+    out.index_add_(1, nl.pair_system, per_pair)
+    out.index_add_(1, state.system_idx, v_t * site)
+    return out.t().contiguous()
