@@ -81,7 +81,8 @@ def _vacancy_campaign(tmp_path):
         "save_positions_every_samples: 2",
         "save_positions_every_samples: 2\n  save_velocities_every_samples: 3\n  save_forces_every_samples: 4",
     )
-    path.write_text(text.replace("sweep:", "analyses: [thermo, vacancy, msd, heat_flux, sed]\nsweep:"))
+    text = text.replace("repeat: [3, 3, 3]", "repeat: [2, 2, 8]")  # long along z: room for two phases
+    path.write_text(text.replace("sweep:", "analyses: [thermo, vacancy, msd, heat_flux, sed, interface]\nsweep:"))
     return hts_mlff.load_campaign(path)
 
 
