@@ -230,9 +230,9 @@ def plot_xpcs(study: XpcsStudy, folder: str) -> list[str]:
     fig, ax = plt.subplots(figsize=(6, 4))
     lag_ps = study.g2["lag_fs"].to_numpy() / 1e3
     for k, label in enumerate(labels):
-        ax.plot(lag_ps, study.g2["g2"].to_numpy()[k] - 1.0, label=label)
-    ax.set(xlabel="τ (ps)", ylabel="g₂ − 1", yscale="log", title=f"q = {study.g2.attrs['q_per_A']:g} Å⁻¹")
-    ax.set_ylim(1e-3, 2)
+        ax.plot(lag_ps[1:], study.g2["g2"].to_numpy()[k][1:], label=label)
+    ax.axhline(1.0, color="k", lw=0.6)
+    ax.set(xlabel="τ (ps)", ylabel="g₂(q, τ)", xscale="log", title=f"q = {study.g2.attrs['q_per_A']:g} Å⁻¹")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out / "xpcs-g2.png", dpi=120)
