@@ -7,6 +7,9 @@ The page holds what the store supports, each section only when its data are ther
 * **Stability and structure per force field** — the summary table of
   :func:`hts_mlff.analysis.summary.summarize` (fraction stable, survival, WF, JSD, RDF MAE,
   EV/FV, σ(300 K) with its interval), the heatmap, g(r) of every force field overlaid, D(T);
+* **Ionic conductor** (``mobile`` given, several species, positions) —
+  :func:`hts_mlff.ionic_conductor.conductor_study`: per-species D, Haven ratio, σ(T), σ(300 K),
+  partial-RDF stability over time windows, with their figures;
 * **Vacancy jumps** (stores with ``vacancy_site``) — rates per state point with intervals,
   Arrhenius E_b and ν₀ with intervals, the Arrhenius and survival figures;
 * **SED** (stores with velocities and lattice sites, when the campaign is given) — κ from
@@ -35,6 +38,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
+from hts_mlff.ionic_conductor import species_of
 from hts_mlff.store.integrity import quick_check
 from hts_mlff.store.layout import CampaignStore
 from hts_mlff.store.reader import open_campaign, status_table
@@ -175,6 +179,8 @@ def build_report(
     if "positions" in ds or "kinetic_temperature_K" in ds:
         _stability(report, ds, reference=reference, reference_forcefield=reference_forcefield,
                    mobile=mobile, charge=charge, rdf_bins=rdf_bins, summary=summary)  # fmt: skip
+    if mobile is not None and "positions" in ds and len(species_of(ds)) > 1:
+        _conductor(report, ds, reference=reference, mobile=mobile, charge=charge)
     if "vacancy_site" in ds:
         _vacancy(report, ds, n_bootstrap=n_bootstrap)
     if "velocities" in ds and "lattice_site_A" in ds and spec is not None:
@@ -251,6 +257,33 @@ def _stability(report: Report, ds: xr.Dataset, *, reference: str, reference_forc
                     name=f"sigma-arrhenius-{ff}",
                     caption=f"σ(T) of {ff} with its Arrhenius fit and the 300 K extrapolation.",
                 )
+
+
+def _conductor(report: Report, ds: xr.Dataset, *, reference: str, mobile: int, charge: float) -> None:
+    from ase.data import chemical_symbols
+
+    from hts_mlff.ionic_conductor import (
+        conductor_study,
+        plot_partial_rdfs,
+        plot_rdf_mae_windows,
+        plot_sigma_arrhenius,
+    )
+
+    symbol = chemical_symbols[mobile]
+    section = Section(f"Ionic conductor: {symbol} (reference {reference})")
+    report.sections.append(section)
+    study = conductor_study(ds, reference=reference, mobile=symbol, charge_number=charge)
+    section.parts.append(
+        table(study.state_points, caption="Per state point: tracer D of every species (mean and 95 % interval over "
+              "seeds), collective D_σ and Haven ratio (jackknife error), σ by Nernst–Einstein, RDF stability")
+    )  # fmt: skip
+    section.parts.append(table(study.arrhenius, caption="Arrhenius fit of σT over the diffusive trajectories"))
+    for name, plot, caption in (
+        ("conductor-arrhenius", plot_sigma_arrhenius, "σ(T) per trajectory, the fit and σ(300 K) with its interval."),
+        ("conductor-partial-rdf", plot_partial_rdfs, "Partial g_ab(r) per state point (reference solid)."),
+        ("conductor-rdf-mae", plot_rdf_mae_windows, "RDF MAE against the reference per time window."),
+    ):
+        report.figure(section, lambda path, plot=plot: plot(study, path), name=name, caption=caption)
 
 
 def _vacancy(report: Report, ds: xr.Dataset, *, n_bootstrap: int) -> None:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 import xarray as xr
+from ase.data import chemical_symbols
 
 from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.state import state_from_arrays
@@ -95,7 +96,9 @@ def force_parity(
 
     Returns:
         Dataset over ``system``: ``mae_eV_per_A``, ``rmse_eV_per_A``, ``max_abs_error_eV_per_A``,
-        ``r2``, ``n_frames``, ``n_atoms``, ``error_histogram`` (system, error_bin) counts, and
+        ``r2``, the same per chemical species over (system, species) (``mae_by_species_eV_per_A``,
+        ``rmse_by_species_eV_per_A``, ``max_abs_error_by_species_eV_per_A``, ``r2_by_species``),
+        ``n_frames``, ``n_atoms``, ``error_histogram`` (system, error_bin) counts, and
         ``reference_eV_per_A``/``predicted_eV_per_A`` (system, sample) for the figure.
 
     Kept as one function (≈ 95 lines): one pass over the stored frames that gathers every
@@ -124,7 +127,7 @@ def force_parity(
         if max_frames_per_system is not None and len(picks) > max_frames_per_system:
             chosen = np.linspace(0, len(picks) - 1, max_frames_per_system).round().astype(int)
             picks = [picks[i] for i in chosen]
-        predicted, stored, n_atoms = [], [], 0
+        predicted, stored, numbers, n_atoms = [], [], [], 0
         for k in sorted({k for k, _ in picks}):
             times = [t for kk, t in picks if kk == k]
             one = ds.isel(traj=k)
@@ -147,10 +150,12 @@ def force_parity(
             )
             predicted.append(pred.reshape(-1))
             stored.append(ref[good].reshape(-1))
+            numbers.append(np.broadcast_to(z[None, :, None], pred.shape).reshape(-1))
         if not predicted:
             continue
-        p, r = np.concatenate(predicted), np.concatenate(stored)
+        p, r, zs = np.concatenate(predicted), np.concatenate(stored), np.concatenate(numbers)
         metrics = force_error_metrics(p, r)
+        by_species = {int(z): force_error_metrics(p[zs == z], r[zs == z]) for z in np.unique(zs)}
         hist, _ = np.histogram(p - r, bins=edges)
         keep = np.random.default_rng(0).choice(len(p), size=min(keep_samples, len(p)), replace=False)
         per_system[system] = {
@@ -158,6 +163,7 @@ def force_parity(
             "n_frames": len(p) // (3 * max(n_atoms, 1)),
             "n_atoms": n_atoms,
             "hist": hist,
+            "by_species": by_species,
             "ref": np.pad(r[keep], (0, keep_samples - len(keep)), constant_values=np.nan),
             "pred": np.pad(p[keep], (0, keep_samples - len(keep)), constant_values=np.nan),
         }
@@ -169,6 +175,14 @@ def force_parity(
     data_vars = {
         name: ("system", [per_system[s][name] for s in names], {"units": unit}) for name, unit in metric_units.items()
     }
+    species = sorted({z for s in names for z in per_system[s]["by_species"]})
+    for name, unit in metric_units.items():
+        values = [[per_system[s]["by_species"].get(z, {}).get(name, np.nan) for z in species] for s in names]
+        data_vars[f"{name.replace('_eV_per_A', '')}_by_species" + ("_eV_per_A" if unit != "1" else "")] = (
+            ("system", "species"),
+            np.asarray(values, dtype=float),
+            {"units": unit},
+        )
     data_vars["n_frames"] = ("system", [per_system[s]["n_frames"] for s in names])
     data_vars["n_atoms"] = ("system", [per_system[s]["n_atoms"] for s in names])
     data_vars["error_histogram"] = (("system", "error_eV_per_A"), np.stack([per_system[s]["hist"] for s in names]))
@@ -176,7 +190,7 @@ def force_parity(
     data_vars["predicted_eV_per_A"] = (("system", "sample"), np.stack([per_system[s]["pred"] for s in names]))
     return xr.Dataset(
         data_vars,
-        coords={"system": names, "error_eV_per_A": centers},
+        coords={"system": names, "error_eV_per_A": centers, "species": [chemical_symbols[z] for z in species]},
         attrs={"analysis": "force parity (transferability seed §3.1)", "forcefield": type(forcefield).__name__},
     )
 

@@ -251,6 +251,53 @@ def xpcs(
 
 
 @app.command()
+def conductor(
+    store: StorePath,
+    mobile: Annotated[str, typer.Option(help="Mobile ion (chemical symbol), e.g. Li.")],
+    reference: Annotated[
+        str | None,
+        typer.Option("--reference", "-r", help="The campaign's reference force field (default: its first one)."),
+    ] = None,
+    charge: Annotated[float, typer.Option(help="Formal charge number of the mobile ion (Nernst–Einstein).")] = 1.0,
+    windows: Annotated[int, typer.Option(help="Time windows of the RDF stability criterion.")] = 4,
+    threshold: Annotated[float, typer.Option(help="RDF MAE above the reference's noise floor that fails.")] = 0.02,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+) -> None:
+    """Ionic conductor per (force field, system, T, P): tracer D of every species, collective D_σ and
+    the Haven ratio, σ(T) by Nernst–Einstein, σ(300 K) from an Arrhenius fit, and structural
+    stability over time windows by partial-RDF MAE against the reference."""
+    from hts_mlff.ionic_conductor import conductor_study, plot_conductor
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.store.reader import open_campaign
+
+    try:
+        ds = open_campaign(store)
+        reference = reference or next(iter(dict.fromkeys(ds.indexes["traj"].get_level_values("forcefield"))))
+        study = conductor_study(
+            ds, reference=reference, mobile=mobile, charge_number=charge, n_windows=windows, mae_threshold=threshold
+        )
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    columns = [c for c in study.state_points.columns if not c.endswith(("_low", "_high"))]
+    _print_frame(study.state_points[columns], title=f"{store.name}: {mobile} conductor per state point (reference "
+                 f"{reference}; intervals in the CSV)")  # fmt: skip
+    _print_frame(study.arrhenius, title="Arrhenius fit of σT over every trajectory, σ extrapolated (95 % intervals)")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+        tables = {
+            "conductor-state-points.csv": study.state_points,
+            "conductor-arrhenius.csv": study.arrhenius,
+            "conductor-trajectories.csv": study.per_trajectory,
+        }
+        for name, frame in tables.items():
+            frame.to_csv(output / name)
+            console.print(f"wrote {output / name}")
+        for path in plot_conductor(study, str(output)):
+            console.print(f"wrote {path}")
+
+
+@app.command()
 def melting(
     store: StorePath,
     threshold: Annotated[float, typer.Option(help="ψ above which a slab counts as crystalline.")] = 0.1,

@@ -122,6 +122,18 @@ def parity(
             f"{float(one['max_abs_error_eV_per_A']) * 1e3:.4g}",
             f"{1 - float(one['r2']):.3g}",
         )
+        if result.sizes["species"] > 1:
+            for symbol in result["species"].values:
+                part = one.sel(species=symbol)
+                table.add_row(
+                    f"  {symbol}",
+                    "",
+                    "",
+                    f"{float(part['mae_by_species_eV_per_A']) * 1e3:.4g}",
+                    f"{float(part['rmse_by_species_eV_per_A']) * 1e3:.4g}",
+                    f"{float(part['max_abs_error_by_species_eV_per_A']) * 1e3:.4g}",
+                    f"{1 - float(part['r2_by_species']):.3g}",
+                )
     console.print(table)
     if figure is not None:
         plot_force_parity(result, str(figure))

@@ -122,7 +122,9 @@ class BuckinghamDSF(ForceField):
         if unknown:
             raise ValueError(f"no charge given for atomic numbers {unknown} (charges: {self.charges})")
         q = charge_table[state.atomic_numbers]
-        total = sum_per_system(q, state.system_idx, state.n_systems)
+        # neutrality in float64 from the exact charges: float32 sums of many ions leave ~1e-5 e
+        exact = self._tables_for(state.device, torch.float64)[0][state.atomic_numbers]
+        total = sum_per_system(exact, state.system_idx, state.n_systems)
         if bool((total.abs() > 1e-6).any()):
             bad = int(torch.nonzero(total.abs() > 1e-6)[0, 0])
             raise ValueError(f"system {bad} carries a net charge of {float(total[bad]):.6g} e; DSF needs Σ q = 0")

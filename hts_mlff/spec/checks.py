@@ -41,6 +41,8 @@ def campaign_checks(spec: Any, *, base_dir: Path, add: Add) -> None:
         _check_forcefields(forcefields, base_dir=base_dir, add=add)
     if forcefields is not None and systems is not None:
         _check_charges(systems, forcefields, base_dir=base_dir, add=add)
+    if systems is not None:
+        _check_formulas(systems, base_dir=base_dir, add=add)
     if spec.analyses is not None and forcefields is not None:
         _check_analyses(spec, add=add)
     if spec.store is not None:
@@ -223,6 +225,32 @@ def _check_charges(systems: dict[str, Any], forcefields: dict[str, Any], *, base
             if abs(total) > 1e-6:
                 message = f"system {system_name!r} would carry a net charge of {total:.6g} e"
                 add(("forcefields", name, "charges_e"), message + ": the charges must make it neutral")
+
+
+def _reduced(counts: dict[str, int]) -> dict[str, int]:
+    divisor = math.gcd(*counts.values())
+    return {s: n // divisor for s, n in counts.items()}
+
+
+def _check_formulas(systems: dict[str, Any], *, base_dir: Path, add: Add) -> None:
+    """A file system that states its ``formula`` has that stoichiometry (Li2O: Li:O = 2:1)."""
+    from ase.formula import Formula
+
+    for name, system in systems.items():
+        if getattr(system, "formula", None) is None:
+            continue
+        try:
+            expected = _reduced(Formula(system.formula).count())
+        except ValueError as exc:
+            add(("systems", name, "formula"), f"not a chemical formula: {exc}")
+            continue
+        composition = _composition(system, base_dir=base_dir)
+        if composition is None:
+            continue
+        found = _reduced(composition)
+        if found != expected:
+            text = "".join(f"{s}{n if n > 1 else ''}" for s, n in sorted(found.items()))
+            add(("systems", name, "formula"), f"the structure's stoichiometry is {text}, not {system.formula}")
 
 
 def _composition(system: Any, *, base_dir: Path) -> dict[str, int] | None:

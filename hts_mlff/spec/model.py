@@ -73,6 +73,9 @@ class FileSystem(Strict):
     index: Int = Field(-1, description="Frame of a multi-frame file.")
     format: str | None = Field(None, description="ASE format name when the suffix is ambiguous.")
     repeat: tuple[PositiveInt, PositiveInt, PositiveInt] = (1, 1, 1)
+    formula: str | None = Field(
+        None, description="Expected stoichiometry, e.g. Li2O: the file's composition must reduce to it."
+    )
 
 
 SystemSpec = Annotated[FccSystem | FileSystem, Field(discriminator="kind")]

@@ -200,3 +200,23 @@ def test_a_rock_salt_campaign_conserves_energy_and_a_charged_one_is_refused(tmp_
     temperature = float(ds["kinetic_temperature_K"].mean())
     assert 300 < temperature < 900  # a hot crystal, not an explosion
     assert np.ptp(total) / 64 < 2e-4  # eV per atom over 1 ps of NVE
+
+
+def test_a_stated_formula_is_checked_against_the_structure_file(tmp_path):
+    """The shipped Li2O cell validates as Li2O; the same file declared Li3O fails at validate,
+    naming the field and the stoichiometry found."""
+    import shutil
+
+    import hts_mlff
+    from hts_mlff.spec.load import CampaignError
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / "campaigns" / "structures" / "li2o-conventional.extxyz", tmp_path / "li2o.extxyz")
+    text = (REPO / "campaigns" / "ionic-conductor-small.yaml").read_text()
+    text = text.replace("structures/li2o-conventional.extxyz", "li2o.extxyz").replace("../models/", f"{REPO}/models/")
+    (tmp_path / "good.yaml").write_text(text)
+    spec = hts_mlff.load_campaign(tmp_path / "good.yaml")
+    assert spec.systems["li2o-96"].formula == "Li2O"
+    (tmp_path / "bad.yaml").write_text(text.replace("formula: Li2O", "formula: Li3O"))
+    with pytest.raises(CampaignError, match=r"bad\.yaml:\d+: error: systems\.li2o-96\.formula: .*Li2O, not Li3O"):
+        hts_mlff.load_campaign(tmp_path / "bad.yaml")
