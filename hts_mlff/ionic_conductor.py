@@ -9,8 +9,8 @@ trajectories give:
   :mod:`hts_mlff.analysis.diffusion`), mean over seeds with a Student-t interval;
 - **collective (charge) D_σ of the mobile ion** from the seed-averaged collective MSD
   (:func:`hts_mlff.analysis.conductivity.charge_msd`) and the **Haven ratio** H_R = D*/D_σ
-  with a leave-one-seed-out jackknife error. One trajectory has one collective coordinate, so
-  D_σ needs seeds;
+  with a leave-one-seed-out jackknife error, over the diffusive trajectories (at least two).
+  One trajectory has one collective coordinate, so D_σ needs seeds;
 - **σ(T)** by Nernst–Einstein from the tracer D (the seed's σ, H_R = 1) per trajectory, mean
   over seeds with its interval, and σ/H_R beside it (the Haven-corrected conductivity);
 - an **Arrhenius fit** σT = A exp(−E_a/k_B T) over every diffusive trajectory's σ (its mobile
@@ -189,7 +189,9 @@ def conductor_study(
             mean, low, high, _ = _interval(per_traj[f"D_{name}_cm2_per_s"].to_numpy()[members], confidence)
             row.update({f"D_{name}_cm2_per_s": mean, f"D_{name}_low": low, f"D_{name}_high": high})
         row["n_seeds"] = len(finished)
-        row.update(_haven(collective.isel(traj=finished), d_mobile[finished]))
+        flowing = members[per_traj["diffusive"].to_numpy()[members]]
+        row["n_diffusive"] = len(flowing)
+        row.update(_haven(collective.isel(traj=flowing), d_mobile[flowing]))
         mean, low, high, _ = _interval(per_traj["sigma_S_per_cm"].to_numpy()[members], confidence)
         row.update({"sigma_S_per_cm": mean, "sigma_low": low, "sigma_high": high})
         row["sigma_haven_S_per_cm"] = mean / row["haven_ratio"] if row["haven_ratio"] > 0 else np.nan
@@ -249,9 +251,10 @@ def _window_stability(g: xr.DataArray, *, reference: str, done: np.ndarray) -> x
 
 
 def _haven(collective: xr.DataArray, tracer_D: np.ndarray) -> dict[str, float]:
-    """D_σ of the seed-mean collective MSD, H_R = ⟨D*⟩/D_σ and its jackknife error over seeds."""
+    """D_σ of the seed-mean collective MSD, H_R = ⟨D*⟩/D_σ and its jackknife error over seeds
+    (diffusive trajectories only: without hops there is no collective drift to compare)."""
     n = collective.sizes["traj"]
-    if n == 0:
+    if n < 2:
         return {"D_sigma_cm2_per_s": np.nan, "haven_ratio": np.nan, "haven_ratio_err": np.nan}
 
     def estimate(members: np.ndarray) -> tuple[float, float]:
