@@ -319,18 +319,23 @@ def _pyplot():
 
 
 def plot_sigma_arrhenius(study: ConductorStudy, path: str) -> str:
-    """σ of every trajectory against 1000/T_measured, the fitted σT line and σ(300 K) with its
-    interval, one colour per (force field, system)."""
+    """σ of every trajectory against 1000/T_measured (hollow: not diffusive, left out of the fit),
+    the fitted σT line and σ(300 K) with its interval, one colour per (force field, system)."""
     plt = _pyplot()
     per_traj, fits = study.per_trajectory, study.arrhenius
     extrapolated = next(c for c in fits.columns if c.startswith("sigma_") and c.endswith("K_S_per_cm"))
     t_star = float(extrapolated.split("_")[1].rstrip("K"))
     fig, ax = plt.subplots(figsize=(5.5, 4.2))
+    shown: list[float] = []
     for k, (key, fit) in enumerate(fits.iterrows()):
         color = f"C{k}"
         part = per_traj[(per_traj["forcefield"] == key[0]) & (per_traj["system"] == key[1])]
         inverse = 1000.0 / part["temperature_measured_K"]
-        ax.semilogy(inverse, part["sigma_S_per_cm"], "o", color=color, alpha=0.6, label=f"{key[0]} ({key[1]})")
+        flowing = part["diffusive"].to_numpy(dtype=bool)
+        sigma = part["sigma_S_per_cm"].to_numpy()
+        ax.semilogy(inverse[flowing], sigma[flowing], "o", color=color, alpha=0.7, label=f"{key[0]} ({key[1]})")
+        ax.semilogy(inverse[~flowing], sigma[~flowing], "o", mfc="none", color=color, alpha=0.7)
+        shown.extend(sigma[np.isfinite(sigma) & (sigma > 0)])
         if not np.isfinite(fit["activation_energy_eV"]):
             continue
         grid = np.linspace(t_star, part["temperature_measured_K"].max(), 50)
@@ -339,6 +344,9 @@ def plot_sigma_arrhenius(study: ConductorStudy, path: str) -> str:
         value = fit[extrapolated]
         error = [[value - fit["sigma_low"]], [fit["sigma_high"] - value]]
         ax.errorbar([1000.0 / t_star], [value], yerr=error, fmt="s", color=color, capsize=3)
+        shown.append(value)
+    if shown:  # an interval of many decades is clipped rather than squashing the data
+        ax.set_ylim(min(shown) / 1e2, max(shown) * 1e2)
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel(f"σ of {study.mobile} (S/cm), Nernst–Einstein")
     ax.legend(fontsize=8)
