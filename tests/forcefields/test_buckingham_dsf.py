@@ -216,7 +216,7 @@ def test_a_stated_formula_is_checked_against_the_structure_file(tmp_path):
     text = text.replace("structures/li2o-conventional.extxyz", "li2o.extxyz").replace("../models/", f"{REPO}/models/")
     (tmp_path / "good.yaml").write_text(text)
     spec = hts_mlff.load_campaign(tmp_path / "good.yaml")
-    assert spec.systems["li2o-96"].formula == "Li2O"
+    assert spec.spec.systems["li2o-96"].formula == "Li2O"
     (tmp_path / "bad.yaml").write_text(text.replace("formula: Li2O", "formula: Li3O"))
     with pytest.raises(CampaignError, match=r"bad\.yaml:\d+: error: systems\.li2o-96\.formula: .*Li2O, not Li3O"):
         hts_mlff.load_campaign(tmp_path / "bad.yaml")

@@ -140,7 +140,6 @@ def _run_cli(path, **kwargs):
     )
 
 
-@pytest.mark.slow
 def test_kill_minus_9_then_resume_matches_an_uninterrupted_run(tmp_path, dask_client):
     reference = hts_mlff.load_campaign(
         write_campaign(tmp_path, name="k", store="ref.zarr", steps=200, seeds="[0, 1, 2, 3, 4]", pack_size=2)
