@@ -45,6 +45,7 @@ from scipy import stats
 from hts_mlff.analysis.arrhenius import arrhenius_fit
 from hts_mlff.analysis.conductivity import charge_msd, nernst_einstein, number_density_per_cm3
 from hts_mlff.analysis.diffusion import diffusion_coefficient, msd
+from hts_mlff.analysis.phonon_report import _pyplot, save_figure
 from hts_mlff.analysis.structure import STABLE_RDF_MAE, partial_rdfs, rdf_mae
 from hts_mlff.units import BOLTZMANN_EV_PER_K
 
@@ -309,15 +310,6 @@ def plot_conductor(study: ConductorStudy, folder: str) -> list[str]:
     return written
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_sigma_arrhenius(study: ConductorStudy, path: str) -> str:
     """σ of every trajectory against 1000/T_measured (hollow: not diffusive, left out of the fit),
     the fitted σT line and σ(300 K) with its interval, one colour per (force field, system)."""
@@ -350,10 +342,7 @@ def plot_sigma_arrhenius(study: ConductorStudy, path: str) -> str:
     ax.set_xlabel("1000 / T (1/K)")
     ax.set_ylabel(f"σ of {study.mobile} (S/cm), Nernst–Einstein")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_partial_rdfs(study: ConductorStudy, path: str) -> str:
@@ -378,10 +367,7 @@ def plot_partial_rdfs(study: ConductorStudy, path: str) -> str:
         ax.set_title(f"g {pair}(r)")
         ax.set_xlabel("r (Å)")
     axes[0, 0].legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_rdf_mae_windows(study: ConductorStudy, path: str) -> str:
@@ -402,7 +388,4 @@ def plot_rdf_mae_windows(study: ConductorStudy, path: str) -> str:
     ax.set_xlabel("window start (ps)")
     ax.set_ylabel("RDF MAE vs reference (mean over pairs)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
