@@ -10,38 +10,22 @@ of the interface observer relative to the run without it (target < 10 %).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 from ase.build import bulk
+from observer_overhead import print_overheads, seconds_per_lj_step
 
-from hts_mlff.engine.md import MDProtocol, run_md
-from hts_mlff.engine.observers import ThermoObserver
+from hts_mlff.engine.md import MDProtocol
 from hts_mlff.engine.observers.interface import InterfaceObserver
-from hts_mlff.engine.state import state_from_atoms
-from hts_mlff.forcefields import LennardJones
 
 
 def seconds_per_step(
     repeat: tuple[int, int, int], n_replicas: int, steps: int, *, every: int, interface: bool
 ) -> float:
     atoms = bulk("Ar", "fcc", a=5.4, cubic=True).repeat(repeat)
-    state = state_from_atoms([atoms] * n_replicas, device=torch.device("cpu"), dtype=torch.float64)
     protocol = MDProtocol(timestep_fs=10.78, production_steps=steps, sample_every_steps=every, ensemble="nvt")
-    observers = [ThermoObserver()]
-    if interface:
-        observers.append(InterfaceObserver([repeat] * n_replicas, n_slabs=repeat[2]))
-    started = time.perf_counter()
-    run_md(
-        state,
-        LennardJones(0.010327, sigma_A=3.405, cutoff_A=8.5),
-        protocol=protocol,
-        temperature_K=torch.full((n_replicas,), 70.0),
-        pressure_bar=torch.zeros(n_replicas),
-        keys=list(range(n_replicas)),
-        observers=observers,
-    )
-    return (time.perf_counter() - started) / steps
+    extra = [InterfaceObserver([repeat] * n_replicas, n_slabs=repeat[2])] if interface else []
+    return seconds_per_lj_step(atoms, n_replicas, protocol, temperature_K=70.0, extra_observers=extra)
 
 
 def main() -> None:
@@ -54,16 +38,12 @@ def main() -> None:
     repeat = tuple(args.repeat)
     n_atoms = 4 * repeat[0] * repeat[1] * repeat[2]
     print(f"{args.replicas} × {n_atoms} atoms, {args.steps} steps, {torch.get_num_threads()} threads")
-    for every in (1, 10, 100):
-        base, tracked = [], []
-        for _ in range(args.rounds):
-            base.append(seconds_per_step(repeat, args.replicas, args.steps, every=every, interface=False))
-            tracked.append(seconds_per_step(repeat, args.replicas, args.steps, every=every, interface=True))
-        b, t = min(base), min(tracked)
-        print(
-            f"sample every {every:3d} steps: {1e3 * b:7.2f} ms/step without, {1e3 * t:7.2f} ms/step with "
-            f"the interface observer → overhead {100 * (t / b - 1):5.1f} %"
-        )
+    print_overheads(
+        "interface observer",
+        (1, 10, 100),
+        args.rounds,
+        lambda every, on: seconds_per_step(repeat, args.replicas, args.steps, every=every, interface=on),
+    )
 
 
 if __name__ == "__main__":

@@ -360,7 +360,7 @@ def plot_partial_rdfs(study: ConductorStudy, path: str) -> str:
                 index.get_level_values("forcefield")[k],
                 index.get_level_values("temperature_K")[k],
             )
-            style = "-" if k == 0 or forcefield == index.get_level_values("forcefield")[0] else "--"
+            style = "-" if forcefield == index.get_level_values("forcefield")[0] else "--"
             ax.plot(g["r_A"], g.isel(group=k).sel(pair=pair), style, lw=1,
                     color=f"C{temperatures.index(temperature) % 10}",
                     label=f"{forcefield} {temperature:g} K")  # fmt: skip

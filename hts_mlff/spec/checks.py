@@ -12,6 +12,7 @@ import difflib
 import math
 import os
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -263,13 +264,22 @@ def _composition(system: Any, *, base_dir: Path) -> dict[str, int] | None:
         n = 4 * math.prod(system.repeat)
         removed = len(system.vacancies) if isinstance(system.vacancies, list) else system.vacancies.count
         return {system.element: n - removed}
+    path = base_dir / system.path
     try:
-        import ase.io
-
-        atoms = ase.io.read(base_dir / system.path, index=system.index, format=system.format)
+        stat = path.stat()
+        symbols = _file_symbols(str(path), stat.st_mtime_ns, stat.st_size, system.index, system.format)
     except Exception:  # reported by the system's own check
         return None
-    return {s: n * math.prod(system.repeat) for s, n in Counter(atoms.get_chemical_symbols()).items()}
+    return {s: n * math.prod(system.repeat) for s, n in Counter(symbols).items()}
+
+
+@lru_cache(maxsize=32)
+def _file_symbols(path: str, mtime_ns: int, size: int, index: int, fmt: str | None) -> tuple[str, ...]:
+    """Chemical symbols of a structure file, read once per file version (the charge and the
+    formula checks both need them)."""
+    import ase.io
+
+    return tuple(ase.io.read(path, index=index, format=fmt).get_chemical_symbols())
 
 
 #: Unit cells along z below which a solid–liquid system has no room for two phases and two interfaces.
