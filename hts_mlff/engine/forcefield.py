@@ -29,11 +29,18 @@ from hts_mlff.engine.state import BatchState
 
 @dataclass
 class ForceOutput:
-    """Result of one force-field evaluation (see module docstring for shapes and units)."""
+    """Result of one force-field evaluation (see module docstring for shapes and units).
+
+    Force fields with a compiled row kernel also hand the stability guard what it needs from
+    the same pass: ``min_pair_distance_A`` (n_systems,) closest pair of the neighbour list and
+    ``max_force_eV_per_A`` (n_systems,) largest force (None: the guard computes them).
+    """
 
     energy: torch.Tensor
     forces: torch.Tensor
     stress: torch.Tensor | None
+    min_pair_distance_A: torch.Tensor | None = None
+    max_force_eV_per_A: torch.Tensor | None = None
 
 
 class ForceField(ABC):
@@ -41,6 +48,10 @@ class ForceField(ABC):
 
     #: Interaction range in Å; the engine's neighbour list covers it.
     cutoff_A: float = 0.0
+
+    #: True when :meth:`forward` has a compiled path over per-atom neighbour rows
+    #: (:mod:`hts_mlff.engine.kernels`); the engine then keeps its list as rows.
+    uses_neighbor_rows: bool = False
 
     @property
     def provides_energy(self) -> bool:

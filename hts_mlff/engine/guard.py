@@ -57,16 +57,20 @@ class StabilityGuard:
         speed = torch.linalg.vector_norm(state.velocities, dim=1)
         finite_atoms = torch.isfinite(force_norm) & torch.isfinite(speed) & torch.isfinite(state.positions).all(1)
         finite = (max_per_system((~finite_atoms).to(state.dtype), sysidx, n) <= 0) & torch.isfinite(output.energy)
-        max_force = max_per_system(torch.nan_to_num(force_norm, nan=torch.inf), sysidx, n)
+        if output.max_force_eV_per_A is not None:  # from the force kernel's own pass
+            max_force = output.max_force_eV_per_A
+        else:
+            max_force = max_per_system(torch.nan_to_num(force_norm, nan=torch.inf), sysidx, n)
         max_step = max_per_system(torch.nan_to_num(speed, nan=torch.inf), sysidx, n) * timestep_fs
         reason = torch.where(
             max_step > self.limits.max_step_displacement_A, int(FailureReason.DISPLACEMENT_BOUND), reason
         )
         reason = torch.where(max_force > self.limits.max_force_eV_per_A, int(FailureReason.FORCE_BOUND), reason)
         if self.limits.min_pair_distance_A > 0 and state.neighbors is not None:
-            reason = torch.where(
-                self._min_pair_distance(state) < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason
-            )
+            closest = output.min_pair_distance_A
+            if closest is None:
+                closest = self._min_pair_distance(state)
+            reason = torch.where(closest < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason)
         reason = torch.where(finite, reason, int(FailureReason.NON_FINITE))
         new = (reason != FailureReason.NONE) & self.active
         if bool(new.any()):

@@ -31,8 +31,9 @@ import math
 import torch
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.kernels import kernels_enabled
 from hts_mlff.engine.neighbors import NeighborList
-from hts_mlff.engine.rng import ReplicaRandom, Stream
+from hts_mlff.engine.rng import ReplicaRandom, Stream, normal_table
 from hts_mlff.engine.state import BatchState, sum_per_system
 from hts_mlff.units import (
     ACCEL_A_PER_FS2_PER_EV_PER_A_AMU,
@@ -125,11 +126,14 @@ class Dynamics:
         self.active: torch.Tensor | None = None
         self._element_system: torch.Tensor | None = None
         self._element_local: torch.Tensor | None = None
+        self._fused = None  # kernels of the Langevin and velocity-Verlet updates, made on first use
 
     # ------------------------------------------------------------------ helpers
     def set_active(self, active: torch.Tensor) -> None:
-        """(n_systems,) bool: replicas still integrated."""
+        """(n_systems,) bool: replicas still integrated. Frozen replicas cost nothing more in
+        the compiled kernels: their rows are neither rebuilt nor walked."""
         self.active = active
+        self.neighbor_list.set_active(active)
 
     def _atom_mask(self, state: BatchState) -> torch.Tensor:
         if self.active is None:
@@ -143,6 +147,18 @@ class Dynamics:
                 3 * state.local_atom_index()[:, None] + torch.arange(3, device=state.device)
             ).reshape(-1)
         return self._element_system, self._element_local
+
+    def _fused_updates(self, state: BatchState):
+        """The compiled updates (:mod:`hts_mlff.engine.kernels.integrator`) when they can run."""
+        if state.positions.requires_grad or not kernels_enabled(state.device):
+            return None
+        if self._fused is None or self._fused.system32.shape[0] != state.n_atoms:
+            from hts_mlff.engine.kernels.integrator import FusedLangevin
+
+            self._fused = FusedLangevin(
+                state.system_idx, local_index=state.local_atom_index(), offsets=state.system_offsets()
+            )
+        return self._fused
 
     def compute_forces(self, state: BatchState, *, compute_stress: bool) -> ForceOutput:
         self.neighbor_list.update(state)
@@ -159,14 +175,17 @@ class Dynamics:
             # the first NPT step after an NVT phase needs the stress of the current positions
             self.compute_forces(state, compute_stress=True)
         dt = self.timestep_fs
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"unknown ensemble {ensemble!r}; expected one of {ENSEMBLES}")
+        fused = self._fused_updates(state)
+        if fused is not None:
+            return self._fused_step(state, fused, step=step, ensemble=ensemble, compute_stress=compute_stress)
         if ensemble == "nve":
             state.velocities += 0.5 * dt * self._accel(state)
             state.positions += dt * state.velocities
             self.compute_forces(state, compute_stress=compute_stress)
             state.velocities += 0.5 * dt * self._accel(state)
             return self.output
-        if ensemble not in ENSEMBLES:
-            raise ValueError(f"unknown ensemble {ensemble!r}; expected one of {ENSEMBLES}")
         state.velocities += 0.5 * dt * self._accel(state)
         state.positions += 0.5 * dt * state.velocities
         self._langevin_o(state, step=step)
@@ -175,6 +194,34 @@ class Dynamics:
             self._barostat(state, step=step)
         self.compute_forces(state, compute_stress=compute_stress or ensemble == "npt")
         state.velocities += 0.5 * dt * self._accel(state)
+        return self.output
+
+    def _fused_step(self, state: BatchState, fused, *, step: int, ensemble: str, compute_stress: bool) -> ForceOutput:
+        """The same step through the compiled updates (same equations, same random numbers)."""
+        dt = self.timestep_fs
+        common = dict(masses=state.masses, active=self.active)
+        if ensemble == "nve":
+            fused.half_kick(state.velocities, forces=self.output.forces, timestep_fs=dt, **common)
+            state.positions += dt * state.velocities
+        else:
+            target = (
+                self.temperature_K[state.system_idx] if self.atom_temperature_K is None else self.atom_temperature_K
+            )
+            fused.first_half(
+                state.positions,
+                state.velocities,
+                forces=self.output.forces,
+                target_K=target.to(state.dtype),
+                base=self.random.stream_base(Stream.LANGEVIN, step),
+                table=normal_table(state.device, state.dtype),
+                timestep_fs=dt,
+                c1=math.exp(-self.friction_per_fs * dt),
+                **common,
+            )
+            if ensemble == "npt":
+                self._barostat(state, step=step)
+        self.compute_forces(state, compute_stress=compute_stress or ensemble == "npt")
+        fused.half_kick(state.velocities, forces=self.output.forces, timestep_fs=dt, **common)
         return self.output
 
     def _langevin_o(self, state: BatchState, *, step: int) -> None:

@@ -23,6 +23,7 @@ from hts_mlff.engine.allocator import keep_freed_memory
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.guard import GuardLimits, StabilityGuard
 from hts_mlff.engine.integrators import Dynamics
+from hts_mlff.engine.kernels import kernels_enabled
 from hts_mlff.engine.neighbors import NeighborList, list_range_A
 from hts_mlff.engine.observers import Observer, ThermoObserver
 from hts_mlff.engine.rng import ReplicaRandom, Stream
@@ -157,7 +158,11 @@ def run_md(
     random = ReplicaRandom(keys, device=dev)
     targets_t = temperature_K.to(device=dev, dtype=dtype)
     list_range = list_range_A(forcefield.cutoff_A, min_pair_distance_A=protocol.guard.min_pair_distance_A)
-    neighbor_list = NeighborList(list_range, skin_A=protocol.skin_A)
+    rows = forcefield.uses_neighbor_rows and kernels_enabled(dev)
+    # CPU: half rows (each pair once, both ends written by one serial launch per span of whole
+    # systems); GPU: full rows, one thread per atom. The layout depends on the device only, so a
+    # trajectory's bits do not depend on its pack or on the number of threads.
+    neighbor_list = NeighborList(list_range, skin_A=protocol.skin_A, rows=rows, half_rows=dev.type == "cpu")
     dynamics = Dynamics(
         forcefield,
         neighbor_list=neighbor_list,

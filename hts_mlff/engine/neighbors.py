@@ -158,27 +158,71 @@ def brute_force_pairs(
 class NeighborList:
     """Half pair list within ``cutoff_A + skin_A`` for every system of a batch.
 
+    With ``rows=True`` the list is kept as per-atom neighbour rows
+    (:class:`~hts_mlff.engine.kernels.neighbor_matrix.NeighborMatrix`, built by compiled
+    kernels and rebuilt per system) for force fields with a row kernel; the half-list
+    attributes are then derived from the rows when something asks for them.
+
     Attributes (after :meth:`update`):
         pair_i, pair_j: (n_pairs,) int64 global atom indices.
         pair_shift: (n_pairs, 3) integer cell shifts (state dtype).
         pair_system: (n_pairs,) int64 system of each pair.
-        n_builds: number of (whole-batch) rebuilds so far.
+        rows: the neighbour rows (``rows=True``), else None.
+        n_builds: number of rebuilds so far (of the whole batch, or of any system with rows).
     """
 
-    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0) -> None:
+    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0, rows: bool = False, half_rows: bool = True) -> None:
         if cutoff_A <= 0 or skin_A < 0:
             raise ValueError("cutoff_A must be positive and skin_A non-negative")
         self.cutoff_A = float(cutoff_A)
         self.skin_A = float(skin_A)
-        self.n_builds = 0
+        self._n_builds = 0
         self._ref_positions: torch.Tensor | None = None
         self._ref_cell: torch.Tensor | None = None
         self._ref_cell_inv: torch.Tensor | None = None
         self._shift_cart: torch.Tensor | None = None
         self._shift_cell: torch.Tensor | None = None
+        self._pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        self._rows_state: BatchState | None = None
+        self.rows = None
+        if rows:
+            from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
+
+            # Warp runs CPU kernels serially: half rows (each pair once) are deterministic there;
+            # on a GPU every atom's thread walks its full row (no atomics).
+            self.rows = NeighborMatrix(cutoff_A, skin_A=skin_A, half=half_rows)
+
+    @property
+    def n_builds(self) -> int:
+        return self.rows.n_builds if self.rows is not None else self._n_builds
+
+    def _half_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._pairs is None:  # rows layout: derive the canonical half list once per rebuild
+            state = self._rows_state
+            i, j, shifts = self.rows.half_list(state)
+            self._pairs = (i, j, shifts.to(state.dtype), state.system_idx[i])
+        return self._pairs
+
+    @property
+    def pair_i(self) -> torch.Tensor:
+        return self._half_list()[0]
+
+    @property
+    def pair_j(self) -> torch.Tensor:
+        return self._half_list()[1]
+
+    @property
+    def pair_shift(self) -> torch.Tensor:
+        return self._half_list()[2]
+
+    @property
+    def pair_system(self) -> torch.Tensor:
+        return self._half_list()[3]
 
     def needs_rebuild(self, state: BatchState) -> bool:
         """True when pairs within the cutoff may be missing from the list."""
+        if self.rows is not None:
+            return bool(self.rows.stale_systems(state).any())
         if self._ref_positions is None or self._ref_positions.shape != state.positions.shape:
             return True
         if torch.equal(state.cell, self._ref_cell):  # NVE/NVT: the cheap test, every step
@@ -195,21 +239,43 @@ class NeighborList:
         return bool((budget > self.skin_A).any() | ~torch.isfinite(budget).all())
 
     def update(self, state: BatchState) -> bool:
-        """Rebuild if needed; attach the list to ``state``. Returns True on a rebuild."""
-        rebuilt = False
-        if self.needs_rebuild(state):
-            self.build(state)
-            rebuilt = True
+        """Rebuild if needed (with rows: the stale systems only); attach the list to ``state``.
+        Returns True on a rebuild."""
+        if self.rows is not None:
+            rebuilt = self.rows.update(state)
+            if rebuilt:
+                self._on_rebuilt(state)
+        else:
+            rebuilt = False
+            if self.needs_rebuild(state):
+                self.build(state)
+                rebuilt = True
         state.neighbors = self
         return rebuilt
+
+    def set_active(self, active: torch.Tensor | None) -> None:
+        """(n_systems,) bool: with rows, frozen replicas' rows are neither rebuilt nor walked
+        (their forces read zero); the pair layout ignores it."""
+        if self.rows is not None:
+            self.rows.active32 = None if active is None else active.to(torch.int32).contiguous()
+
+    def _on_rebuilt(self, state: BatchState) -> None:
+        self._pairs = None
+        self._rows_state = state
+        self._shift_cart = None
 
     def build(self, state: BatchState) -> None:
         """Rebuild the pair list of every system from the current positions and cells.
 
         Small systems whose cell is wider than twice the list cutoff are done together by
         minimum image on the state's device; the others one at a time with vesin. Either
-        way each system's pairs come out in canonical (i < j, then shift) order.
+        way each system's pairs come out in canonical (i < j, then shift) order. With rows,
+        every system's rows are rebuilt by the compiled builders.
         """
+        if self.rows is not None:
+            self.rows.build(state)
+            self._on_rebuilt(state)
+            return
         rc = self.cutoff_A + self.skin_A
         dev = state.device
         cells = state.cell.detach().cpu().double().numpy()
@@ -254,14 +320,12 @@ class NeighborList:
         else:
             i = j = torch.zeros(0, dtype=torch.int64, device=dev)
             s = torch.zeros((0, 3), dtype=torch.int64, device=dev)
-        self.pair_i, self.pair_j = i, j
-        self.pair_shift = s.to(state.dtype)
-        self.pair_system = state.system_idx[i]
+        self._pairs = (i, j, s.to(state.dtype), state.system_idx[i])
         self._ref_positions = state.positions.detach().clone()
         self._ref_cell = state.cell.detach().clone()
         self._ref_cell_inv = torch.linalg.inv(self._ref_cell)
         self._shift_cart = None
-        self.n_builds += 1
+        self._n_builds += 1
 
     def pair_vectors_t(self, state: BatchState) -> torch.Tensor:
         """(3, n_pairs) vectors r_j − r_i + shift·cell in Å, component-major (differentiable).

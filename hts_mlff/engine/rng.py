@@ -62,7 +62,8 @@ _TABLE_NP = _normal_table()
 _TABLE_CACHE: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
 
-def _table(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def normal_table(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """The (2¹⁶ + 1,) standard-normal quantile table the Gaussian draws interpolate."""
     key = (device, dtype)
     if key not in _TABLE_CACHE:
         _TABLE_CACHE[key] = torch.as_tensor(_TABLE_NP, dtype=dtype, device=device)
@@ -83,7 +84,7 @@ class ReplicaRandom:
         k = torch.tensor([[key & _MASK32, key >> 32] for key in keys], dtype=torch.int64, device=device)
         self._key_hash = _mix32((_mix32(k[:, 0]) + k[:, 1]) & _MASK32)  # (n_systems,)
 
-    def _base(self, stream: int, step: int) -> torch.Tensor:
+    def stream_base(self, stream: int, step: int) -> torch.Tensor:
         """(n_systems,) per-replica hash of (key, stream, step)."""
         h = _mix32((self._key_hash + int(stream)) & _MASK32)
         h = _mix32((h + (step & _MASK32)) & _MASK32)
@@ -99,12 +100,12 @@ class ReplicaRandom:
         dtype: torch.dtype,
     ) -> torch.Tensor:
         """Standard normal numbers, one per element; shape (n_elements,)."""
-        base = self._base(stream, step)[element_system]
+        base = self.stream_base(stream, step)[element_system]
         h = _mix32((base + element_local) & _MASK32)
         h = _mix32((h ^ base) & _MASK32)
         index = h >> _TABLE_BITS
         frac = (h & ((1 << _TABLE_BITS) - 1)).to(dtype) * (1.0 / (1 << _TABLE_BITS))
-        table = _table(self.device, dtype)
+        table = normal_table(self.device, dtype)
         lower = table[index]
         return lower + frac * (table[index + 1] - lower)
 

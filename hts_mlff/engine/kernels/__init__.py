@@ -1,0 +1,166 @@
+"""Compiled kernels of the engine's hot path (NVIDIA Warp; the same code on CPU and CUDA).
+
+Torch stays the container: kernels read and write the state's tensors in place through
+``warp.from_torch`` (no copies). Every kernel runs one thread per atom (or per system) and
+sums in a fixed order without atomics, so results are bit-identical whichever pack a
+replica runs in, on CPU and on a GPU.
+
+* :mod:`~hts_mlff.engine.kernels.neighbor_matrix`: per-atom (full) neighbour rows, sorted by
+  neighbour index, rebuilt per system;
+* :mod:`~hts_mlff.engine.kernels.pair`: pair potentials over those rows with the energy,
+  virial, closest pair and largest force of every system in the same pass.
+
+Warp is imported lazily: without it (or with ``HTS_MLFF_KERNELS=torch``) the engine uses its
+torch path, which stays the reference the kernels are tested against.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import platform
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _cpu_fingerprint() -> str:
+    """Short hash of the CPU model and instruction-set flags: Warp compiles CPU kernels with
+    ``-march=native``, so nodes of different CPU types must not share compiled kernels."""
+    text = platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "flags", "Features")):
+                text += line
+                if line.startswith(("flags", "Features")):
+                    break
+    except OSError:
+        text += platform.processor()
+    return hashlib.blake2b(text.encode(), digest_size=6).hexdigest()
+
+
+@functools.cache
+def _warp() -> Any | None:
+    try:
+        import warp as wp
+    except ImportError:
+        return None
+    wp.config.quiet = True  # older releases
+    if hasattr(wp.config, "log_level"):
+        wp.config.log_level = 40  # errors only: no init banner, no "no CUDA driver" on CPU nodes
+    if "WARP_CACHE_PATH" not in os.environ:  # one kernel cache per CPU type (shared home on a cluster)
+        base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        wp.config.kernel_cache_dir = str(base / "hts_mlff" / "warp" / _cpu_fingerprint())
+    wp.init()
+    return wp
+
+
+def kernels_enabled(device: torch.device) -> bool:
+    """True when the compiled path can run on ``device`` (Warp importable, CPU or a CUDA device
+    Warp sees) and the user did not ask for the torch path (``HTS_MLFF_KERNELS=torch``)."""
+    if os.environ.get("HTS_MLFF_KERNELS", "auto").lower() == "torch":
+        return False
+    wp = _warp()
+    if wp is None:
+        return False
+    if device.type == "cpu":
+        return True
+    return device.type == "cuda" and wp.is_cuda_available()
+
+
+def warp() -> Any:
+    """The initialised ``warp`` module (raises when it is not installed)."""
+    wp = _warp()
+    if wp is None:
+        raise ImportError("warp-lang is not installed: pip install warp-lang")
+    return wp
+
+
+def warp_device(device: torch.device) -> str:
+    """Warp's name of a torch device ("cpu", "cuda:0", …)."""
+    if device.type == "cpu":
+        return "cpu"
+    return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
+
+
+def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
+    """A Warp view of a contiguous torch tensor (shares its memory)."""
+    wp = warp()
+    return wp.from_torch(tensor, dtype=dtype, requires_grad=False)
+
+
+def scalar_type(dtype: torch.dtype) -> Any:
+    """Warp scalar of a torch float dtype."""
+    wp = warp()
+    if dtype == torch.float64:
+        return wp.float64
+    if dtype == torch.float32:
+        return wp.float32
+    raise TypeError(f"kernels run in float32 or float64, not {dtype}")
+
+
+Span = tuple[int, int]
+
+
+def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool) -> list[Span]:
+    """Split the atoms [offsets[0], offsets[-1]) into at most ``n_chunks`` [lo, hi) spans of about
+    equal size, on system boundaries when ``whole_systems`` (a kernel that writes to other atoms of
+    the same system) or when there are enough systems; otherwise anywhere."""
+    total = offsets[-1] - offsets[0]
+    n_chunks = max(1, min(n_chunks, total))
+    if n_chunks == 1:
+        return [(offsets[0], offsets[-1])]
+    if whole_systems or len(offsets) - 1 >= n_chunks:
+        out, lo = [], offsets[0]
+        for k in range(1, n_chunks):
+            target = offsets[0] + total * k / n_chunks
+            cut = min(offsets, key=lambda o: abs(o - target))
+            if lo < cut < offsets[-1]:
+                out.append((lo, cut))
+                lo = cut
+        out.append((lo, offsets[-1]))
+        return out
+    bounds = [offsets[0] + round(total * k / n_chunks) for k in range(n_chunks + 1)]
+    return [(bounds[k], bounds[k + 1]) for k in range(n_chunks)]
+
+
+_POOLS: dict[int, ThreadPoolExecutor] = {}
+_LAUNCHED: set[int] = set()
+
+
+def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> None:
+    """Launch ``kernel(first, *inputs)`` over the thread ids [lo, hi) of every span.
+
+    On a CPU, Warp runs one launch serially; the spans run side by side in a thread pool
+    (a launch releases the GIL), one per thread torch was given. On a GPU one launch covers all.
+    """
+    wp = warp()
+    if device != "cpu":  # on torch's current stream, so kernels and torch operations stay ordered
+        lo, hi = spans[0][0], spans[-1][1]
+        stream = wp.stream_from_torch(torch.cuda.current_stream(torch.device(device)))
+        wp.launch(kernel, dim=hi - lo, inputs=[wp.int32(lo), *inputs], device=device, stream=stream)
+        return
+    if len(spans) == 1:
+        wp.launch(kernel, dim=spans[0][1] - spans[0][0], inputs=[wp.int32(spans[0][0]), *inputs], device=device)
+        _LAUNCHED.add(id(kernel))
+        return
+    todo = list(spans)
+    if id(kernel) not in _LAUNCHED:  # the first launch loads (or compiles) the module: not in parallel
+        a, b = todo.pop(0)
+        wp.launch(kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device)
+        _LAUNCHED.add(id(kernel))
+    pool = _POOLS.get(len(todo))
+    if pool is None:
+        pool = _POOLS[len(todo)] = ThreadPoolExecutor(max_workers=len(todo), thread_name_prefix="hts-kernels")
+    futures = [pool.submit(wp.launch, kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device) for a, b in todo]
+    for future in futures:
+        future.result()
+
+
+def kernel_threads() -> int:
+    """How many spans a CPU launch is split into: the threads torch was given."""
+    return max(1, torch.get_num_threads())

@@ -1,0 +1,387 @@
+"""Per-atom neighbour rows (a full list in matrix layout) built and kept per system.
+
+Layout, all torch tensors on the state's device:
+
+* ``neighbors`` (n_atoms, M) int32 — global index of each neighbour of atom i;
+* ``shift_code`` (n_atoms, M) int32 — the periodic shift s (three integers, |s_a| < 512)
+  packed as ``(s0 + 512) << 20 | (s1 + 512) << 10 | (s2 + 512)``; the pair vector is
+  r_j − r_i + s · cell (rows of the cell are lattice vectors);
+* ``counts`` (n_atoms,) int32 — how many entries of row i are used.
+
+Every row is sorted by (neighbour index, shift code), so a kernel that walks a row adds the
+pair terms of atom i in one canonical order whatever the list held besides (pairs between the
+cutoff and cutoff + skin add nothing) and whenever it was rebuilt: forces are bit-identical
+whichever pack a replica runs in. Rows are rebuilt only for the systems whose atoms moved more
+than half the skin (cell deformation included), so one restless replica does not make the
+whole pack rebuild.
+
+Builders: systems whose cell is wider than twice the list range in every direction and that
+have at most :data:`MIN_IMAGE_MAX_ATOMS` atoms are built by a Warp kernel (one thread per
+atom, minimum image, neighbours visited in index order, so rows come out sorted); the others
+through vesin's cell list, then sorted into rows.
+"""
+
+import functools
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from hts_mlff.engine.kernels import as_warp, kernel_threads, launch, scalar_type, spans, warp, warp_device
+from hts_mlff.engine.state import BatchState, max_per_system
+
+#: Largest system built by the all-pairs minimum-image kernel (cost n² per rebuild).
+MIN_IMAGE_MAX_ATOMS = 2048
+_SHIFT_OFFSET = 512
+
+
+@functools.cache
+def _build_kernel(scalar: Any) -> Any:
+    wp = warp()
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def build_min_image(
+        first: wp.int32,
+        positions: wp.array2d(dtype=scalar),
+        cells: wp.array3d(dtype=scalar),
+        inverse: wp.array3d(dtype=scalar),
+        system: wp.array(dtype=wp.int32),
+        start: wp.array(dtype=wp.int32),
+        rebuild: wp.array(dtype=wp.int32),
+        range2: scalar,
+        half_rows: wp.int32,
+        neighbors: wp.array2d(dtype=wp.int32),
+        shift_code: wp.array2d(dtype=wp.int32),
+        counts: wp.array(dtype=wp.int32),
+    ):
+        i = wp.tid() + first
+        s = system[i]
+        if rebuild[s] == 0:
+            return
+        width = neighbors.shape[1]
+        n_found = wp.int32(0)
+        half = scalar(0.5)
+        if rebuild[s] == 1:
+            # fractional coordinates f = x · cell⁻¹ (row vectors)
+            h00 = inverse[s, 0, 0]
+            h01 = inverse[s, 0, 1]
+            h02 = inverse[s, 0, 2]
+            h10 = inverse[s, 1, 0]
+            h11 = inverse[s, 1, 1]
+            h12 = inverse[s, 1, 2]
+            h20 = inverse[s, 2, 0]
+            h21 = inverse[s, 2, 1]
+            h22 = inverse[s, 2, 2]
+            xi = positions[i, 0]
+            yi = positions[i, 1]
+            zi = positions[i, 2]
+            first = start[s]
+            if half_rows != 0:
+                first = i + 1
+            for j in range(first, start[s + 1]):
+                if j != i:
+                    x = positions[j, 0] - xi
+                    y = positions[j, 1] - yi
+                    z = positions[j, 2] - zi
+                    d0 = x * h00 + y * h10 + z * h20
+                    d1 = x * h01 + y * h11 + z * h21
+                    d2 = x * h02 + y * h12 + z * h22
+                    s0 = -wp.floor(d0 + half)
+                    s1 = -wp.floor(d1 + half)
+                    s2 = -wp.floor(d2 + half)
+                    d0 = d0 + s0
+                    d1 = d1 + s1
+                    d2 = d2 + s2
+                    x = d0 * cells[s, 0, 0] + d1 * cells[s, 1, 0] + d2 * cells[s, 2, 0]
+                    y = d0 * cells[s, 0, 1] + d1 * cells[s, 1, 1] + d2 * cells[s, 2, 1]
+                    z = d0 * cells[s, 0, 2] + d1 * cells[s, 1, 2] + d2 * cells[s, 2, 2]
+                    if x * x + y * y + z * z < range2:
+                        if n_found < width:
+                            neighbors[i, n_found] = wp.int32(j)
+                            code = (int(s0) + 512) * 1048576 + (int(s1) + 512) * 1024 + (int(s2) + 512)
+                            shift_code[i, n_found] = wp.int32(code)
+                        n_found = n_found + wp.int32(1)
+        counts[i] = wp.int32(n_found)
+
+    return build_min_image
+
+
+@functools.cache
+def _stale_kernel(scalar: Any) -> Any:
+    wp = warp()
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def stale_systems(
+        first: wp.int32,
+        positions: wp.array2d(dtype=scalar),
+        reference: wp.array2d(dtype=scalar),
+        deform: wp.array3d(dtype=scalar),
+        strain: wp.array(dtype=scalar),
+        start: wp.array(dtype=wp.int32),
+        range_A: scalar,
+        skin_A: scalar,
+        stale: wp.array(dtype=wp.int32),
+    ):
+        # stale when 2·max|x − x_ref·F| + strain·range exceeds the skin (or is not finite)
+        s = wp.tid() + first
+        largest = scalar(0.0)
+        finite = wp.int32(1)
+        for i in range(start[s], start[s + 1]):
+            r0 = reference[i, 0]
+            r1 = reference[i, 1]
+            r2 = reference[i, 2]
+            dx = positions[i, 0] - (r0 * deform[s, 0, 0] + r1 * deform[s, 1, 0] + r2 * deform[s, 2, 0])
+            dy = positions[i, 1] - (r0 * deform[s, 0, 1] + r1 * deform[s, 1, 1] + r2 * deform[s, 2, 1])
+            dz = positions[i, 2] - (r0 * deform[s, 0, 2] + r1 * deform[s, 1, 2] + r2 * deform[s, 2, 2])
+            moved2 = dx * dx + dy * dy + dz * dz
+            if moved2 > largest:
+                largest = moved2
+            if not (moved2 == moved2):  # NaN: the replica blew up
+                finite = wp.int32(0)
+        budget = scalar(2.0) * wp.sqrt(largest) + strain[s] * range_A
+        flag = wp.int32(0)
+        if not (budget <= skin_A) or finite == 0:
+            flag = wp.int32(1)
+        stale[s] = flag
+
+    return stale_systems
+
+
+def _decode(code: torch.Tensor) -> torch.Tensor:
+    """(…,) packed shift codes → (…, 3) integer shifts (int64)."""
+    code = code.to(torch.int64)
+    return torch.stack([(code >> 20) & 1023, (code >> 10) & 1023, code & 1023], dim=-1) - _SHIFT_OFFSET
+
+
+def _encode(shifts: torch.Tensor) -> torch.Tensor:
+    s = shifts.to(torch.int64) + _SHIFT_OFFSET
+    if bool(((s < 0) | (s > 1023)).any()):
+        raise OverflowError("periodic shift beyond ±511 cells: positions drifted too far from the cell")
+    return (s[..., 0] << 20) | (s[..., 1] << 10) | s[..., 2]
+
+
+def _cell_widths(cells: np.ndarray) -> np.ndarray:
+    """(S, 3) distances between opposite faces of each (S, 3, 3) cell, Å."""
+    volume = np.abs(np.linalg.det(cells))
+    widths = [volume / np.linalg.norm(np.cross(cells[:, a], cells[:, b]), axis=1) for a, b in ((1, 2), (2, 0), (0, 1))]
+    return np.stack(widths, axis=1)
+
+
+class NeighborMatrix:
+    """Full neighbour rows within ``range_A`` (cutoff + skin) of every atom; see the module doc.
+
+    With ``half=True`` a row holds only the neighbours ahead of its atom (j > i, or a periodic
+    image of i itself with a positive shift): each pair once, for kernels that run serially
+    (Warp's CPU launches) and write both ends of a pair.
+
+    Attributes (after :meth:`update`):
+        neighbors, shift_code: (n_atoms, M) int32; counts: (n_atoms,) int32.
+        n_builds: whole-pack builds; n_system_builds: systems rebuilt in all.
+    """
+
+    def __init__(self, cutoff_A: float, *, skin_A: float, half: bool = False) -> None:
+        self.half = bool(half)
+        self.cutoff_A = float(cutoff_A)
+        self.skin_A = float(skin_A)
+        self.range_A = self.cutoff_A + self.skin_A
+        self.neighbors: torch.Tensor | None = None
+        self.shift_code: torch.Tensor | None = None
+        self.counts: torch.Tensor | None = None
+        self.n_builds = 0
+        self.n_system_builds = 0
+        self._ref_positions: torch.Tensor | None = None
+        self._ref_cell: torch.Tensor | None = None
+        self._identity: torch.Tensor | None = None
+        self._no_strain: torch.Tensor | None = None
+        self.system32: torch.Tensor | None = None
+        #: (n_systems,) int32, 0 for frozen replicas (set by the integrator), or None: all active
+        self.active32: torch.Tensor | None = None
+        self.atom_spans: list[tuple[int, int]] = []
+        self.pair_spans: list[tuple[int, int]] = []
+        self.system_spans: list[tuple[int, int]] = []
+        self.start32: torch.Tensor | None = None
+
+    # ------------------------------------------------------------------ rebuild criterion
+    def stale_systems(self, state: BatchState) -> torch.Tensor:
+        """(n_systems,) bool: systems whose rows may miss a pair within the cutoff (an atom moved
+        more than half the skin since the build, cell deformation included)."""
+        if self._ref_positions is None or self._ref_positions.shape != state.positions.shape:
+            return torch.ones(state.n_systems, dtype=torch.bool, device=state.device)
+        if torch.equal(state.cell, self._ref_cell):
+            if self._identity is None or self._identity.shape[0] != state.n_systems:
+                self._identity = torch.eye(3, dtype=state.dtype, device=state.device).repeat(state.n_systems, 1, 1)
+                self._no_strain = torch.zeros(state.n_systems, dtype=state.dtype, device=state.device)
+            deform, strain = self._identity, self._no_strain
+        else:  # F = cell_ref⁻¹ · cell (row-vector convention)
+            deform = torch.linalg.inv(self._ref_cell) @ state.cell
+            eye = torch.eye(3, dtype=state.dtype, device=state.device)
+            strain = torch.linalg.matrix_norm(deform - eye, ord=2)
+        wp = warp()
+        scalar = scalar_type(state.dtype)
+        stale = torch.empty(state.n_systems, dtype=torch.int32, device=state.device)
+        launch(
+            _stale_kernel(scalar),
+            spans=self.system_spans,
+            inputs=[
+                as_warp(state.positions.detach().contiguous(), scalar),
+                as_warp(self._ref_positions, scalar),
+                as_warp(deform.contiguous(), scalar),
+                as_warp(strain.contiguous(), scalar),
+                as_warp(self.start32, wp.int32),
+                scalar(self.range_A),
+                scalar(self.skin_A),
+                as_warp(stale, wp.int32),
+            ],
+            device=warp_device(state.device),
+        )
+        stale = stale.bool()
+        if self.active32 is not None:  # a frozen replica's rows are never needed again
+            stale = stale & self.active32.bool()
+        return stale
+
+    # ------------------------------------------------------------------ build
+    def update(self, state: BatchState) -> bool:
+        """Rebuild the rows of stale systems; True when any was rebuilt."""
+        stale = self.stale_systems(state)
+        if not bool(stale.any()):
+            return False
+        self.build(state, systems=stale)
+        return True
+
+    def build(self, state: BatchState, *, systems: torch.Tensor | None = None) -> None:
+        """Rebuild the rows of ``systems`` ((n_systems,) bool; all when None)."""
+        dev, n = state.device, state.n_atoms
+        positions = state.positions.detach()
+        if systems is None or self.neighbors is None or self.neighbors.shape[0] != n:
+            systems = torch.ones(state.n_systems, dtype=torch.bool, device=dev)
+            self.system32 = state.system_idx.to(torch.int32).contiguous()
+            self.start32 = state.system_offsets().to(torch.int32).contiguous()
+            offsets = self.start32.tolist()
+            threads = kernel_threads() if dev.type == "cpu" else 1
+            self.atom_spans = spans(offsets, threads, whole_systems=False)
+            # half rows write both ends of a pair: the pair kernel's spans hold whole systems
+            self.pair_spans = spans(offsets, threads, whole_systems=self.half)
+            self.system_spans = spans(list(range(state.n_systems + 1)), threads, whole_systems=False)
+            width = self._estimate_width(state)
+            self._allocate(n, width, dev)
+            self._ref_positions = positions.clone()
+            self._ref_cell = state.cell.detach().clone()
+        if bool(torch.isfinite(positions).all()):
+            finite = torch.ones(state.n_systems, dtype=torch.bool, device=dev)
+        else:  # a replica blew up: its rows are cleared and the guard freezes it
+            finite_atoms = torch.isfinite(positions).all(dim=1).to(state.dtype)
+            finite = max_per_system(1.0 - finite_atoms, state.system_idx, state.n_systems) <= 0
+        cells_np = state.cell.detach().cpu().double().numpy()
+        counts_np = state.atoms_per_system.cpu().numpy()
+        widths = _cell_widths(cells_np).min(axis=1)
+        min_image = (widths > 2.0 * self.range_A) & (counts_np <= MIN_IMAGE_MAX_ATOMS)
+        # Shifts are packed in ±511 cells: a replica that flew hundreds of cells away (an
+        # explosion between two guard checks) gets empty rows, no forces, and the guard freezes it.
+        extent = max_per_system(positions.abs().amax(dim=1), state.system_idx, state.n_systems)
+        far = extent * math.sqrt(3.0) > 250.0 * torch.as_tensor(widths, dtype=extent.dtype, device=dev)
+        finite = finite & ~far
+        min_image_t = torch.as_tensor(min_image, device=dev)
+        # rebuild flag per system: 0 keep, 1 build here, 2 clear (a failed replica), 3 vesin
+        flag = torch.zeros(state.n_systems, dtype=torch.int32, device=dev)
+        flag = torch.where(systems & finite & min_image_t, 1, flag)
+        flag = torch.where(systems & ~finite, 2, flag)
+        flag = torch.where(systems & finite & ~min_image_t, 3, flag).to(torch.int32)
+        while True:
+            self._launch_min_image(state, flag)
+            overflow = self._fill_from_vesin(state, flag == 3)
+            max_count = int(self.counts.max()) if n else 0
+            width = self.neighbors.shape[1]
+            if max_count <= width and not overflow:
+                break
+            self._allocate(n, math.ceil(max(max_count, width) * 1.25) + 4, dev)
+            flag = torch.where(finite, torch.where(min_image_t, 1, 3), 2).to(torch.int32)
+            systems = torch.ones_like(systems)
+        rebuilt = systems[state.system_idx][:, None]
+        self._ref_positions = torch.where(rebuilt, positions, self._ref_positions)
+        self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
+        self.n_builds += 1
+        self.n_system_builds += int(systems.sum())
+
+    def _estimate_width(self, state: BatchState) -> int:
+        density = (state.atoms_per_system.to(state.dtype) / state.volume).max().item()
+        expected = density * 4.0 / 3.0 * math.pi * self.range_A**3
+        return math.ceil(expected * 1.3) + 8
+
+    def _allocate(self, n_atoms: int, width: int, device: torch.device) -> None:
+        self.neighbors = torch.zeros((n_atoms, width), dtype=torch.int32, device=device)
+        self.shift_code = torch.zeros((n_atoms, width), dtype=torch.int32, device=device)
+        self.counts = torch.zeros(n_atoms, dtype=torch.int32, device=device)
+
+    def _launch_min_image(self, state: BatchState, flag: torch.Tensor) -> None:
+        wp = warp()
+        scalar = scalar_type(state.dtype)
+        cells = state.cell.detach().contiguous()
+        launch(
+            _build_kernel(scalar),
+            spans=self.atom_spans,
+            inputs=[
+                as_warp(state.positions.detach().contiguous(), scalar),
+                as_warp(cells, scalar),
+                as_warp(torch.linalg.inv(cells).contiguous(), scalar),
+                as_warp(self.system32, wp.int32),
+                as_warp(self.start32, wp.int32),
+                as_warp(flag, wp.int32),
+                scalar(self.range_A * self.range_A),
+                wp.int32(1 if self.half else 0),
+                as_warp(self.neighbors, wp.int32),
+                as_warp(self.shift_code, wp.int32),
+                as_warp(self.counts, wp.int32),
+            ],
+            device=warp_device(state.device),
+        )
+
+    def _fill_from_vesin(self, state: BatchState, systems: torch.Tensor) -> bool:
+        """Rows of ``systems`` from vesin's cell list (any cell shape, several images of one
+        neighbour allowed), sorted by (neighbour, shift). Returns True if a row overflowed."""
+        from hts_mlff.engine.neighbors import system_pairs
+
+        picked = torch.nonzero(systems).flatten().tolist()
+        if not picked:
+            return False
+        offsets = state.system_offsets().tolist()
+        positions = state.positions.detach().cpu().double().numpy()
+        cells = state.cell.detach().cpu().double().numpy()
+        overflow = False
+        for system in picked:
+            lo, hi = offsets[system], offsets[system + 1]
+            i, j, s = system_pairs(positions[lo:hi], cell=cells[system], cutoff_A=self.range_A)
+            i, j, s = (torch.as_tensor(a, device=state.device) for a in (i, j, s))
+            if self.half:  # already canonical: i < j (or i == j, first non-zero shift positive)
+                rows, cols, codes = i + lo, j + lo, _encode(s)
+            else:
+                rows, cols, codes = torch.cat([i, j]) + lo, torch.cat([j, i]) + lo, _encode(torch.cat([s, -s]))
+            key = (rows - lo) * (hi - lo) + (cols - lo)
+            order = torch.argsort(key * (1 << 30) + codes, stable=True)
+            rows, cols, codes = rows[order], cols[order], codes[order]
+            count = torch.bincount(rows - lo, minlength=hi - lo)
+            first = torch.cumsum(count, 0) - count
+            slot = torch.arange(len(rows), device=state.device) - first[rows - lo]
+            width = self.neighbors.shape[1]
+            self.counts[lo:hi] = count.to(torch.int32)
+            if len(count) and int(count.max()) > width:
+                overflow = True
+                continue
+            self.neighbors[rows, slot] = cols.to(torch.int32)
+            self.shift_code[rows, slot] = codes.to(torch.int32)
+        return overflow
+
+    # ------------------------------------------------------------------ other layouts
+    def half_list(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The rows as a canonical half pair list: i, j (int64, i < j or i == j with the first
+        non-zero shift positive) and integer shifts (n_pairs, 3), ordered by (i, j, shift)."""
+        width = self.neighbors.shape[1]
+        keep = torch.arange(width, device=state.device)[None, :] < self.counts[:, None]
+        i = torch.arange(state.n_atoms, device=state.device)[:, None].expand(-1, width)
+        j = self.neighbors.to(torch.int64)
+        shifts = _decode(self.shift_code)
+        if not self.half:
+            first = shifts[..., 0]
+            first = torch.where(first != 0, first, torch.where(shifts[..., 1] != 0, shifts[..., 1], shifts[..., 2]))
+            keep = keep & ((j > i) | ((j == i) & (first > 0)))
+        return i[keep], j[keep], shifts[keep]

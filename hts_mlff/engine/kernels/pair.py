@@ -1,0 +1,389 @@
+"""Pair potentials over neighbour rows: forces, energies, virials and the guard's numbers in one pass.
+
+One thread per atom walks its row (sorted by neighbour index, see
+:mod:`~hts_mlff.engine.kernels.neighbor_matrix`) and accumulates, in that fixed order and
+without atomics,
+
+* the force F_i = −Σ_j f(r_ij)/r_ij · d_ij with d_ij = r_j − r_i + s·cell, f/r = −(dV/dr)/r,
+* half of every pair energy, e_i = ½ Σ_j V(r_ij),
+* half of every pair virial, w_i = −½ Σ_j f/r · d_ij ⊗ d_ij (eV; σ = Σ_i w_i / V),
+* the smallest squared distance of any pair in the row (the guard's fusion test);
+
+a second kernel, one thread per system, sums its atoms in index order into the system's
+energy, virial, closest pair and largest force. Each pair is computed twice (once from each
+end): the price of a sum whose order never depends on where, or beside whom, a replica runs.
+
+A pair function is a ``warp.func`` ``(r2, p0, p1, p2, p3) -> vec2(energy eV, f_over_r eV/Å²)``
+reading four per-type-pair parameters; it is called only for r² below the cutoff².
+"""
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from hts_mlff.engine.kernels import as_warp, launch, scalar_type, warp, warp_device
+from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
+from hts_mlff.engine.state import BatchState
+
+N_PARAMETERS = 4
+
+
+@dataclass
+class RowSums:
+    """What one pass over the rows gives.
+
+    Attributes:
+        forces: (n_atoms, 3) eV/Å.
+        energy: (n_systems,) eV (pair energies only).
+        virial: (n_systems, 3, 3) eV, −Σ_pairs f/r d ⊗ d (stress = virial / V).
+        min_pair_distance_A: (n_systems,) closest pair in the rows (list range, skin included).
+        max_force_eV_per_A: (n_systems,) largest |F_i|.
+        atom_energy: (n_atoms,) eV, half of every pair energy of the atom.
+    """
+
+    forces: torch.Tensor
+    energy: torch.Tensor
+    virial: torch.Tensor
+    min_pair_distance_A: torch.Tensor
+    max_force_eV_per_A: torch.Tensor
+    atom_energy: torch.Tensor
+
+
+@functools.cache
+def _row_kernel(scalar: Any, pair_function: Callable) -> Any:
+    wp = warp()
+
+    @wp.kernel(module="unique")
+    def pair_rows(
+        first: wp.int32,
+        positions: wp.array2d(dtype=scalar),
+        cells: wp.array3d(dtype=scalar),
+        system: wp.array(dtype=wp.int32),
+        types: wp.array(dtype=wp.int32),
+        neighbors: wp.array2d(dtype=wp.int32),
+        shift_code: wp.array2d(dtype=wp.int32),
+        counts: wp.array(dtype=wp.int32),
+        active: wp.array(dtype=wp.int32),
+        parameters: wp.array3d(dtype=scalar),
+        cutoff2: scalar,
+        with_virial: wp.int32,
+        forces: wp.array2d(dtype=scalar),
+        atom_energy: wp.array(dtype=scalar),
+        atom_virial: wp.array2d(dtype=scalar),
+        atom_min_r2: wp.array(dtype=scalar),
+    ):
+        i = wp.tid() + first
+        s = system[i]
+        ti = types[i]
+        xi = positions[i, 0]
+        yi = positions[i, 1]
+        zi = positions[i, 2]
+        zero = scalar(0.0)
+        half = scalar(0.5)
+        fx = zero
+        fy = zero
+        fz = zero
+        e = zero
+        wxx = zero
+        wxy = zero
+        wxz = zero
+        wyy = zero
+        wyz = zero
+        wzz = zero
+        r2_min = scalar(1.0e30)
+        c00 = cells[s, 0, 0]
+        c01 = cells[s, 0, 1]
+        c02 = cells[s, 0, 2]
+        c10 = cells[s, 1, 0]
+        c11 = cells[s, 1, 1]
+        c12 = cells[s, 1, 2]
+        c20 = cells[s, 2, 0]
+        c21 = cells[s, 2, 1]
+        c22 = cells[s, 2, 2]
+        n_entries = counts[i]
+        if active[s] == 0:  # a frozen replica: no forces, nothing walked
+            n_entries = wp.int32(0)
+        for k in range(n_entries):
+            j = neighbors[i, k]
+            code = shift_code[i, k]
+            s0 = scalar((code >> 20) - 512)
+            s1 = scalar(((code >> 10) & 1023) - 512)
+            s2 = scalar((code & 1023) - 512)
+            dx = positions[j, 0] - xi + s0 * c00 + s1 * c10 + s2 * c20
+            dy = positions[j, 1] - yi + s0 * c01 + s1 * c11 + s2 * c21
+            dz = positions[j, 2] - zi + s0 * c02 + s1 * c12 + s2 * c22
+            r2 = dx * dx + dy * dy + dz * dz
+            r2_min = wp.min(r2_min, r2)
+            if r2 < cutoff2:
+                tj = types[j]
+                ef = pair_function(
+                    r2, parameters[ti, tj, 0], parameters[ti, tj, 1], parameters[ti, tj, 2], parameters[ti, tj, 3]
+                )
+                f_over_r = ef[1]
+                fx = fx - f_over_r * dx
+                fy = fy - f_over_r * dy
+                fz = fz - f_over_r * dz
+                e = e + ef[0]
+                if with_virial != 0:
+                    wxx = wxx - f_over_r * dx * dx
+                    wxy = wxy - f_over_r * dx * dy
+                    wxz = wxz - f_over_r * dx * dz
+                    wyy = wyy - f_over_r * dy * dy
+                    wyz = wyz - f_over_r * dy * dz
+                    wzz = wzz - f_over_r * dz * dz
+        forces[i, 0] = fx
+        forces[i, 1] = fy
+        forces[i, 2] = fz
+        atom_energy[i] = half * e
+        atom_min_r2[i] = r2_min
+        if with_virial != 0:
+            atom_virial[i, 0] = half * wxx
+            atom_virial[i, 1] = half * wxy
+            atom_virial[i, 2] = half * wxz
+            atom_virial[i, 3] = half * wyy
+            atom_virial[i, 4] = half * wyz
+            atom_virial[i, 5] = half * wzz
+
+    return pair_rows
+
+
+@functools.cache
+def _half_row_kernel(scalar: Any, pair_function: Callable) -> Any:
+    wp = warp()
+
+    @wp.kernel(module="unique")
+    def pair_half_rows(
+        first: wp.int32,
+        positions: wp.array2d(dtype=scalar),
+        cells: wp.array3d(dtype=scalar),
+        system: wp.array(dtype=wp.int32),
+        types: wp.array(dtype=wp.int32),
+        neighbors: wp.array2d(dtype=wp.int32),
+        shift_code: wp.array2d(dtype=wp.int32),
+        counts: wp.array(dtype=wp.int32),
+        active: wp.array(dtype=wp.int32),
+        parameters: wp.array3d(dtype=scalar),
+        cutoff2: scalar,
+        with_virial: wp.int32,
+        forces: wp.array2d(dtype=scalar),
+        atom_energy: wp.array(dtype=scalar),
+        atom_virial: wp.array2d(dtype=scalar),
+        atom_min_r2: wp.array(dtype=scalar),
+    ):
+        i = wp.tid() + first
+        s = system[i]
+        ti = types[i]
+        xi = positions[i, 0]
+        yi = positions[i, 1]
+        zi = positions[i, 2]
+        zero = scalar(0.0)
+        fx = zero
+        fy = zero
+        fz = zero
+        e = zero
+        wxx = zero
+        wxy = zero
+        wxz = zero
+        wyy = zero
+        wyz = zero
+        wzz = zero
+        r2_min = scalar(1.0e30)
+        c00 = cells[s, 0, 0]
+        c01 = cells[s, 0, 1]
+        c02 = cells[s, 0, 2]
+        c10 = cells[s, 1, 0]
+        c11 = cells[s, 1, 1]
+        c12 = cells[s, 1, 2]
+        c20 = cells[s, 2, 0]
+        c21 = cells[s, 2, 1]
+        c22 = cells[s, 2, 2]
+        n_entries = counts[i]
+        if active[s] == 0:  # a frozen replica: no forces, nothing walked
+            n_entries = wp.int32(0)
+        for k in range(n_entries):
+            j = neighbors[i, k]
+            code = shift_code[i, k]
+            s0 = scalar((code >> 20) - 512)
+            s1 = scalar(((code >> 10) & 1023) - 512)
+            s2 = scalar((code & 1023) - 512)
+            dx = positions[j, 0] - xi + s0 * c00 + s1 * c10 + s2 * c20
+            dy = positions[j, 1] - yi + s0 * c01 + s1 * c11 + s2 * c21
+            dz = positions[j, 2] - zi + s0 * c02 + s1 * c12 + s2 * c22
+            r2 = dx * dx + dy * dy + dz * dz
+            r2_min = wp.min(r2_min, r2)
+            if r2 < cutoff2:
+                tj = types[j]
+                ef = pair_function(
+                    r2, parameters[ti, tj, 0], parameters[ti, tj, 1], parameters[ti, tj, 2], parameters[ti, tj, 3]
+                )
+                f_over_r = ef[1]
+                fx = fx - f_over_r * dx
+                fy = fy - f_over_r * dy
+                fz = fz - f_over_r * dz
+                forces[j, 0] = forces[j, 0] + f_over_r * dx
+                forces[j, 1] = forces[j, 1] + f_over_r * dy
+                forces[j, 2] = forces[j, 2] + f_over_r * dz
+                e = e + ef[0]
+                if with_virial != 0:
+                    wxx = wxx - f_over_r * dx * dx
+                    wxy = wxy - f_over_r * dx * dy
+                    wxz = wxz - f_over_r * dx * dz
+                    wyy = wyy - f_over_r * dy * dy
+                    wyz = wyz - f_over_r * dy * dz
+                    wzz = wzz - f_over_r * dz * dz
+        forces[i, 0] = forces[i, 0] + fx
+        forces[i, 1] = forces[i, 1] + fy
+        forces[i, 2] = forces[i, 2] + fz
+        atom_energy[i] = e
+        atom_min_r2[i] = r2_min
+        if with_virial != 0:
+            atom_virial[i, 0] = wxx
+            atom_virial[i, 1] = wxy
+            atom_virial[i, 2] = wxz
+            atom_virial[i, 3] = wyy
+            atom_virial[i, 4] = wyz
+            atom_virial[i, 5] = wzz
+
+    return pair_half_rows
+
+
+@functools.cache
+def _system_kernel(scalar: Any) -> Any:
+    wp = warp()
+
+    @wp.kernel(module="unique")
+    def system_sums(
+        first: wp.int32,
+        start: wp.array(dtype=wp.int32),
+        forces: wp.array2d(dtype=scalar),
+        atom_energy: wp.array(dtype=scalar),
+        atom_virial: wp.array2d(dtype=scalar),
+        atom_min_r2: wp.array(dtype=scalar),
+        with_virial: wp.int32,
+        energy: wp.array(dtype=scalar),
+        virial: wp.array2d(dtype=scalar),
+        min_r2: wp.array(dtype=scalar),
+        max_f2: wp.array(dtype=scalar),
+    ):
+        s = wp.tid() + first
+        e = scalar(0.0)
+        r2 = scalar(1.0e30)
+        f2 = scalar(0.0)
+        finite = wp.int32(1)
+        for i in range(start[s], start[s + 1]):
+            e = e + atom_energy[i]
+            r2 = wp.min(r2, atom_min_r2[i])
+            g = forces[i, 0] * forces[i, 0] + forces[i, 1] * forces[i, 1] + forces[i, 2] * forces[i, 2]
+            if g > f2:
+                f2 = g
+            if not (g == g):
+                finite = wp.int32(0)
+        if finite == 0:  # a non-finite force reads as the largest
+            f2 = scalar(1.0e300)
+        energy[s] = e
+        min_r2[s] = r2
+        max_f2[s] = f2
+        if with_virial != 0:
+            for c in range(6):
+                w = scalar(0.0)
+                for i in range(start[s], start[s + 1]):
+                    w = w + atom_virial[i, c]
+                virial[s, c] = w
+
+    return system_sums
+
+
+_SYMMETRIC = (0, 1, 2, 1, 3, 4, 2, 4, 5)
+
+
+def pair_rows(
+    state: BatchState,
+    rows: NeighborMatrix,
+    *,
+    pair_function: Callable,
+    parameters: torch.Tensor,
+    types: torch.Tensor,
+    cutoff_A: float,
+    compute_virial: bool,
+) -> RowSums:
+    """Run a pair function over the rows of every atom of ``state``.
+
+    Args:
+        state: the pack.
+        rows: its neighbour rows, current for ``state.positions``.
+        pair_function: a ``warp.func`` (r2, p0..p3) → vec2(energy eV, f_over_r eV/Å²).
+        parameters: (n_types, n_types, 4) per-type-pair parameters in the state's dtype.
+        types: (n_atoms,) int32 type index of every atom.
+        cutoff_A: interaction cutoff (≤ the rows' range).
+        compute_virial: also accumulate the virial.
+    """
+    wp = warp()
+    scalar = scalar_type(state.dtype)
+    dev, dtype, n, n_sys = state.device, state.dtype, state.n_atoms, state.n_systems
+    positions = state.positions.detach().contiguous()
+    cells = state.cell.detach().contiguous()
+    serial = rows.half  # half rows: Warp's serial CPU launch writes both ends of each pair
+    forces = (torch.zeros if serial else torch.empty)((n, 3), dtype=dtype, device=dev)
+    atom_energy = torch.empty(n, dtype=dtype, device=dev)
+    atom_virial = torch.zeros((n, 6) if compute_virial else (1, 6), dtype=dtype, device=dev)
+    atom_min_r2 = torch.empty(n, dtype=dtype, device=dev)
+    with_virial = wp.int32(1 if compute_virial else 0)
+    active = rows.active32
+    if active is None or active.shape[0] != n_sys:
+        active = torch.ones(n_sys, dtype=torch.int32, device=dev)
+    warp_dev = warp_device(dev)
+    launch(
+        (_half_row_kernel if serial else _row_kernel)(scalar, pair_function),
+        spans=rows.pair_spans,
+        inputs=[
+            as_warp(positions, scalar),
+            as_warp(cells, scalar),
+            as_warp(rows.system32, wp.int32),
+            as_warp(types, wp.int32),
+            as_warp(rows.neighbors, wp.int32),
+            as_warp(rows.shift_code, wp.int32),
+            as_warp(rows.counts, wp.int32),
+            as_warp(active, wp.int32),
+            as_warp(parameters, scalar),
+            scalar(cutoff_A * cutoff_A),
+            with_virial,
+            as_warp(forces, scalar),
+            as_warp(atom_energy, scalar),
+            as_warp(atom_virial, scalar),
+            as_warp(atom_min_r2, scalar),
+        ],
+        device=warp_dev,
+    )
+    energy = torch.empty(n_sys, dtype=dtype, device=dev)
+    virial6 = torch.zeros((n_sys, 6), dtype=dtype, device=dev)
+    min_r2 = torch.empty(n_sys, dtype=dtype, device=dev)
+    max_f2 = torch.empty(n_sys, dtype=dtype, device=dev)
+    launch(
+        _system_kernel(scalar),
+        spans=rows.system_spans,
+        inputs=[
+            as_warp(rows.start32, wp.int32),
+            as_warp(forces, scalar),
+            as_warp(atom_energy, scalar),
+            as_warp(atom_virial, scalar),
+            as_warp(atom_min_r2, scalar),
+            with_virial,
+            as_warp(energy, scalar),
+            as_warp(virial6, scalar),
+            as_warp(min_r2, scalar),
+            as_warp(max_f2, scalar),
+        ],
+        device=warp_dev,
+    )
+    virial = virial6[:, list(_SYMMETRIC)].view(n_sys, 3, 3)
+    return RowSums(
+        forces=forces,
+        energy=energy,
+        virial=virial,
+        min_pair_distance_A=torch.sqrt(min_r2),
+        max_force_eV_per_A=torch.sqrt(max_f2),
+        atom_energy=atom_energy,
+    )

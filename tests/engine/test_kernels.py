@@ -1,0 +1,239 @@
+"""Compiled (Warp) hot path against the torch path it replaces: rows, pair sums, guard numbers, MD."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hts_mlff.engine.kernels import kernels_enabled
+from hts_mlff.engine.md import MDProtocol, run_md
+from hts_mlff.engine.neighbors import NeighborList
+from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver
+from hts_mlff.engine.state import BatchState
+from hts_mlff.forcefields import LennardJones
+from hts_mlff.forcefields.lennard_jones import PairParameters
+from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
+
+pytestmark = pytest.mark.skipif(not kernels_enabled(torch.device("cpu")), reason="warp-lang not installed")
+
+
+def _sheared(atoms, *, shear: float = 0.15):
+    cell = np.array(atoms.cell)
+    cell[1] += shear * cell[0]
+    cell[2] += 0.5 * shear * cell[1]
+    atoms.set_cell(cell, scale_atoms=True)
+    return atoms
+
+
+def _mixed_state(dtype: torch.dtype = torch.float64) -> BatchState:
+    """Three systems: a sheared crystal, the same minus an atom with Kr on some sites, a small
+    cell narrower than twice the list range (periodic images of atoms themselves: vesin rows)."""
+    a = _sheared(argon(repeat=4, rattle=0.08, seed=1))
+    b = _sheared(argon(repeat=4, rattle=0.08, seed=2, drop=1))
+    b.numbers[::7] = 36
+    small = argon(repeat=2, rattle=0.05, seed=3)
+    small.positions += np.array([11.0, -23.0, 40.0])  # unwrapped, far from the cell
+    return batch([a, b, small], dtype=dtype)
+
+
+def _lj() -> LennardJones:
+    pairs = [PairParameters(18, 36, 0.0138, 3.5), PairParameters(36, 36, 0.0171, 3.6)]
+    return LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A, pairs=pairs)
+
+
+@pytest.mark.parametrize("half_rows", [True, False])
+def test_rows_hold_the_torch_lists_pairs_in_canonical_order(half_rows):
+    state = _mixed_state()
+    torch_list = NeighborList(CUTOFF_A, skin_A=1.0)
+    torch_list.build(state)
+    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows.build(state)
+    assert torch.equal(rows.pair_i, torch_list.pair_i)
+    assert torch.equal(rows.pair_j, torch_list.pair_j)
+    assert torch.equal(rows.pair_shift, torch_list.pair_shift)
+    counts = rows.rows.counts.long()
+    for atom in range(0, state.n_atoms, 37):  # every row sorted by (neighbour, shift code)
+        row = rows.rows.neighbors[atom, : counts[atom]].long() * (1 << 30) + rows.rows.shift_code[atom, : counts[atom]]
+        assert torch.equal(row, torch.sort(row).values)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("half_rows", [True, False])
+def test_kernel_forces_energy_stress_match_the_torch_path(dtype, half_rows):
+    state = _mixed_state(dtype)
+    lj = _lj()
+    reference_list = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference_list.update(state)
+    reference = lj.forward(state)
+    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows.update(state)
+    out = lj.forward(state)
+    tol = dict(rtol=1e-11, atol=1e-13) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
+    torch.testing.assert_close(out.forces, reference.forces, **tol)
+    torch.testing.assert_close(out.energy, reference.energy, **tol)
+    torch.testing.assert_close(out.stress, reference.stress, **tol)
+    # the guard's numbers come out of the same pass
+    r = torch.linalg.vector_norm(reference_list.pair_vectors(state), dim=1)
+    closest = torch.full((3,), torch.inf, dtype=dtype).scatter_reduce(0, reference_list.pair_system, r, reduce="amin")
+    torch.testing.assert_close(out.min_pair_distance_A, closest, **tol)
+    largest = torch.stack([reference.forces[state.system_slice(s)].norm(dim=1).max() for s in range(3)])
+    torch.testing.assert_close(out.max_force_eV_per_A, largest, **tol)
+
+
+def test_full_rows_give_bit_identical_forces_whoever_shares_the_pack():
+    """The GPU form (one thread per atom over its full row, no atomics), run here on the CPU."""
+    lj = LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A)
+    systems = [argon(rattle=0.1, seed=k, drop=k % 2) for k in range(3)]
+
+    def forces(atoms_list):
+        state = batch(atoms_list)
+        NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=False).update(state)
+        return lj.forward(state)
+
+    together = forces(systems)
+    offsets = np.cumsum([0] + [len(a) for a in systems])
+    for k, atoms in enumerate(systems):
+        alone = forces([atoms])
+        assert torch.equal(alone.forces, together.forces[offsets[k] : offsets[k + 1]])
+        assert torch.equal(alone.energy[0], together.energy[k])
+        assert torch.equal(alone.stress[0], together.stress[k])
+
+
+def test_rows_rebuild_only_the_systems_that_moved():
+    state = batch([argon(repeat=3), argon(repeat=3)])
+    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    assert nl.update(state)
+    before = nl.rows.neighbors.clone()
+    state.positions[5, 0] += 0.6  # system 0 only
+    assert nl.update(state)
+    assert nl.rows.n_system_builds == 3  # two at first, then system 0 alone
+    n0 = state.system_slice(0).stop
+    assert torch.equal(nl.rows.neighbors[n0:], before[n0:])
+    assert not nl.update(state)
+
+
+def test_rows_grow_when_an_atom_has_more_neighbours_than_expected(monkeypatch):
+    from hts_mlff.engine.kernels import neighbor_matrix
+
+    monkeypatch.setattr(neighbor_matrix.NeighborMatrix, "_estimate_width", lambda self, state: 4)
+    state = _mixed_state()
+    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl.build(state)
+    reference = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference.build(state)
+    assert nl.rows.neighbors.shape[1] >= int(nl.rows.counts.max()) > 4
+    assert torch.equal(nl.pair_j, reference.pair_j)
+
+
+def test_a_replica_with_non_finite_positions_gets_empty_rows():
+    state = batch([argon(repeat=3), argon(repeat=3)])
+    state.positions[3, 1] = float("nan")
+    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl.build(state)
+    n0 = state.system_slice(0).stop
+    assert int(nl.rows.counts[:n0].max()) == 0
+    assert int(nl.rows.counts[n0:].sum()) == 108 * 78 // 2  # the other system's pairs, each once
+
+
+def _md(monkeypatch, kernels: str, *, ensemble: str):
+    monkeypatch.setenv("HTS_MLFF_KERNELS", kernels)
+    state = batch([_sheared(argon(rattle=0.05, seed=1)), argon(rattle=0.05, seed=2, drop=1)])
+    return run_md(
+        state,
+        LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A),
+        protocol=MDProtocol(
+            timestep_fs=10.0, production_steps=60, sample_every_steps=20, ensemble=ensemble, equilibration_steps=0
+        ),
+        temperature_K=torch.tensor([60.0, 90.0], dtype=torch.float64),
+        pressure_bar=torch.tensor([0.0, 300.0], dtype=torch.float64),
+        keys=[5, 6],
+        observers=[ThermoObserver(), SnapshotObserver("positions", every_samples=1)],
+    )
+
+
+@pytest.mark.parametrize("ensemble", ["nve", "nvt", "npt"])
+def test_md_on_the_kernel_path_follows_the_torch_path(monkeypatch, ensemble):
+    """The same trajectory to round-off over 60 steps: the fused Langevin update draws the torch
+    path's random numbers; only the order of sums differs."""
+    fast = _md(monkeypatch, "auto", ensemble=ensemble)
+    reference = _md(monkeypatch, "torch", ensemble=ensemble)
+    np.testing.assert_allclose(fast["positions"], reference["positions"], rtol=0, atol=1e-8)
+    np.testing.assert_allclose(fast["total_energy_eV"], reference["total_energy_eV"], rtol=1e-10)
+    np.testing.assert_allclose(fast["virial_pressure_bar"], reference["virial_pressure_bar"], rtol=1e-7, atol=1e-6)
+
+
+def test_rows_go_stale_after_half_the_skin_or_a_strain():
+    state = batch([argon(repeat=3), argon(repeat=3)])
+    nl = NeighborList(8.5, skin_A=0.5, rows=True)
+    nl.update(state)
+    state.positions[0, 0] += 0.2
+    assert nl.rows.stale_systems(state).tolist() == [False, False]
+    state.positions[0, 0] += 0.1  # 0.3 Å > skin / 2
+    assert nl.rows.stale_systems(state).tolist() == [True, False]
+    nl.update(state)
+    # a uniform strain ε changes pair distances by at most ε·(cutoff + skin)
+    n0 = state.system_slice(0).stop
+    state.positions[n0:] *= 1.02
+    state.cell[1] *= 1.02
+    assert nl.rows.stale_systems(state).tolist() == [False, False]  # 0.02 · 9 Å < skin
+    state.positions[n0:] *= 1.05
+    state.cell[1] *= 1.05
+    assert nl.rows.stale_systems(state).tolist() == [False, True]
+    state.positions[2, 2] = float("nan")
+    assert nl.rows.stale_systems(state).tolist() == [True, True]
+
+
+def test_a_replica_flung_hundreds_of_cells_away_gets_empty_rows_not_an_error():
+    state = batch([argon(repeat=3), argon(repeat=3)])
+    state.positions[:5] += 1.0e6  # an explosion between two guard checks
+    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl.build(state)
+    n0 = state.system_slice(0).stop
+    assert int(nl.rows.counts[:n0].max()) == 0
+    assert int(nl.rows.counts[n0:].sum()) == 108 * 78 // 2
+
+
+def test_threads_split_the_work_but_not_the_bits(monkeypatch):
+    """Kernels split over threads (whole systems for the pair kernel): same trajectory, bit for bit."""
+    before = torch.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            runs.append(_md(monkeypatch, "auto", ensemble="nvt"))
+    finally:
+        torch.set_num_threads(before)
+    for other in runs[1:]:
+        np.testing.assert_array_equal(other["positions"], runs[0]["positions"])
+        np.testing.assert_array_equal(other["total_energy_eV"], runs[0]["total_energy_eV"])
+
+
+def test_a_frozen_replica_is_skipped_and_changes_no_other_bits():
+    good = argon(rattle=0.05, seed=2)
+    bad = argon(rattle=0.05, seed=1)
+    bad.positions[1] = bad.positions[0] + [0.9, 0.0, 0.0]  # fused: frozen at the first check
+    lj = LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A)
+    protocol = MDProtocol(timestep_fs=10.0, production_steps=60, sample_every_steps=20, ensemble="nvt")
+
+    def run(systems, keys):
+        state = batch(systems)
+        result = run_md(
+            state,
+            lj,
+            protocol=protocol,
+            temperature_K=torch.full((len(systems),), 80.0, dtype=torch.float64),
+            pressure_bar=torch.zeros(len(systems), dtype=torch.float64),
+            keys=keys,
+            observers=[ThermoObserver(), SnapshotObserver("positions", every_samples=1)],
+        )
+        return result, state
+
+    pack, state = run([bad, good], [1, 2])
+    alone, _ = run([good], [2])
+    assert pack["failure_step"].tolist() == [0, -1]
+    assert state.neighbors.rows.active32.tolist() == [0, 1]
+    np.testing.assert_array_equal(pack["positions"][1], alone["positions"][0])
+    n = len(bad)
+    assert int(state.neighbors.rows.counts[:n].sum()) > 0  # rows kept, never walked: forces zero
+    assert float(lj.forward(state).forces[:n].abs().max()) == 0.0
