@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,7 +24,7 @@ from hts_mlff.engine.allocator import keep_freed_memory
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.guard import GuardLimits, StabilityGuard
 from hts_mlff.engine.integrators import Dynamics
-from hts_mlff.engine.kernels import kernels_enabled
+from hts_mlff.engine.kernels import kernels_enabled, threads_to_kernels
 from hts_mlff.engine.neighbors import NeighborList, list_range_A
 from hts_mlff.engine.observers import Observer, ThermoObserver
 from hts_mlff.engine.rng import ReplicaRandom, Stream
@@ -150,6 +151,32 @@ def run_md(
         observers: reductions at every sample (default: thermodynamics only).
         hooks: checkpoint, resume and progress callbacks.
     """
+    compiled_on_cpu = forcefield.uses_neighbor_rows and kernels_enabled(state.device) and state.device.type == "cpu"
+    # on a CPU the kernels' spans take the threads and torch's own operations run on one
+    with threads_to_kernels() if compiled_on_cpu else nullcontext():
+        return _run_md(
+            state,
+            forcefield,
+            protocol=protocol,
+            temperature_K=temperature_K,
+            pressure_bar=pressure_bar,
+            keys=keys,
+            observers=observers,
+            hooks=hooks,
+        )
+
+
+def _run_md(
+    state: BatchState,
+    forcefield: ForceField,
+    *,
+    protocol: MDProtocol,
+    temperature_K: torch.Tensor,
+    pressure_bar: torch.Tensor,
+    keys: list[int],
+    observers: Sequence[Observer] = (),
+    hooks: RunHooks | None = None,
+) -> PackResult:
     keep_freed_memory()
     started = time.perf_counter()
     hooks = hooks or RunHooks()

@@ -184,6 +184,7 @@ class NeighborList:
         self._shift_cell: torch.Tensor | None = None
         self._pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._rows_state: BatchState | None = None
+        self._checked: tuple | None = None
         self.rows = None
         if rows:
             from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
@@ -238,6 +239,14 @@ class NeighborList:
         budget = 2.0 * max_moved + strain * (self.cutoff_A + self.skin_A)
         return bool((budget > self.skin_A).any() | ~torch.isfinite(budget).all())
 
+    def _stamp(self, state: BatchState) -> tuple:
+        return (id(state.positions), state.positions._version, id(state.cell), state.cell._version)
+
+    def checked_for(self, state: BatchState) -> bool:
+        """True when :meth:`update` ran on exactly these positions and cell (same tensors, not
+        modified in place since), so the list is known to be current without a new check."""
+        return self._checked == self._stamp(state)
+
     def update(self, state: BatchState) -> bool:
         """Rebuild if needed (with rows: the stale systems only); attach the list to ``state``.
         Returns True on a rebuild."""
@@ -251,6 +260,7 @@ class NeighborList:
                 self.build(state)
                 rebuilt = True
         state.neighbors = self
+        self._checked = self._stamp(state)
         return rebuilt
 
     def set_active(self, active: torch.Tensor | None) -> None:
@@ -351,8 +361,9 @@ class NeighborList:
 def neighbors_for(state: BatchState, *, cutoff_A: float) -> NeighborList:
     """The pair list attached to ``state`` if it covers ``cutoff_A``, else a fresh one."""
     existing = state.neighbors
-    if existing is not None and existing.cutoff_A >= cutoff_A - 1e-12 and not existing.needs_rebuild(state):
-        return existing
+    if existing is not None and existing.cutoff_A >= cutoff_A - 1e-12:
+        if existing.checked_for(state) or not existing.needs_rebuild(state):
+            return existing
     fresh = NeighborList(cutoff_A, skin_A=0.0)
     fresh.build(state)
     return fresh

@@ -156,14 +156,31 @@ class FusedLangevin:
         self.local32 = local_index.to(torch.int32).contiguous()
         self.start32 = offsets.to(torch.int32).contiguous()
         self.n_systems = int(offsets.shape[0]) - 1
+        self._active_source: torch.Tensor | None = None
+        self._active_flags: torch.Tensor | None = None
+        self._active_view: Any = None
+        self._momentum_change: torch.Tensor | None = None
+        self._velocity_change: torch.Tensor | None = None
         threads = kernel_threads() if system_idx.device.type == "cpu" else 1
         self.atom_spans = spans(offsets.tolist(), threads, whole_systems=False)
         self.system_spans = spans(list(range(self.n_systems + 1)), threads, whole_systems=False)
 
-    def _active32(self, active: torch.Tensor | None, device: torch.device) -> torch.Tensor:
-        if active is None:
-            return torch.ones(self.n_systems, dtype=torch.int32, device=device)
-        return active.to(torch.int32).contiguous()
+    def _active32(self, active: torch.Tensor | None, device: torch.device) -> Any:
+        """Warp view of the (n_systems,) int32 activity flags, converted once per new mask."""
+        if self._active_source is not active or self._active_view is None:
+            if active is None:
+                flags = torch.ones(self.n_systems, dtype=torch.int32, device=device)
+            else:
+                flags = active.to(torch.int32).contiguous()
+            self._active_source, self._active_flags = active, flags
+            self._active_view = as_warp(flags, warp().int32)
+        return self._active_view
+
+    def _buffers(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._momentum_change is None or self._momentum_change.dtype != like.dtype:
+            self._momentum_change = torch.empty_like(like)
+            self._velocity_change = torch.empty((self.n_systems, 3), dtype=like.dtype, device=like.device)
+        return self._momentum_change, self._velocity_change
 
     def first_half(
         self,
@@ -186,11 +203,10 @@ class FusedLangevin:
         scalar = scalar_type(positions.dtype)
         kick_drift_thermostat, momentum_per_system, recentre_drift, _ = _kernels(scalar)
         dev = warp_device(positions.device)
-        momentum_change = torch.empty_like(positions)
-        velocity_change = torch.empty((self.n_systems, 3), dtype=positions.dtype, device=positions.device)
-        pos_w, vel_w = as_warp(positions, scalar), as_warp(velocities, scalar)
-        masses_w, system_w = as_warp(masses, scalar), as_warp(self.system32, wp.int32)
-        change_w = as_warp(momentum_change, scalar)
+        momentum_change, velocity_change = self._buffers(positions)
+        pos_w, vel_w = as_warp(positions, scalar, keep=True), as_warp(velocities, scalar, keep=True)
+        masses_w, system_w = as_warp(masses, scalar, keep=True), as_warp(self.system32, wp.int32, keep=True)
+        change_w = as_warp(momentum_change, scalar, keep=True)
         noise = (1.0 - c1 * c1) * BOLTZMANN_EV_PER_K * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
         launch(
             kick_drift_thermostat,
@@ -201,11 +217,11 @@ class FusedLangevin:
                 as_warp(forces.contiguous(), scalar),
                 masses_w,
                 system_w,
-                as_warp(self.local32, wp.int32),
-                as_warp(self._active32(active, positions.device), wp.int32),
+                as_warp(self.local32, wp.int32, keep=True),
+                self._active32(active, positions.device),
                 as_warp(target_K.contiguous(), scalar),
                 as_warp(_as_uint32_bits(base), wp.uint32),
-                as_warp(table, scalar),
+                as_warp(table, scalar, keep=True),
                 scalar(timestep_fs),
                 scalar(c1),
                 scalar(noise),
@@ -214,11 +230,11 @@ class FusedLangevin:
             ],
             device=dev,
         )
-        velocity_w = as_warp(velocity_change, scalar)
+        velocity_w = as_warp(velocity_change, scalar, keep=True)
         launch(
             momentum_per_system,
             spans=self.system_spans,
-            inputs=[as_warp(self.start32, wp.int32), masses_w, change_w, velocity_w],
+            inputs=[as_warp(self.start32, wp.int32, keep=True), masses_w, change_w, velocity_w],
             device=dev,
         )
         launch(
@@ -245,11 +261,11 @@ class FusedLangevin:
             kick,
             spans=self.atom_spans,
             inputs=[
-                as_warp(velocities, scalar),
+                as_warp(velocities, scalar, keep=True),
                 as_warp(forces.contiguous(), scalar),
-                as_warp(masses, scalar),
-                as_warp(self.system32, wp.int32),
-                as_warp(self._active32(active, velocities.device), wp.int32),
+                as_warp(masses, scalar, keep=True),
+                as_warp(self.system32, wp.int32, keep=True),
+                self._active32(active, velocities.device),
                 scalar(timestep_fs),
                 scalar(ACCEL_A_PER_FS2_PER_EV_PER_A_AMU),
             ],

@@ -28,7 +28,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from hts_mlff.engine.kernels import as_warp, kernel_threads, launch, scalar_type, spans, warp, warp_device
+from hts_mlff.engine.kernels import (
+    as_warp,
+    kernel_threads,
+    launch,
+    scalar_type,
+    spans,
+    state_tensor,
+    warp,
+    warp_device,
+)
 from hts_mlff.engine.state import BatchState, max_per_system
 
 #: Largest system built by the all-pairs minimum-image kernel (cost n² per rebuild).
@@ -192,6 +201,7 @@ class NeighborMatrix:
         self.n_system_builds = 0
         self._ref_positions: torch.Tensor | None = None
         self._ref_cell: torch.Tensor | None = None
+        self._scratch: dict[tuple, list[torch.Tensor]] = {}
         self._identity: torch.Tensor | None = None
         self._no_strain: torch.Tensor | None = None
         self.system32: torch.Tensor | None = None
@@ -224,11 +234,11 @@ class NeighborMatrix:
             _stale_kernel(scalar),
             spans=self.system_spans,
             inputs=[
-                as_warp(state.positions.detach().contiguous(), scalar),
-                as_warp(self._ref_positions, scalar),
+                as_warp(state_tensor(state.positions), scalar, keep=True),
+                as_warp(self._ref_positions, scalar, keep=True),
                 as_warp(deform.contiguous(), scalar),
                 as_warp(strain.contiguous(), scalar),
-                as_warp(self.start32, wp.int32),
+                as_warp(self.start32, wp.int32, keep=True),
                 scalar(self.range_A),
                 scalar(self.skin_A),
                 as_warp(stale, wp.int32),
@@ -239,6 +249,16 @@ class NeighborMatrix:
         if self.active32 is not None:  # a frozen replica's rows are never needed again
             stale = stale & self.active32.bool()
         return stale
+
+    def scratch(
+        self, dtype: torch.dtype, shapes: tuple[tuple[int, ...], ...], *, tag: str = "atoms", fill: float = 0.0
+    ) -> list[torch.Tensor]:
+        """Work arrays of the kernels that run over these rows, allocated once per shape."""
+        key = (tag, dtype, shapes)
+        if key not in self._scratch:
+            device = self.counts.device
+            self._scratch[key] = [torch.full(shape, fill, dtype=dtype, device=device) for shape in shapes]
+        return self._scratch[key]
 
     # ------------------------------------------------------------------ build
     def update(self, state: BatchState) -> bool:
@@ -321,17 +341,17 @@ class NeighborMatrix:
             _build_kernel(scalar),
             spans=self.atom_spans,
             inputs=[
-                as_warp(state.positions.detach().contiguous(), scalar),
+                as_warp(state_tensor(state.positions), scalar, keep=True),
                 as_warp(cells, scalar),
                 as_warp(torch.linalg.inv(cells).contiguous(), scalar),
-                as_warp(self.system32, wp.int32),
-                as_warp(self.start32, wp.int32),
+                as_warp(self.system32, wp.int32, keep=True),
+                as_warp(self.start32, wp.int32, keep=True),
                 as_warp(flag, wp.int32),
                 scalar(self.range_A * self.range_A),
                 wp.int32(1 if self.half else 0),
-                as_warp(self.neighbors, wp.int32),
-                as_warp(self.shift_code, wp.int32),
-                as_warp(self.counts, wp.int32),
+                as_warp(self.neighbors, wp.int32, keep=True),
+                as_warp(self.shift_code, wp.int32, keep=True),
+                as_warp(self.counts, wp.int32, keep=True),
             ],
             device=warp_device(state.device),
         )

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.kernels import as_warp, launch, scalar_type, warp, warp_device
+from hts_mlff.engine.kernels import as_warp, launch, scalar_type, state_tensor, warp, warp_device
 from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
 from hts_mlff.engine.state import BatchState
 
@@ -323,58 +323,56 @@ def pair_rows(
     wp = warp()
     scalar = scalar_type(state.dtype)
     dev, dtype, n, n_sys = state.device, state.dtype, state.n_atoms, state.n_systems
-    positions = state.positions.detach().contiguous()
+    positions = state_tensor(state.positions)
     cells = state.cell.detach().contiguous()
     serial = rows.half  # half rows: Warp's serial CPU launch writes both ends of each pair
     forces = (torch.zeros if serial else torch.empty)((n, 3), dtype=dtype, device=dev)
-    atom_energy = torch.empty(n, dtype=dtype, device=dev)
-    atom_virial = torch.zeros((n, 6) if compute_virial else (1, 6), dtype=dtype, device=dev)
-    atom_min_r2 = torch.empty(n, dtype=dtype, device=dev)
+    # per-atom scratch lives with the rows (its Warp views are reused from step to step)
+    atom_energy, atom_virial, atom_min_r2 = rows.scratch(dtype, ((n,), (n, 6), (n,)))
+    min_r2, max_f2 = rows.scratch(dtype, ((n_sys,), (n_sys,)), tag="systems")
     with_virial = wp.int32(1 if compute_virial else 0)
     active = rows.active32
     if active is None or active.shape[0] != n_sys:
-        active = torch.ones(n_sys, dtype=torch.int32, device=dev)
+        active = rows.scratch(torch.int32, ((n_sys,),), tag="all active", fill=1)[0]
     warp_dev = warp_device(dev)
     launch(
         (_half_row_kernel if serial else _row_kernel)(scalar, pair_function),
         spans=rows.pair_spans,
         inputs=[
-            as_warp(positions, scalar),
+            as_warp(positions, scalar, keep=True),
             as_warp(cells, scalar),
-            as_warp(rows.system32, wp.int32),
-            as_warp(types, wp.int32),
-            as_warp(rows.neighbors, wp.int32),
-            as_warp(rows.shift_code, wp.int32),
-            as_warp(rows.counts, wp.int32),
-            as_warp(active, wp.int32),
-            as_warp(parameters, scalar),
+            as_warp(rows.system32, wp.int32, keep=True),
+            as_warp(types, wp.int32, keep=True),
+            as_warp(rows.neighbors, wp.int32, keep=True),
+            as_warp(rows.shift_code, wp.int32, keep=True),
+            as_warp(rows.counts, wp.int32, keep=True),
+            as_warp(active, wp.int32, keep=True),
+            as_warp(parameters, scalar, keep=True),
             scalar(cutoff_A * cutoff_A),
             with_virial,
             as_warp(forces, scalar),
-            as_warp(atom_energy, scalar),
-            as_warp(atom_virial, scalar),
-            as_warp(atom_min_r2, scalar),
+            as_warp(atom_energy, scalar, keep=True),
+            as_warp(atom_virial, scalar, keep=True),
+            as_warp(atom_min_r2, scalar, keep=True),
         ],
         device=warp_dev,
     )
     energy = torch.empty(n_sys, dtype=dtype, device=dev)
     virial6 = torch.zeros((n_sys, 6), dtype=dtype, device=dev)
-    min_r2 = torch.empty(n_sys, dtype=dtype, device=dev)
-    max_f2 = torch.empty(n_sys, dtype=dtype, device=dev)
     launch(
         _system_kernel(scalar),
         spans=rows.system_spans,
         inputs=[
-            as_warp(rows.start32, wp.int32),
+            as_warp(rows.start32, wp.int32, keep=True),
             as_warp(forces, scalar),
-            as_warp(atom_energy, scalar),
-            as_warp(atom_virial, scalar),
-            as_warp(atom_min_r2, scalar),
+            as_warp(atom_energy, scalar, keep=True),
+            as_warp(atom_virial, scalar, keep=True),
+            as_warp(atom_min_r2, scalar, keep=True),
             with_virial,
             as_warp(energy, scalar),
             as_warp(virial6, scalar),
-            as_warp(min_r2, scalar),
-            as_warp(max_f2, scalar),
+            as_warp(min_r2, scalar, keep=True),
+            as_warp(max_f2, scalar, keep=True),
         ],
         device=warp_dev,
     )
