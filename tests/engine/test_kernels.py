@@ -237,3 +237,28 @@ def test_a_frozen_replica_is_skipped_and_changes_no_other_bits():
     n = len(bad)
     assert int(state.neighbors.rows.counts[:n].sum()) > 0  # rows kept, never walked: forces zero
     assert float(lj.forward(state).forces[:n].abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("half_rows", [True, False])
+def test_cell_list_rows_of_large_systems_match_the_torch_list(monkeypatch, half_rows):
+    from hts_mlff.engine.kernels import neighbor_matrix
+
+    monkeypatch.setattr(neighbor_matrix, "MIN_IMAGE_MAX_ATOMS", 100)  # 864-atom cells take the bins
+    big = _sheared(argon(repeat=6, rattle=0.1, seed=4), shear=0.1)
+    big.positions += np.array([-60.0, 17.0, 33.0])
+    state = batch([argon(repeat=6, rattle=0.1, seed=5), big, argon(repeat=2, rattle=0.05, seed=6)])
+    reference = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference.build(state)
+    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows.build(state)
+    assert torch.equal(rows.pair_i, reference.pair_i)
+    assert torch.equal(rows.pair_j, reference.pair_j)
+    assert torch.equal(rows.pair_shift, reference.pair_shift)
+    lj = _lj()
+    torch.testing.assert_close(lj.forward(state).forces, _torch_forces(state, lj), rtol=1e-11, atol=1e-13)
+
+
+def _torch_forces(state, lj):
+    state = state.clone()
+    NeighborList(CUTOFF_A, skin_A=1.0).update(state)
+    return lj.forward(state).forces

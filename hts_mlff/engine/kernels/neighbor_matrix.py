@@ -15,10 +15,16 @@ whichever pack a replica runs in. Rows are rebuilt only for the systems whose at
 than half the skin (cell deformation included), so one restless replica does not make the
 whole pack rebuild.
 
-Builders: systems whose cell is wider than twice the list range in every direction and that
-have at most :data:`MIN_IMAGE_MAX_ATOMS` atoms are built by a Warp kernel (one thread per
-atom, minimum image, neighbours visited in index order, so rows come out sorted); the others
-through vesin's cell list, then sorted into rows.
+Builders, all on the state's device but the last:
+
+* cells wider than twice the list range in every direction, at most
+  :data:`MIN_IMAGE_MAX_ATOMS` atoms: all pairs by minimum image (one thread per atom,
+  neighbours visited in index order, so rows come out sorted);
+* larger systems whose cell holds three or more bins of the list range in every direction: a
+  cell list (atoms sorted by bin, then index; one thread per atom over its 27 bins, the row
+  then insertion-sorted);
+* anything else (cells narrower than three list ranges: several images of one neighbour):
+  vesin's cell list on the CPU, sorted into rows.
 """
 
 import functools
@@ -114,6 +120,104 @@ def _build_kernel(scalar: Any) -> Any:
         counts[i] = wp.int32(n_found)
 
     return build_min_image
+
+
+@functools.cache
+def _binned_kernel(scalar: Any) -> Any:
+    wp = warp()
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def build_binned(
+        first: wp.int32,
+        wrapped: wp.array2d(dtype=scalar),
+        image: wp.array2d(dtype=wp.int32),
+        bin_of: wp.array2d(dtype=wp.int32),
+        bin_atoms: wp.array(dtype=wp.int32),
+        bin_start: wp.array(dtype=wp.int32),
+        n0: wp.int32,
+        n1: wp.int32,
+        n2: wp.int32,
+        cell: wp.array2d(dtype=scalar),
+        offset: wp.int32,
+        range2: scalar,
+        half_rows: wp.int32,
+        neighbors: wp.array2d(dtype=wp.int32),
+        shift_code: wp.array2d(dtype=wp.int32),
+        counts: wp.array(dtype=wp.int32),
+    ):
+        # one thread per atom of one system (local index a, global index offset + a); bins of
+        # at least the list range, three or more per direction, so the 27 around an atom are
+        # distinct and hold every neighbour once
+        a = wp.tid() + first
+        i = a + offset
+        width = neighbors.shape[1]
+        n_found = wp.int32(0)
+        f0 = wrapped[a, 0]
+        f1 = wrapped[a, 1]
+        f2 = wrapped[a, 2]
+        for d0 in range(-1, 2):
+            c0 = bin_of[a, 0] + d0
+            w0 = wp.int32(0)
+            if c0 < 0:
+                c0 = c0 + n0
+                w0 = wp.int32(-1)
+            if c0 >= n0:
+                c0 = c0 - n0
+                w0 = wp.int32(1)
+            for d1 in range(-1, 2):
+                c1 = bin_of[a, 1] + d1
+                w1 = wp.int32(0)
+                if c1 < 0:
+                    c1 = c1 + n1
+                    w1 = wp.int32(-1)
+                if c1 >= n1:
+                    c1 = c1 - n1
+                    w1 = wp.int32(1)
+                for d2 in range(-1, 2):
+                    c2 = bin_of[a, 2] + d2
+                    w2 = wp.int32(0)
+                    if c2 < 0:
+                        c2 = c2 + n2
+                        w2 = wp.int32(-1)
+                    if c2 >= n2:
+                        c2 = c2 - n2
+                        w2 = wp.int32(1)
+                    b = (c0 * n1 + c1) * n2 + c2
+                    for q in range(bin_start[b], bin_start[b + 1]):
+                        bj = bin_atoms[q]
+                        ahead = bj != a
+                        if half_rows != 0:
+                            ahead = bj > a
+                        if ahead:
+                            e0 = wrapped[bj, 0] + scalar(w0) - f0
+                            e1 = wrapped[bj, 1] + scalar(w1) - f1
+                            e2 = wrapped[bj, 2] + scalar(w2) - f2
+                            x = e0 * cell[0, 0] + e1 * cell[1, 0] + e2 * cell[2, 0]
+                            y = e0 * cell[0, 1] + e1 * cell[1, 1] + e2 * cell[2, 1]
+                            z = e0 * cell[0, 2] + e1 * cell[1, 2] + e2 * cell[2, 2]
+                            if x * x + y * y + z * z < range2:
+                                if n_found < width:
+                                    # x_j − x_i + s·cell with s = w − image_j + image_i
+                                    s0 = w0 - image[bj, 0] + image[a, 0]
+                                    s1 = w1 - image[bj, 1] + image[a, 1]
+                                    s2 = w2 - image[bj, 2] + image[a, 2]
+                                    neighbors[i, n_found] = bj + offset
+                                    shift_code[i, n_found] = (s0 + 512) * 1048576 + (s1 + 512) * 1024 + (s2 + 512)
+                                n_found = n_found + wp.int32(1)
+        counts[i] = n_found
+        if n_found <= width:  # rows sorted by (neighbour, shift): insertion sort of a few dozen
+            for k in range(1, n_found):
+                key_j = neighbors[i, k]
+                key_c = shift_code[i, k]
+                m = k - 1
+                while m >= 0 and (neighbors[i, m] > key_j or (neighbors[i, m] == key_j and shift_code[i, m] > key_c)):
+                    neighbors[i, m + 1] = neighbors[i, m]
+                    shift_code[i, m + 1] = shift_code[i, m]
+                    m = m - 1
+                neighbors[i, m + 1] = key_j
+                shift_code[i, m + 1] = key_c
+
+    return build_binned
 
 
 @functools.cache
@@ -301,21 +405,25 @@ class NeighborMatrix:
         extent = max_per_system(positions.abs().amax(dim=1), state.system_idx, state.n_systems)
         far = extent * math.sqrt(3.0) > 250.0 * torch.as_tensor(widths, dtype=extent.dtype, device=dev)
         finite = finite & ~far
+        bins = np.floor(_cell_widths(cells_np) / self.range_A).astype(np.int64)  # (S, 3)
+        binned = (bins.min(axis=1) >= 3) & ~min_image
         min_image_t = torch.as_tensor(min_image, device=dev)
-        # rebuild flag per system: 0 keep, 1 build here, 2 clear (a failed replica), 3 vesin
+        binned_t = torch.as_tensor(binned, device=dev)
+        # rebuild flag per system: 0 keep, 1 minimum image, 2 clear (a failed replica), 3 vesin, 4 bins
         flag = torch.zeros(state.n_systems, dtype=torch.int32, device=dev)
         flag = torch.where(systems & finite & min_image_t, 1, flag)
         flag = torch.where(systems & ~finite, 2, flag)
-        flag = torch.where(systems & finite & ~min_image_t, 3, flag).to(torch.int32)
+        flag = torch.where(systems & finite & ~min_image_t, torch.where(binned_t, 4, 3), flag).to(torch.int32)
         while True:
             self._launch_min_image(state, flag)
+            self._fill_binned(state, flag == 4, bins=bins)
             overflow = self._fill_from_vesin(state, flag == 3)
             max_count = int(self.counts.max()) if n else 0
             width = self.neighbors.shape[1]
             if max_count <= width and not overflow:
                 break
             self._allocate(n, math.ceil(max(max_count, width) * 1.25) + 4, dev)
-            flag = torch.where(finite, torch.where(min_image_t, 1, 3), 2).to(torch.int32)
+            flag = torch.where(finite, torch.where(min_image_t, 1, torch.where(binned_t, 4, 3)), 2).to(torch.int32)
             systems = torch.ones_like(systems)
         rebuilt = systems[state.system_idx][:, None]
         self._ref_positions = torch.where(rebuilt, positions, self._ref_positions)
@@ -355,6 +463,52 @@ class NeighborMatrix:
             ],
             device=warp_device(state.device),
         )
+
+    def _fill_binned(self, state: BatchState, systems: torch.Tensor, *, bins: np.ndarray) -> None:
+        """Rows of ``systems`` from a cell list on the state's device (cells with three or more
+        bins of at least the list range in every direction)."""
+        picked = torch.nonzero(systems).flatten().tolist()
+        if not picked:
+            return
+        wp = warp()
+        scalar = scalar_type(state.dtype)
+        offsets = self.start32.tolist()
+        for system in picked:
+            lo, hi = offsets[system], offsets[system + 1]
+            n = hi - lo
+            cell = state.cell[system].detach().contiguous()
+            frac = state.positions[lo:hi].detach() @ torch.linalg.inv(cell)
+            image = torch.floor(frac)
+            wrapped = (frac - image).contiguous()
+            nb = torch.as_tensor(bins[system], device=state.device)
+            bin_of = torch.minimum((wrapped * nb).to(torch.int64), nb - 1).clamp(min=0)
+            linear = (bin_of[:, 0] * nb[1] + bin_of[:, 1]) * nb[2] + bin_of[:, 2]
+            order = torch.argsort(linear * n + torch.arange(n, device=state.device))  # by bin, then index
+            n_bins = int(bins[system].prod())
+            bin_start = torch.zeros(n_bins + 1, dtype=torch.int64, device=state.device)
+            bin_start[1:] = torch.cumsum(torch.bincount(linear, minlength=n_bins), 0)
+            launch(
+                _binned_kernel(scalar),
+                spans=spans([0, n], kernel_threads() if state.device.type == "cpu" else 1, whole_systems=False),
+                inputs=[
+                    as_warp(wrapped, scalar),
+                    as_warp(image.to(torch.int32).contiguous(), wp.int32),
+                    as_warp(bin_of.to(torch.int32).contiguous(), wp.int32),
+                    as_warp(order.to(torch.int32).contiguous(), wp.int32),
+                    as_warp(bin_start.to(torch.int32).contiguous(), wp.int32),
+                    wp.int32(int(bins[system][0])),
+                    wp.int32(int(bins[system][1])),
+                    wp.int32(int(bins[system][2])),
+                    as_warp(cell, scalar),
+                    wp.int32(lo),
+                    scalar(self.range_A * self.range_A),
+                    wp.int32(1 if self.half else 0),
+                    as_warp(self.neighbors, wp.int32, keep=True),
+                    as_warp(self.shift_code, wp.int32, keep=True),
+                    as_warp(self.counts, wp.int32, keep=True),
+                ],
+                device=warp_device(state.device),
+            )
 
     def _fill_from_vesin(self, state: BatchState, systems: torch.Tensor) -> bool:
         """Rows of ``systems`` from vesin's cell list (any cell shape, several images of one
