@@ -134,12 +134,13 @@ def scalar_type(dtype: torch.dtype) -> Any:
 Span = tuple[int, int]
 
 
-def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool) -> list[Span]:
-    """Split the atoms [offsets[0], offsets[-1]) into at most ``n_chunks`` [lo, hi) spans of about
-    equal size, on system boundaries when ``whole_systems`` (a kernel that writes to other atoms of
-    the same system) or when there are enough systems; otherwise anywhere."""
+def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool, min_size: int = 1) -> list[Span]:
+    """Split the items [offsets[0], offsets[-1]) into at most ``n_chunks`` [lo, hi) spans of about
+    equal size and at least ``min_size`` items (handing a span to another thread costs ~20 µs), on
+    system boundaries when ``whole_systems`` (a kernel that writes to other atoms of the same
+    system) or when there are enough systems; otherwise anywhere."""
     total = offsets[-1] - offsets[0]
-    n_chunks = max(1, min(n_chunks, total))
+    n_chunks = max(1, min(n_chunks, total // max(min_size, 1)))
     if n_chunks == 1:
         return [(offsets[0], offsets[-1])]
     if whole_systems or len(offsets) - 1 >= n_chunks:
@@ -155,6 +156,11 @@ def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool) -> list
     bounds = [offsets[0] + round(total * k / n_chunks) for k in range(n_chunks + 1)]
     return [(bounds[k], bounds[k + 1]) for k in range(n_chunks)]
 
+
+#: Fewest atoms per span for kernels of a few dozen operations per atom (pair rows, updates);
+#: the list builders, ~100× heavier per atom, split from :data:`MIN_BUILD_SPAN` atoms.
+MIN_SPAN = 4096
+MIN_BUILD_SPAN = 256
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _LAUNCHED: set[int] = set()

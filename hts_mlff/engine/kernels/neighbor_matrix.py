@@ -35,6 +35,8 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.kernels import (
+    MIN_BUILD_SPAN,
+    MIN_SPAN,
     as_warp,
     kernel_threads,
     launch,
@@ -383,10 +385,13 @@ class NeighborMatrix:
             self.start32 = state.system_offsets().to(torch.int32).contiguous()
             offsets = self.start32.tolist()
             threads = kernel_threads() if dev.type == "cpu" else 1
-            self.atom_spans = spans(offsets, threads, whole_systems=False)
+            self.atom_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_BUILD_SPAN)
             # half rows write both ends of a pair: the pair kernel's spans hold whole systems
-            self.pair_spans = spans(offsets, threads, whole_systems=self.half)
-            self.system_spans = spans(list(range(state.n_systems + 1)), threads, whole_systems=False)
+            self.pair_spans = spans(offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
+            per_system = max(1, MIN_SPAN * state.n_systems // max(n, 1))  # systems per MIN_SPAN atoms
+            self.system_spans = spans(
+                list(range(state.n_systems + 1)), threads, whole_systems=False, min_size=per_system
+            )
             width = self._estimate_width(state)
             self._allocate(n, width, dev)
             self._ref_positions = positions.clone()
@@ -489,7 +494,12 @@ class NeighborMatrix:
             bin_start[1:] = torch.cumsum(torch.bincount(linear, minlength=n_bins), 0)
             launch(
                 _binned_kernel(scalar),
-                spans=spans([0, n], kernel_threads() if state.device.type == "cpu" else 1, whole_systems=False),
+                spans=spans(
+                    [0, n],
+                    kernel_threads() if state.device.type == "cpu" else 1,
+                    whole_systems=False,
+                    min_size=MIN_BUILD_SPAN,
+                ),
                 inputs=[
                     as_warp(wrapped, scalar),
                     as_warp(image.to(torch.int32).contiguous(), wp.int32),
