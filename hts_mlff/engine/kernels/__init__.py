@@ -56,8 +56,29 @@ def _warp() -> Any | None:
     if "WARP_CACHE_PATH" not in os.environ:  # one kernel cache per CPU type (shared home on a cluster)
         base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         wp.config.kernel_cache_dir = str(base / "hts_mlff" / "warp" / _cpu_fingerprint())
-    wp.init()
+    if torch.cuda.is_available():
+        wp.init()
+    else:  # a CPU node: keep Warp's native "no CUDA driver" line off every worker's log
+        with _native_stderr_silenced():
+            wp.init()
     return wp
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (native libraries write there)."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def kernels_enabled(device: torch.device) -> bool:

@@ -403,14 +403,15 @@ class NeighborMatrix:
             finite = max_per_system(1.0 - finite_atoms, state.system_idx, state.n_systems) <= 0
         cells_np = state.cell.detach().cpu().double().numpy()
         counts_np = state.atoms_per_system.cpu().numpy()
-        widths = _cell_widths(cells_np).min(axis=1)
+        face_widths = _cell_widths(cells_np)  # (S, 3)
+        widths = face_widths.min(axis=1)
         min_image = (widths > 2.0 * self.range_A) & (counts_np <= MIN_IMAGE_MAX_ATOMS)
         # Shifts are packed in ±511 cells: a replica that flew hundreds of cells away (an
         # explosion between two guard checks) gets empty rows, no forces, and the guard freezes it.
         extent = max_per_system(positions.abs().amax(dim=1), state.system_idx, state.n_systems)
         far = extent * math.sqrt(3.0) > 250.0 * torch.as_tensor(widths, dtype=extent.dtype, device=dev)
         finite = finite & ~far
-        bins = np.floor(_cell_widths(cells_np) / self.range_A).astype(np.int64)  # (S, 3)
+        bins = np.floor(face_widths / self.range_A).astype(np.int64)  # bins of ≥ the list range
         binned = (bins.min(axis=1) >= 3) & ~min_image
         min_image_t = torch.as_tensor(min_image, device=dev)
         binned_t = torch.as_tensor(binned, device=dev)
