@@ -302,9 +302,15 @@ def melting(
     store: StorePath,
     threshold: Annotated[float, typer.Option(help="ψ above which a slab counts as crystalline.")] = 0.1,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for CSV tables and figures.")] = None,
+    solid: Annotated[
+        Path | None, typer.Option(help="Store of the bulk crystal at (T_m, P), same Lennard-Jones force field.")
+    ] = None,
+    liquid: Annotated[Path | None, typer.Option(help="Store of the bulk liquid at (T_m, P).")] = None,
 ) -> None:
     """Melting point by the interface method: interface velocity per trajectory and T_m (v = 0) per
-    force field, system and pressure, from a store run with analyses: [interface]."""
+    force field, system and pressure, from a store run with analyses: [interface]. With --solid
+    and --liquid (bulk runs of each phase at T_m): T_m of the full Lennard-Jones potential by
+    the first-order truncation correction."""
     import numpy as np
 
     from hts_mlff.analysis.melting import (
@@ -317,6 +323,9 @@ def melting(
     from hts_mlff.store.layout import StoreError
     from hts_mlff.store.reader import open_campaign
 
+    if (solid is None) != (liquid is None):
+        err_console.print("[red]error[/red]: --solid and --liquid go together (one store per bulk phase)")
+        raise typer.Exit(1)
     try:
         ds = open_campaign(store)
         done = ds.isel(traj=np.flatnonzero(ds["status"].to_numpy() == "done"))
@@ -331,15 +340,84 @@ def melting(
     per_t = table.attrs["per_temperature"].set_index([*table.index.names, "temperature_K"])
     _print_frame(per_t, title=f"{store.name}: interface velocity (m/s, + freezing), mean ± s.e. over seeds")
     _print_frame(table, title="melting point: v(T_m) = 0 (weighted linear fit, 95 % interval)")
+    corrected = None
+    if solid is not None and liquid is not None:
+        try:
+            corrected = _truncation_table(ds, table, solid=solid, liquid=liquid)
+        except (StoreError, ValueError) as exc:
+            err_console.print(f"[red]error[/red]: truncation correction: {exc}")
+            raise typer.Exit(1) from None
+        shown = ["T_m_K", "latent_heat_eV", "delta_u_solid_eV", "delta_u_liquid_eV", "shift_K", "T_m_full_K"]
+        shown += ["T_m_full_low_K", "T_m_full_high_K", "kT_m_over_eps", "kT_m_full_over_eps"]
+        _print_frame(
+            corrected[shown], title="T_m of the full potential: first-order truncation correction (95 % interval)"
+        )
     if output is not None:
         output.mkdir(parents=True, exist_ok=True)
         per_t.to_csv(output / "interface-velocity.csv")
         table.to_csv(output / "melting-point.csv")
         written = [output / "interface-velocity.csv", output / "melting-point.csv"]
+        if corrected is not None:
+            corrected.to_csv(output / "melting-point-full-potential.csv")
+            written.append(output / "melting-point-full-potential.csv")
         written.append(plot_interface(lengths, velocity, str(output / "interface-position.png")))
         written.append(plot_melting_point(velocity, table, str(output / "melting-point.png")))
         for path in written:
             console.print(f"wrote {path}")
+
+
+def _truncation_table(ds, table, *, solid: Path, liquid: Path):
+    """One row per T_m of a Lennard-Jones force field: its full-potential value (see
+    :mod:`hts_mlff.analysis.truncation`); the phase stores must use the same potential."""
+    import numpy as np
+    import pandas as pd
+
+    from hts_mlff.analysis.truncation import lennard_jones_parameters, phase_properties, truncation_correction
+    from hts_mlff.store.reader import open_campaign
+    from hts_mlff.units import BOLTZMANN_EV_PER_K
+
+    phases = {"solid": open_campaign(solid), "liquid": open_campaign(liquid)}
+    rows = []
+    for key, row in table.iterrows():
+        labels = dict(zip(table.index.names, key if isinstance(key, tuple) else (key,), strict=True))
+        name = labels["forcefield"]
+        model = lennard_jones_parameters(ds, name)
+        properties = {}
+        for phase, phase_ds in phases.items():
+            if lennard_jones_parameters(phase_ds, name) != model:
+                raise ValueError(f"the {phase} store's {name!r} is not the melting store's potential")
+            props = phase_properties(phase_ds, forcefield=name)
+            pressures = np.asarray(props.indexes["traj"].get_level_values("pressure_bar"), dtype=float)
+            props = props.isel(traj=np.flatnonzero(np.isclose(pressures, labels["pressure_bar"])))
+            if props.sizes["traj"] == 0:
+                raise ValueError(f"the {phase} store has no {name!r} run at {labels['pressure_bar']:g} bar")
+            temperatures = np.asarray(props.indexes["traj"].get_level_values("temperature_K"), dtype=float)
+            if np.isfinite(row["T_m_K"]) and np.abs(temperatures - row["T_m_K"]).max() > 0.05 * row["T_m_K"]:
+                err_console.print(
+                    f"[yellow]warning[/yellow]: the {phase} runs at {sorted(set(temperatures))} K are more than "
+                    f"5 % from T_m = {row['T_m_K']:.1f} K; the first-order correction wants them at T_m"
+                )
+            properties[phase] = props
+        if not np.isfinite(row["T_m_K"]):
+            continue
+        result = truncation_correction(
+            properties["solid"],
+            properties["liquid"],
+            melting_point_K=float(row["T_m_K"]),
+            melting_point_err_K=float(row["T_m_err_K"]),
+        )
+        k_over_epsilon = BOLTZMANN_EV_PER_K / float(model["epsilon_eV"])
+        rows.append(
+            labels
+            | result.to_dict()
+            | {
+                "kT_m_over_eps": row["T_m_K"] * k_over_epsilon,
+                "kT_m_full_over_eps": result["T_m_full_K"] * k_over_epsilon,
+            }
+        )
+    if not rows:
+        raise ValueError("no melting point to correct")
+    return pd.DataFrame(rows).set_index(list(table.index.names))
 
 
 @app.command()

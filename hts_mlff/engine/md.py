@@ -49,10 +49,12 @@ class MDProtocol:
     compressibility_per_bar: float = 5e-5
     #: "xyz": isotropic barostat; "z": only the z length follows P_zz (NP_zT).
     barostat_axes: str = "xyz"
-    #: Two-phase preparation: for the first ``melt_steps`` steps the atoms at fractional z ≥ 1/2
-    #: are thermostatted at ``melt_temperature_K``, the rest at the replica's target (NVT).
+    #: Two-phase preparation: for the first ``melt_steps`` steps the atoms at fractional
+    #: z ≥ 1 − ``melt_fraction`` are thermostatted at ``melt_temperature_K``, the rest at the
+    #: replica's target (NVT); a fraction of 1 melts the whole cell.
     melt_temperature_K: float | None = None
     melt_steps: int = 0
+    melt_fraction: float = 0.5
     #: Temperature of the initial Maxwell–Boltzmann velocities (None: each replica's target).
     initial_temperature_K: float | None = None
     #: Thermostat target ramps linearly from the replica's temperature to this over production.
@@ -236,7 +238,9 @@ def _run_md(
         ensemble = protocol.ensemble if step >= equil else equilibration_ensemble
         if step < protocol.melt_steps:  # two-phase preparation: the upper half melts
             ensemble = "nvt"
-            dynamics.atom_temperature_K = melt_half_temperatures(state, targets_t, protocol.melt_temperature_K)
+            dynamics.atom_temperature_K = melt_half_temperatures(
+                state, targets_t, protocol.melt_temperature_K, fraction=protocol.melt_fraction
+            )
         elif dynamics.atom_temperature_K is not None:
             dynamics.atom_temperature_K = None
         after = step + 1
@@ -265,13 +269,15 @@ def _run_md(
     )
 
 
-def melt_half_temperatures(state: BatchState, target_K: torch.Tensor, melt_K: float | None) -> torch.Tensor:
+def melt_half_temperatures(
+    state: BatchState, target_K: torch.Tensor, melt_K: float | None, *, fraction: float = 0.5
+) -> torch.Tensor:
     """(n_atoms,) thermostat targets of the two-phase preparation: ``melt_K`` for atoms at
-    fractional z ≥ 1/2 (wrapped into the cell), the replica's target below. Depends only on the
-    current state, so a resumed preparation continues exactly."""
+    fractional z ≥ 1 − ``fraction`` (wrapped into the cell), the replica's target below. Depends
+    only on the current state, so a resumed preparation continues exactly."""
     inverse = torch.linalg.inv(state.cell)[state.system_idx]  # (n_atoms, 3, 3)
     fractional_z = torch.einsum("ak,akj->aj", state.positions, inverse)[:, 2]
-    upper = (fractional_z - torch.floor(fractional_z)) >= 0.5
+    upper = (fractional_z - torch.floor(fractional_z)) >= 1.0 - fraction
     below = target_K[state.system_idx]
     return torch.where(upper, torch.full_like(below, float(melt_K)), below)
 

@@ -82,6 +82,7 @@ def md_protocol(campaign: Campaign) -> MDProtocol:
         barostat_axes=p.barostat_axes,
         melt_temperature_K=None if p.melt_half is None else p.melt_half.temperature_K,
         melt_steps=0 if p.melt_half is None else p.melt_half.steps,
+        melt_fraction=0.5 if p.melt_half is None else p.melt_half.fraction,
         initial_temperature_K=p.initial_temperature_K,
         final_temperature_K=p.final_temperature_K,
         skin_A=p.neighbor_skin_A,

@@ -176,10 +176,13 @@ class MinimizeSpec(Strict):
 class MeltHalfSpec(Strict):
     """Prepare a solid–liquid system: the half of the cell at fractional z ≥ 1/2 is thermostatted
     at ``temperature_K`` (it melts) while the other half stays at the task temperature, for the
-    first ``steps`` of equilibration (Langevin, fixed cell)."""
+    first ``steps`` of equilibration (Langevin, fixed cell). ``fraction`` moves the boundary:
+    the atoms at fractional z ≥ 1 − fraction melt; 1 melts the whole cell (a bulk liquid made
+    from the crystal, e.g. for the phase properties of the truncation correction)."""
 
     temperature_K: PositiveFloat = Field(description="Melting temperature of the upper half, e.g. twice T_m.")
     steps: PositiveInt = Field(description="Steps of the two-temperature preparation (part of equilibration_steps).")
+    fraction: Float = Field(0.5, gt=0, le=1, description="Fraction of the cell along z that melts (from the top).")
 
 
 class ProtocolSpec(Strict):

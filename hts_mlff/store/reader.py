@@ -9,6 +9,7 @@ quantities declares (NaN for floats; e.g. −1 for a vacancy site).
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -102,7 +103,9 @@ def open_campaign(path: str | Path, *, mask_incomplete: bool = True) -> xr.Datas
         "versions": str(attrs.get("versions", {})),
         "missing_arrays": ", ".join(missing_arrays),
     }
-    protocol = attrs.get("spec", {}).get("protocol", {})
+    spec = attrs.get("spec", {})
+    ds.attrs["forcefields_json"] = json.dumps(spec.get("forcefields", {}))
+    protocol = spec.get("protocol", {})
     for key in ("timestep_fs", "equilibration_steps", "production_steps", "sample_every_steps"):
         if key in protocol:
             ds.attrs[key] = protocol[key]

@@ -142,3 +142,9 @@ def test_a_slab_freezes_when_cold_and_melts_when_hot_end_to_end(tmp_path, dask_c
     result = CliRunner().invoke(app, ["melting", str(tmp_path / "slab.zarr"), "-o", str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "out" / "melting-point.png").exists() and "interface velocity" in result.output
+    store = str(tmp_path / "slab.zarr")
+    result = CliRunner().invoke(app, ["melting", store, "--solid", store])
+    assert result.exit_code == 1 and "--solid and --liquid go together" in result.output
+    # the slab store standing in for both bulk phases: no latent heat between them, a clear refusal
+    result = CliRunner().invoke(app, ["melting", store, "--solid", store, "--liquid", store])
+    assert result.exit_code == 1 and "truncation correction" in result.output, result.output

@@ -25,6 +25,10 @@ def test_melt_half_targets_follow_the_fractional_z_of_each_atom():
     targets = melt_half_temperatures(state, torch.tensor([30.0], dtype=state.dtype), 250.0).numpy()
     fraction = (atoms.get_scaled_positions(wrap=True)[:, 2] + 1e-12) % 1.0
     np.testing.assert_array_equal(targets, np.where(fraction >= 0.5, 250.0, 30.0))
+    whole = melt_half_temperatures(state, torch.tensor([30.0], dtype=state.dtype), 250.0, fraction=1.0).numpy()
+    np.testing.assert_array_equal(whole, 250.0)  # a bulk liquid: every atom melts
+    quarter = melt_half_temperatures(state, torch.tensor([30.0], dtype=state.dtype), 250.0, fraction=0.25).numpy()
+    np.testing.assert_array_equal(quarter, np.where(fraction >= 0.75, 250.0, 30.0))
 
 
 def test_order_is_one_for_a_perfect_crystal_and_small_for_a_scrambled_half():
