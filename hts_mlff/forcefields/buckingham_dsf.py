@@ -43,7 +43,7 @@ import torch
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState, sum_per_system
-from hts_mlff.forcefields.pair import pair_heat_current, pair_output
+from hts_mlff.forcefields.pair import KernelTable, pair_heat_current, pair_output, rows_output
 from hts_mlff.units import COULOMB_EV_A
 
 
@@ -70,6 +70,7 @@ class BuckinghamDSF(ForceField):
     """
 
     has_heat_current = True
+    uses_neighbor_rows = True
 
     def __init__(
         self,
@@ -91,6 +92,9 @@ class BuckinghamDSF(ForceField):
         self.alpha_per_A = float(alpha_per_A)
         self.shift = bool(shift)
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
+        self._kernel_table = KernelTable(self._kernel_parameters)
+        self._site_key: tuple | None = None
+        self._site: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -166,11 +170,43 @@ class BuckinghamDSF(ForceField):
         rc, alpha = self.cutoff_A, self.alpha_per_A
         return -COULOMB_EV_A * q * q * (math.erfc(alpha * rc) / (2 * rc) + alpha / math.sqrt(math.pi))
 
+    def _kernel_parameters(self, species: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(T, T, 4) [A, 1/ρ, C, k_e q_a q_b] of the species present (kernel path)."""
+        charge, a, inv_rho, c = self._tables_for(device, dtype)
+        pair = (species[:, None], species[None, :])
+        qq = COULOMB_EV_A * charge[species][:, None] * charge[species][None, :]
+        return torch.stack([a[pair], inv_rho[pair], c[pair], qq], dim=-1)
+
+    def _charges_and_site_energy(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_atoms,) charges and (n_systems,) self energies, kept while the species stay."""
+        z = state.atomic_numbers
+        key = (z.data_ptr(), z.shape[0], state.n_systems, state.device, state.dtype)
+        if self._site_key != key:
+            q = self._charges(state)
+            self._site = q, sum_per_system(self._self_energy(q), state.system_idx, state.n_systems)
+            self._site_key = key
+        return self._site
+
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        q = self._charges(state)
+        q, site = self._charges_and_site_energy(state)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        if nl.rows is not None:
+            from hts_mlff.engine.kernels import scalar_type
+            from hts_mlff.forcefields.pair_functions import buckingham_dsf_function
+
+            function = buckingham_dsf_function(
+                scalar_type(state.dtype), cutoff_A=self.cutoff_A, alpha_per_A=self.alpha_per_A, shift=self.shift
+            )
+            return rows_output(
+                state,
+                nl,
+                pair_function=function,
+                table=self._kernel_table,
+                cutoff_A=self.cutoff_A,
+                compute_stress=compute_stress,
+                site_energy=site,
+            )
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
-        site = sum_per_system(self._self_energy(q), state.system_idx, state.n_systems)
         return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress, site_energy=site)
 
     def heat_current(self, state: BatchState) -> torch.Tensor:

@@ -28,7 +28,7 @@ import torch
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.pair import pair_heat_current, pair_output
+from hts_mlff.forcefields.pair import KernelTable, pair_heat_current, pair_output, rows_output
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,7 @@ class LennardJones(ForceField):
         self.shift = bool(shift)
         self.pairs = list(pairs or [])
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-        self._kernel_key: tuple | None = None
-        self._kernel_tables: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._kernel_table = KernelTable(self._kernel_parameters)
 
     has_heat_current = True
     uses_neighbor_rows = True
@@ -132,45 +131,26 @@ class LennardJones(ForceField):
         d, e_pair, f_over_r = self._pair_terms(state, nl)
         return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress)
 
-    def _type_table(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n_atoms,) int32 type index and (T, T, 4) parameters [4ε, σ², V_shift(r_c), 0] of the
-        kernel path, for the species present in ``state``."""
-        z = state.atomic_numbers
-        key = (z.data_ptr(), z.shape[0], state.device, state.dtype)
-        if self._kernel_key != key:
-            species = torch.unique(z)
-            types = torch.searchsorted(species, z).to(torch.int32).contiguous()
-            eps_t, sig2_t = self._pair_tables(state.device, state.dtype)
-            eps = eps_t[species[:, None], species[None, :]]
-            sig2 = sig2_t[species[:, None], species[None, :]]
-            c6 = (sig2 / (self.cutoff_A * self.cutoff_A)) ** 3
-            shift = 4.0 * eps * (c6 * c6 - c6) if self.shift else torch.zeros_like(eps)
-            table = torch.stack([4.0 * eps, sig2, shift, torch.zeros_like(eps)], dim=-1).contiguous()
-            self._kernel_key, self._kernel_tables = key, (types, table)
-        return self._kernel_tables
+    def _kernel_parameters(self, species: torch.Tensor, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """(T, T, 4) [4ε, σ², V_shift(r_c), 0] of the species present (kernel path)."""
+        eps_t, sig2_t = self._pair_tables(device, dtype)
+        eps = eps_t[species[:, None], species[None, :]]
+        sig2 = sig2_t[species[:, None], species[None, :]]
+        c6 = (sig2 / (self.cutoff_A * self.cutoff_A)) ** 3
+        shift = 4.0 * eps * (c6 * c6 - c6) if self.shift else torch.zeros_like(eps)
+        return torch.stack([4.0 * eps, sig2, shift, torch.zeros_like(eps)], dim=-1)
 
     def _forward_rows(self, state: BatchState, nl: NeighborList, *, compute_stress: bool) -> ForceOutput:
         from hts_mlff.engine.kernels import scalar_type
-        from hts_mlff.engine.kernels.pair import pair_rows
         from hts_mlff.forcefields.pair_functions import lennard_jones_function
 
-        types, table = self._type_table(state)
-        sums = pair_rows(
+        return rows_output(
             state,
-            nl.rows,
+            nl,
             pair_function=lennard_jones_function(scalar_type(state.dtype)),
-            parameters=table,
-            types=types,
+            table=self._kernel_table,
             cutoff_A=self.cutoff_A,
-            compute_virial=compute_stress,
-        )
-        stress = sums.virial / state.volume[:, None, None] if compute_stress else None
-        return ForceOutput(
-            energy=sums.energy,
-            forces=sums.forces,
-            stress=stress,
-            min_pair_distance_A=sums.min_pair_distance_A,
-            max_force_eV_per_A=sums.max_force_eV_per_A,
+            compute_stress=compute_stress,
         )
 
     def heat_current(self, state: BatchState) -> torch.Tensor:

@@ -4,10 +4,14 @@ A pair potential supplies, for the pairs of a neighbour list, the pair vectors d
 (3, P) Å, the pair energies (P,) eV and f_over_r = −(dV/dr)/r (P,) eV/Å² (zero beyond its
 cutoff); these helpers turn them into the engine's :class:`ForceOutput` and the heat current,
 with one order of operations for every pair potential (results do not depend on where a system
-sits in the batch).
+sits in the batch). On the compiled path the potential supplies a pair function and a
+per-type-pair parameter table instead (:class:`KernelTable`, :func:`rows_output`).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -80,3 +84,61 @@ def pair_heat_current(
     out.index_add_(1, nl.pair_system, per_pair)
     out.index_add_(1, state.system_idx, v_t * site)
     return out.t().contiguous()
+
+
+class KernelTable:
+    """Per-type-pair parameters of the compiled path, rebuilt when the state's species change.
+
+    Types are the indices of the species present, in increasing atomic number; ``build`` maps
+    the (T,) atomic numbers of those species to a (T, T, 4) table on the state's device and dtype.
+    """
+
+    def __init__(self, build: Callable[[torch.Tensor, torch.device, torch.dtype], torch.Tensor]) -> None:
+        self.build = build
+        self._key: tuple | None = None
+        self._value: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __call__(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
+        """(n_atoms,) int32 types and the (T, T, 4) table for ``state``."""
+        z = state.atomic_numbers
+        key = (z.data_ptr(), z.shape[0], state.device, state.dtype)
+        if self._key != key:
+            species = torch.unique(z)
+            types = torch.searchsorted(species, z).to(torch.int32).contiguous()
+            table = self.build(species, state.device, state.dtype).contiguous()
+            self._key, self._value = key, (types, table)
+        return self._value
+
+
+def rows_output(
+    state: BatchState,
+    nl: NeighborList,
+    *,
+    pair_function: Any,
+    table: KernelTable,
+    cutoff_A: float,
+    compute_stress: bool,
+    site_energy: torch.Tensor | None = None,
+) -> ForceOutput:
+    """:func:`pair_output` on the compiled path: one pass over ``nl.rows`` with ``pair_function``
+    (:mod:`hts_mlff.forcefields.pair_functions`), plus per-system ``site_energy`` (eV)."""
+    from hts_mlff.engine.kernels.pair import pair_rows
+
+    types, parameters = table(state)
+    sums = pair_rows(
+        state,
+        nl.rows,
+        pair_function=pair_function,
+        parameters=parameters,
+        types=types,
+        cutoff_A=cutoff_A,
+        compute_virial=compute_stress,
+    )
+    energy = sums.energy if site_energy is None else sums.energy + site_energy
+    return ForceOutput(
+        energy=energy,
+        forces=sums.forces,
+        stress=sums.virial / state.volume[:, None, None] if compute_stress else None,
+        min_pair_distance_A=sums.min_pair_distance_A,
+        max_force_eV_per_A=sums.max_force_eV_per_A,
+    )
