@@ -124,6 +124,8 @@ def _lammps_li2o_commands(case: str, data_file: str) -> list[str]:
         "units metal",
         "atom_style charge",
         f"read_data {data_file}",
+        "mass 1 6.94",
+        "mass 2 15.999",
         f"set type 1 charge {LI2O_CHARGES['Li']}",
         f"set type 2 charge {LI2O_CHARGES['O']}",
         f"pair_style born/coul/dsf {LI2O_ALPHA_PER_A} {LI2O_CUTOFF_A}",

@@ -41,6 +41,11 @@ class ForceOutput:
     stress: torch.Tensor | None
     min_pair_distance_A: torch.Tensor | None = None
     max_force_eV_per_A: torch.Tensor | None = None
+    #: Per-atom energy partition of a compiled pair potential on a stress step: (n_atoms,) eV
+    #: (site terms included) and (n_atoms, 3, 3) eV, half of each pair's energy and virial on
+    #: each end; valid until the next evaluation. The heat current reads them.
+    atom_energy: torch.Tensor | None = None
+    atom_virial: torch.Tensor | None = None
 
 
 class ForceField(ABC):
@@ -68,8 +73,11 @@ class ForceField(ABC):
     #: True where :meth:`heat_current` is defined (a per-atom energy partition exists).
     has_heat_current: bool = False
 
-    def heat_current(self, state: BatchState) -> torch.Tensor:
+    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
         """(n_systems, 3) heat current J = d/dt Σ_i r_i e_i in eV·Å/fs (Green–Kubo).
+
+        ``output``: this force field's evaluation at the current positions; when it carries
+        the per-atom partition (``atom_energy``, ``atom_virial``) no pair is visited again.
 
         Needs a partition of the energy into per-atom terms and the forces between atoms
         (pair potentials: :class:`~hts_mlff.forcefields.LennardJones`). Many-body models define

@@ -43,7 +43,13 @@ import torch
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState, sum_per_system
-from hts_mlff.forcefields.pair import KernelTable, pair_heat_current, pair_output, rows_output
+from hts_mlff.forcefields.pair import (
+    KernelTable,
+    pair_heat_current,
+    pair_output,
+    partition_heat_current,
+    rows_output,
+)
 from hts_mlff.units import COULOMB_EV_A
 
 
@@ -94,7 +100,7 @@ class BuckinghamDSF(ForceField):
         self._tables: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, ...]] = {}
         self._kernel_table = KernelTable(self._kernel_parameters)
         self._site_key: tuple | None = None
-        self._site: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._site: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     def config(self) -> dict[str, Any]:
         return {
@@ -177,18 +183,20 @@ class BuckinghamDSF(ForceField):
         qq = COULOMB_EV_A * charge[species][:, None] * charge[species][None, :]
         return torch.stack([a[pair], inv_rho[pair], c[pair], qq], dim=-1)
 
-    def _charges_and_site_energy(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor]:
-        """(n_atoms,) charges and (n_systems,) self energies, kept while the species stay."""
+    def _charges_and_site_energy(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(n_atoms,) charges, (n_atoms,) self energies and (n_systems,) their sums, kept while
+        the species stay."""
         z = state.atomic_numbers
         key = (z.data_ptr(), z.shape[0], state.n_systems, state.device, state.dtype)
         if self._site_key != key:
             q = self._charges(state)
-            self._site = q, sum_per_system(self._self_energy(q), state.system_idx, state.n_systems)
+            atom_site = self._self_energy(q)
+            self._site = q, atom_site, sum_per_system(atom_site, state.system_idx, state.n_systems)
             self._site_key = key
         return self._site
 
     def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        q, site = self._charges_and_site_energy(state)
+        q, atom_site, site = self._charges_and_site_energy(state)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         if nl.rows is not None:
             from hts_mlff.engine.kernels import scalar_type
@@ -204,14 +212,17 @@ class BuckinghamDSF(ForceField):
                 table=self._kernel_table,
                 cutoff_A=self.cutoff_A,
                 compute_stress=compute_stress,
-                site_energy=site,
+                site_energy=(atom_site, site),
             )
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
         return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress, site_energy=site)
 
-    def heat_current(self, state: BatchState) -> torch.Tensor:
+    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
         """(n_systems, 3) heat current in eV·Å/fs, pairwise partition (as Lennard-Jones); each
-        ion's constant self energy rides with its kinetic energy."""
+        ion's constant self energy rides with its kinetic energy. From ``output``'s per-atom
+        partition when it carries one (compiled path)."""
+        if output is not None and output.atom_virial is not None:
+            return partition_heat_current(state, output)
         q = self._charges(state)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)

@@ -28,7 +28,13 @@ import torch
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, neighbors_for
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.pair import KernelTable, pair_heat_current, pair_output, rows_output
+from hts_mlff.forcefields.pair import (
+    KernelTable,
+    pair_heat_current,
+    pair_output,
+    partition_heat_current,
+    rows_output,
+)
 
 
 @dataclass(frozen=True)
@@ -153,9 +159,12 @@ class LennardJones(ForceField):
             compute_stress=compute_stress,
         )
 
-    def heat_current(self, state: BatchState) -> torch.Tensor:
+    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
         """(n_systems, 3) heat current in eV·Å/fs, pairwise energy partition
-        (:func:`hts_mlff.forcefields.pair.pair_heat_current`)."""
+        (:func:`hts_mlff.forcefields.pair.pair_heat_current`; from ``output``'s per-atom
+        partition when it carries one, :func:`~hts_mlff.forcefields.pair.partition_heat_current`)."""
+        if output is not None and output.atom_virial is not None:
+            return partition_heat_current(state, output)
         nl = neighbors_for(state, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl)
         return pair_heat_current(state, nl, d, e_pair, f_over_r)

@@ -69,9 +69,7 @@ def pair_heat_current(
     (n_atoms,) eV is a constant per-atom term (e.g. a Coulomb self energy). Velocities are taken
     in each replica's centre-of-mass frame, so a drifting crystal adds no constant ē·Σv_i to J.
     """
-    momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
-    mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
-    velocities = state.velocities - (momentum / mass[:, None])[state.system_idx]
+    velocities = _centre_of_mass_velocities(state)
     v_t = velocities.t()
     v_sum = v_t.index_select(1, nl.pair_i) + v_t.index_select(1, nl.pair_j)  # (3, n_pairs)
     # r_ij (F_ij · (v_i + v_j)) with r_ij = −d and F_ij = −f_over_r · d.
@@ -118,10 +116,11 @@ def rows_output(
     table: KernelTable,
     cutoff_A: float,
     compute_stress: bool,
-    site_energy: torch.Tensor | None = None,
+    site_energy: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> ForceOutput:
     """:func:`pair_output` on the compiled path: one pass over ``nl.rows`` with ``pair_function``
-    (:mod:`hts_mlff.forcefields.pair_functions`), plus per-system ``site_energy`` (eV)."""
+    (:mod:`hts_mlff.forcefields.pair_functions`), plus ``site_energy`` ((n_atoms,) per atom and
+    (n_systems,) their sums, eV). A stress step also returns the per-atom partition."""
     from hts_mlff.engine.kernels.pair import pair_rows
 
     types, parameters = table(state)
@@ -134,11 +133,43 @@ def rows_output(
         cutoff_A=cutoff_A,
         compute_virial=compute_stress,
     )
-    energy = sums.energy if site_energy is None else sums.energy + site_energy
+    energy, atom_energy = sums.energy, None
+    if compute_stress:
+        atom_energy = sums.atom_energy if site_energy is None else sums.atom_energy + site_energy[0]
+    if site_energy is not None:
+        energy = energy + site_energy[1]
     return ForceOutput(
         energy=energy,
         forces=sums.forces,
         stress=sums.virial / state.volume[:, None, None] if compute_stress else None,
         min_pair_distance_A=sums.min_pair_distance_A,
         max_force_eV_per_A=sums.max_force_eV_per_A,
+        atom_energy=atom_energy,
+        atom_virial=sums.atom_virial if compute_stress else None,
     )
+
+
+def _centre_of_mass_velocities(state: BatchState) -> torch.Tensor:
+    momentum = sum_per_system(state.velocities * state.masses[:, None], state.system_idx, state.n_systems)
+    mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
+    return state.velocities - (momentum / mass[:, None])[state.system_idx]
+
+
+def partition_heat_current(state: BatchState, output: ForceOutput) -> torch.Tensor:
+    r"""(n_systems, 3) heat current (eV·Å/fs) from a per-atom partition, no pair visited:
+
+    .. math::
+
+        \mathbf{J} = \sum_i (\tfrac12 m_i v_i^2 + e_i)\,\mathbf{v}_i - \sum_i W_i \mathbf{v}_i,
+        \qquad W_i = -\tfrac12 \sum_j \frac{f(r_{ij})}{r_{ij}}\, \mathbf{d}_{ij} \otimes \mathbf{d}_{ij},
+
+    the same current as :func:`pair_heat_current` (each pair's ½ r_ij F_ij·(v_i + v_j) is
+    ½ (f/r) d (d·v_i) + ½ (f/r) d (d·v_j), one half on each end), velocities in each replica's
+    centre-of-mass frame. ``output``: a stress-step evaluation carrying ``atom_energy`` (site
+    terms included) and ``atom_virial``.
+    """
+    velocities = _centre_of_mass_velocities(state)
+    kinetic = 0.5 * state.masses * (velocities * velocities).sum(1) * EV_PER_AMU_A2_PER_FS2
+    per_atom = (kinetic + output.atom_energy)[:, None] * velocities
+    per_atom = per_atom - torch.einsum("aij,aj->ai", output.atom_virial, velocities)
+    return sum_per_system(per_atom, state.system_idx, state.n_systems)

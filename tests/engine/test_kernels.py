@@ -266,3 +266,21 @@ def _torch_forces(state, lj):
     state = state.clone()
     NeighborList(CUTOFF_A, skin_A=1.0).update(state)
     return lj.forward(state).forces
+
+
+@pytest.mark.parametrize("half_rows", [True, False])
+def test_heat_current_from_the_kernels_partition_matches_the_pair_sum(half_rows):
+    """A stress step keeps half of each pair's energy and virial on each end (half rows write
+    both ends), so J needs no second pass: equal to the torch path's pairwise current."""
+    state = _mixed_state()
+    state.velocities = torch.randn(state.n_atoms, 3, generator=torch.Generator().manual_seed(3), dtype=state.dtype)
+    state.velocities *= 0.005
+    lj = _lj()
+    NeighborList(CUTOFF_A, skin_A=1.0).update(state)
+    reference = lj.heat_current(state)
+    NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows).update(state)
+    lean = lj.forward(state, compute_stress=False)
+    assert lean.atom_virial is None  # plain steps keep no partition
+    out = lj.forward(state, compute_stress=True)
+    torch.testing.assert_close(out.atom_energy.reshape(-1).sum(), out.energy.sum(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lj.heat_current(state, output=out), reference, rtol=1e-10, atol=1e-12)

@@ -252,3 +252,21 @@ def test_kernel_rows_match_the_torch_path(dtype, half_rows):
     torch.testing.assert_close(out.energy, reference.energy, **tol)
     torch.testing.assert_close(out.forces, reference.forces, **tol)
     torch.testing.assert_close(out.stress, reference.stress, **tol)
+
+
+def test_heat_current_from_the_kernels_partition_includes_the_self_energy():
+    from hts_mlff.engine.kernels import kernels_enabled
+    from hts_mlff.engine.neighbors import NeighborList
+
+    if not kernels_enabled(torch.device("cpu")):
+        pytest.skip("warp-lang not installed")
+    state = batch([_nacl(repeat=3, rattle=0.08, seed=4)])
+    state.velocities = 0.01 * torch.randn(
+        state.n_atoms, 3, generator=torch.Generator().manual_seed(1), dtype=state.dtype
+    )
+    ff = _field(cutoff_A=7.5, alpha_per_A=0.4)
+    NeighborList(ff.cutoff_A, skin_A=1.0).update(state)
+    reference = ff.heat_current(state)
+    NeighborList(ff.cutoff_A, skin_A=1.0, rows=True, half_rows=True).update(state)
+    out = ff(state, compute_stress=True)
+    torch.testing.assert_close(ff.heat_current(state, output=out), reference, rtol=1e-10, atol=1e-12)

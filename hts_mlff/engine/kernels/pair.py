@@ -41,7 +41,10 @@ class RowSums:
         virial: (n_systems, 3, 3) eV, −Σ_pairs f/r d ⊗ d (stress = virial / V).
         min_pair_distance_A: (n_systems,) closest pair in the rows (list range, skin included).
         max_force_eV_per_A: (n_systems,) largest |F_i|.
-        atom_energy: (n_atoms,) eV, half of every pair energy of the atom.
+        atom_energy: (n_atoms,) eV, half of every pair energy of the atom (on a stress step;
+            otherwise, with half rows, the whole energy of the atom's half row).
+        atom_virial: (n_atoms, 3, 3) eV, half of every pair virial of the atom (stress steps
+            only, else None). With ``atom_energy`` the partition the heat current needs.
     """
 
     forces: torch.Tensor
@@ -50,6 +53,7 @@ class RowSums:
     min_pair_distance_A: torch.Tensor
     max_force_eV_per_A: torch.Tensor
     atom_energy: torch.Tensor
+    atom_virial: torch.Tensor | None = None
 
 
 @functools.cache
@@ -180,6 +184,7 @@ def _half_row_kernel(scalar: Any, pair_function: Callable) -> Any:
         yi = positions[i, 1]
         zi = positions[i, 2]
         zero = scalar(0.0)
+        half = scalar(0.5)
         fx = zero
         fy = zero
         fz = zero
@@ -228,24 +233,41 @@ def _half_row_kernel(scalar: Any, pair_function: Callable) -> Any:
                 forces[j, 2] = forces[j, 2] + f_over_r * dz
                 e = e + ef[0]
                 if with_virial != 0:
-                    wxx = wxx - f_over_r * dx * dx
-                    wxy = wxy - f_over_r * dx * dy
-                    wxz = wxz - f_over_r * dx * dz
-                    wyy = wyy - f_over_r * dy * dy
-                    wyz = wyz - f_over_r * dy * dz
-                    wzz = wzz - f_over_r * dz * dz
+                    # a stress step also keeps the symmetric per-atom partition (half of each
+                    # pair's energy and virial on each end), which the heat current reads
+                    pxx = -f_over_r * dx * dx
+                    pxy = -f_over_r * dx * dy
+                    pxz = -f_over_r * dx * dz
+                    pyy = -f_over_r * dy * dy
+                    pyz = -f_over_r * dy * dz
+                    pzz = -f_over_r * dz * dz
+                    wxx = wxx + pxx
+                    wxy = wxy + pxy
+                    wxz = wxz + pxz
+                    wyy = wyy + pyy
+                    wyz = wyz + pyz
+                    wzz = wzz + pzz
+                    atom_energy[j] = atom_energy[j] + half * ef[0]
+                    atom_virial[j, 0] = atom_virial[j, 0] + half * pxx
+                    atom_virial[j, 1] = atom_virial[j, 1] + half * pxy
+                    atom_virial[j, 2] = atom_virial[j, 2] + half * pxz
+                    atom_virial[j, 3] = atom_virial[j, 3] + half * pyy
+                    atom_virial[j, 4] = atom_virial[j, 4] + half * pyz
+                    atom_virial[j, 5] = atom_virial[j, 5] + half * pzz
         forces[i, 0] = forces[i, 0] + fx
         forces[i, 1] = forces[i, 1] + fy
         forces[i, 2] = forces[i, 2] + fz
-        atom_energy[i] = e
         atom_min_r2[i] = r2_min
-        if with_virial != 0:
-            atom_virial[i, 0] = wxx
-            atom_virial[i, 1] = wxy
-            atom_virial[i, 2] = wxz
-            atom_virial[i, 3] = wyy
-            atom_virial[i, 4] = wyz
-            atom_virial[i, 5] = wzz
+        if with_virial != 0:  # the arrays start at zero: atoms before i may have added theirs
+            atom_energy[i] = atom_energy[i] + half * e
+            atom_virial[i, 0] = atom_virial[i, 0] + half * wxx
+            atom_virial[i, 1] = atom_virial[i, 1] + half * wxy
+            atom_virial[i, 2] = atom_virial[i, 2] + half * wxz
+            atom_virial[i, 3] = atom_virial[i, 3] + half * wyy
+            atom_virial[i, 4] = atom_virial[i, 4] + half * wyz
+            atom_virial[i, 5] = atom_virial[i, 5] + half * wzz
+        else:
+            atom_energy[i] = e
 
     return pair_half_rows
 
@@ -331,6 +353,9 @@ def pair_rows(
     atom_energy, atom_virial, atom_min_r2 = rows.scratch(dtype, ((n,), (n, 6), (n,)))
     min_r2, max_f2 = rows.scratch(dtype, ((n_sys,), (n_sys,)), tag="systems")
     with_virial = wp.int32(1 if compute_virial else 0)
+    if serial and compute_virial:  # both ends of a pair add their halves
+        atom_energy.zero_()
+        atom_virial.zero_()
     active = rows.active32
     if active is None or active.shape[0] != n_sys:
         active = rows.scratch(torch.int32, ((n_sys,),), tag="all active", fill=1)[0]
@@ -384,4 +409,5 @@ def pair_rows(
         min_pair_distance_A=torch.sqrt(min_r2),
         max_force_eV_per_A=torch.sqrt(max_f2),
         atom_energy=atom_energy,
+        atom_virial=atom_virial[:, list(_SYMMETRIC)].view(n, 3, 3) if compute_virial else None,
     )

@@ -3,7 +3,9 @@
 J(t) = d/dt Σ_i r_i e_i (eV·Å/fs per replica, the extensive current, not divided by V), from
 the force field's own energy partition (:meth:`ForceField.heat_current`; pair potentials). The
 conductivity follows from its autocorrelation (:mod:`hts_mlff.analysis.green_kubo`):
-κ = 1/(3 V k_B T²) ∫₀^∞ ⟨J(0)·J(t)⟩ dt. Cost: one extra pair pass per sample.
+κ = 1/(3 V k_B T²) ∫₀^∞ ⟨J(0)·J(t)⟩ dt. Cost: on the compiled path a few per-atom
+operations (the force pass of a sample step keeps the per-atom energies and virials); on the
+torch path one extra pair pass per sample.
 """
 
 from __future__ import annotations
@@ -32,5 +34,5 @@ class HeatFluxObserver(Observer):
         self.buffers = {"heat_current_eV_A_per_fs": np.full((state.n_systems, n_frames, 3), np.nan)}
 
     def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
-        current = self._forcefield.heat_current(state).detach().cpu().double().numpy()
+        current = self._forcefield.heat_current(state, output=output).detach().cpu().double().numpy()
         self.buffers["heat_current_eV_A_per_fs"][:, frame] = np.where(alive[:, None], current, np.nan)
