@@ -49,8 +49,17 @@ class StabilityGuard:
         self._good_positions = state.positions.detach().clone()
         self._good_cell = state.cell.detach().clone()
 
-    def check(self, state: BatchState, output: ForceOutput, *, step: int, timestep_fs: float) -> torch.Tensor:
-        """Check every active replica; freeze new failures. Returns (n_systems,) new failures."""
+    def check(
+        self,
+        state: BatchState,
+        output: ForceOutput,
+        *,
+        step: int,
+        timestep_fs: float,
+        replicas: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Check every active replica (of ``replicas``, (n_systems,) bool, when given: the others
+        keep their state untouched); freeze new failures. Returns (n_systems,) new failures."""
         n, sysidx = state.n_systems, state.system_idx
         reason = torch.zeros(n, dtype=torch.int64, device=state.device)
         force_norm = torch.linalg.vector_norm(output.forces, dim=1)
@@ -72,13 +81,28 @@ class StabilityGuard:
                 closest = self._min_pair_distance(state)
             reason = torch.where(closest < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason)
         reason = torch.where(finite, reason, int(FailureReason.NON_FINITE))
-        new = (reason != FailureReason.NONE) & self.active
+        checked = self.active if replicas is None else self.active & replicas
+        new = (reason != FailureReason.NONE) & checked
         if bool(new.any()):
             self._freeze(state, new, reason=reason, step=step)
-        good = self.active[sysidx]
-        self._good_positions = torch.where(good[:, None], state.positions.detach(), self._good_positions)
-        self._good_cell = torch.where(self.active[:, None, None], state.cell.detach(), self._good_cell)
+        checked = checked & ~new
+        self._good_positions = torch.where(checked[sysidx][:, None], state.positions.detach(), self._good_positions)
+        self._good_cell = torch.where(checked[:, None, None], state.cell.detach(), self._good_cell)
         return new
+
+    def retire(self, replica: int) -> None:
+        """Stop integrating replica ``replica`` without a failure (its task is finished)."""
+        self.active = self.active.clone()  # a new mask: the kernels convert their flags per mask
+        self.active[replica] = False
+
+    def restart(self, replica: int, state: BatchState, *, atoms: slice) -> None:
+        """Replica ``replica`` starts a new task from ``state``'s positions and cell."""
+        self.active = self.active.clone()
+        self.active[replica] = True
+        self.failure_step[replica] = -1
+        self.failure_reason[replica] = int(FailureReason.NONE)
+        self._good_positions[atoms] = state.positions.detach()[atoms]
+        self._good_cell[replica] = state.cell.detach()[replica]
 
     def _min_pair_distance(self, state: BatchState) -> torch.Tensor:
         nl = state.neighbors

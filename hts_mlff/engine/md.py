@@ -27,6 +27,7 @@ from hts_mlff.engine.integrators import Dynamics
 from hts_mlff.engine.kernels import kernels_enabled, threads_to_kernels
 from hts_mlff.engine.neighbors import NeighborList, list_range_A
 from hts_mlff.engine.observers import Observer, ThermoObserver
+from hts_mlff.engine.refill import Refill, SlotBook, refill_problem, start_interval
 from hts_mlff.engine.rng import ReplicaRandom, Stream
 from hts_mlff.engine.state import BatchState, sum_per_system
 from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
@@ -118,13 +119,16 @@ class RunHooks:
     on_progress: Callable[[int], None] | None = None
 
 
-def maxwell_boltzmann_velocities(state: BatchState, random: ReplicaRandom, *, temperature_K: torch.Tensor) -> None:
-    """Draw velocities at per-replica temperatures (n_systems,) K; zero total momentum."""
+def maxwell_boltzmann_velocities(
+    state: BatchState, random: ReplicaRandom, *, temperature_K: torch.Tensor, step: int = 0
+) -> None:
+    """Draw velocities at per-replica temperatures (n_systems,) K; zero total momentum. The draw
+    is each replica's own step 0 (``step``: the pack step a refilled replica starts at)."""
     es = state.system_idx.repeat_interleave(3)
     el = (3 * state.local_atom_index()[:, None] + torch.arange(3, device=state.device)).reshape(-1)
-    xi = random.normal(Stream.INITIAL_VELOCITIES, 0, element_system=es, element_local=el, dtype=state.dtype).view(-1, 3)
+    xi = random.normal(Stream.INITIAL_VELOCITIES, step, element_system=es, element_local=el, dtype=state.dtype)
     kt_over_m = BOLTZMANN_EV_PER_K * temperature_K[state.system_idx] / state.masses * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
-    v = xi * torch.sqrt(kt_over_m)[:, None]
+    v = xi.view(-1, 3) * torch.sqrt(kt_over_m)[:, None]
     momentum = sum_per_system(v * state.masses[:, None], state.system_idx, state.n_systems)
     mass = sum_per_system(state.masses, state.system_idx, state.n_systems)
     state.velocities = v - (momentum / mass[:, None])[state.system_idx]
@@ -140,6 +144,7 @@ def run_md(
     keys: list[int],
     observers: Sequence[Observer] = (),
     hooks: RunHooks | None = None,
+    refill: Refill | None = None,
 ) -> PackResult:
     """Integrate every replica of ``state`` through equilibration and production.
 
@@ -152,6 +157,9 @@ def run_md(
         keys: per-replica 64-bit random keys.
         observers: reductions at every sample (default: thermodynamics only).
         hooks: checkpoint, resume and progress callbacks.
+        refill: more tasks than replicas (:mod:`hts_mlff.engine.refill`): ``state`` holds the
+            first ones, a slot that finishes or fails takes the next; the result then has one
+            row per task. The targets and keys above are those of the first ``n_systems`` tasks.
     """
     compiled_on_cpu = forcefield.uses_neighbor_rows and kernels_enabled(state.device) and state.device.type == "cpu"
     # on a CPU the kernels' spans take the threads and torch's own operations run on one
@@ -165,6 +173,7 @@ def run_md(
             keys=keys,
             observers=observers,
             hooks=hooks,
+            refill=refill,
         )
 
 
@@ -178,6 +187,7 @@ def _run_md(
     keys: list[int],
     observers: Sequence[Observer] = (),
     hooks: RunHooks | None = None,
+    refill: Refill | None = None,
 ) -> PackResult:
     keep_freed_memory()
     started = time.perf_counter()
@@ -185,7 +195,7 @@ def _run_md(
     observers = list(observers) or [ThermoObserver()]
     dev, dtype = state.device, state.dtype
     random = ReplicaRandom(keys, device=dev)
-    targets_t = temperature_K.to(device=dev, dtype=dtype)
+    targets_t = temperature_K.to(device=dev, dtype=dtype).clone()  # a refilled slot changes its own
     list_range = list_range_A(forcefield.cutoff_A, min_pair_distance_A=protocol.guard.min_pair_distance_A)
     rows = forcefield.uses_neighbor_rows and kernels_enabled(dev)
     # CPU: half rows (each pair once, both ends written by one serial launch per span of whole
@@ -198,7 +208,7 @@ def _run_md(
         random=random,
         timestep_fs=protocol.timestep_fs,
         temperature_K=targets_t,
-        pressure_bar=pressure_bar.to(device=dev, dtype=dtype),
+        pressure_bar=pressure_bar.to(device=dev, dtype=dtype).clone(),
         friction_per_fs=protocol.friction_per_fs,
         barostat_time_constant_fs=protocol.barostat_time_constant_fs,
         compressibility_per_bar=protocol.compressibility_per_bar,
@@ -207,31 +217,130 @@ def _run_md(
     for observer in observers:
         observer.attach(forcefield)
         observer.start(state, n_frames=protocol.n_frames)
+        observer.note_fills()
+    book = None
+    if refill is not None:
+        problem = refill_problem(protocol, observers)
+        if problem is not None:
+            raise ValueError(f"this pack cannot refill its slots: {problem}")
+        book = SlotBook(state.n_systems, refill.n_tasks, total_steps=protocol.total_steps)
     guard, start_step = _begin(
-        state, random, protocol=protocol, temperature_K=targets_t, observers=observers, resume_from=hooks.resume_from
+        state,
+        random,
+        protocol=protocol,
+        temperature_K=targets_t,
+        observers=observers,
+        resume_from=hooks.resume_from,
+        book=book,
     )
+    if book is not None and hooks.resume_from is not None:
+        for slot, task in enumerate(book.task.tolist()):
+            if task >= state.n_systems:  # a refilled slot: its task's key, targets and start
+                random.assign(slot, key=refill.keys[task], start_step=int(book.start_step[slot]))
+                targets_t[slot] = refill.temperature_K[task]
+                dynamics.pressure_bar[slot] = refill.pressure_bar[task]
     dynamics.set_active(guard.active)
 
     equil, sample_every = protocol.equilibration_steps, protocol.sample_every_steps
     equilibration_ensemble = protocol.equilibration_ensemble or ("npt" if protocol.ensemble == "npt" else "nvt")
     guard_every = protocol.guard_every_steps or sample_every
+    offsets = state.system_offsets().tolist()
 
     def is_sample(step: int) -> bool:
         return step >= equil and (step - equil) % sample_every == 0
 
-    def check(output: ForceOutput, step: int) -> None:
-        guard.check(state, output, step=step, timestep_fs=protocol.timestep_fs)
+    def check(output: ForceOutput, step: int, replicas: np.ndarray | None = None) -> None:
+        """Guard and observers at pack step ``step``; with a refill, per slot at its own step
+        (``replicas``: only these slots, e.g. those starting now)."""
+        if book is None:
+            guard.check(state, output, step=step, timestep_fs=protocol.timestep_fs)
+            frame: int | np.ndarray = (step - equil) // sample_every
+            sampling = is_sample(step)
+        else:
+            own = book.own_steps(step)
+            samples = (book.task >= 0) & (own >= equil) & ((own - equil) % sample_every == 0)
+            checks = (book.task >= 0) & ((own % guard_every == 0) | samples)
+            if replicas is not None:
+                samples, checks = samples & replicas, checks & replicas
+            if not checks.any():
+                return
+            mask = torch.as_tensor(checks, device=dev)
+            guard.check(state, output, step=step, timestep_fs=protocol.timestep_fs, replicas=mask)
+            frame = np.where(samples, (own - equil) // sample_every, -1)
+            sampling = bool(samples.any())
         dynamics.set_active(guard.active)
-        if is_sample(step):
+        if sampling:
             alive = guard.active.cpu().numpy()
             for observer in observers:
-                observer.record(state, output, frame=(step - equil) // sample_every, alive=alive)
+                observer.record(state, output, frame=frame, alive=alive)
+
+    def harvest(step: int) -> None:
+        """Keep the tasks of slots that finished at ``step`` or have failed; retire their slots."""
+        finished = book.finishing(step)
+        failed = (book.task >= 0) & (guard.failure_step.cpu().numpy() >= 0)
+        slots = np.flatnonzero(finished | failed).tolist()
+        if not slots:
+            return
+        pack = _pack_arrays(state, guard)
+        per_observer = [o.results(time_fs=protocol.sample_times_fs) for o in observers]
+        for slot in slots:
+            start = int(book.start_step[slot])
+            arrays = {name: value[slot] for name, value in pack.items()}
+            if arrays["failure_step"] >= 0:
+                arrays["failure_step"] = arrays["failure_step"] - start
+            for results in per_observer:
+                arrays.update({name: value[slot] for name, value in results.items()})
+            steps_run = int(arrays["failure_step"]) if arrays["failure_step"] >= 0 else step - start
+            book.harvest(slot, arrays, steps_run=steps_run)
+            guard.retire(slot)
+        dynamics.set_active(guard.active)
+
+    def start_tasks(step: int) -> bool:
+        """Idle slots take the pending tasks from ``step``; True when any did."""
+        started_now = np.zeros(state.n_systems, dtype=bool)
+        for slot in np.flatnonzero(book.task < 0).tolist():
+            task = book.assign(slot, step=step)
+            if task is None:
+                break
+            atoms = slice(offsets[slot], offsets[slot + 1])
+            begin = refill.load(task)
+            positions = state.positions.detach().clone()
+            positions[atoms] = begin.positions_A.to(device=dev, dtype=dtype)
+            state.positions = positions
+            cell = state.cell.detach().clone()
+            cell[slot] = begin.cell_A.to(device=dev, dtype=dtype)
+            state.cell = cell
+            random.assign(slot, key=refill.keys[task], start_step=step)
+            targets_t[slot] = refill.temperature_K[task]
+            dynamics.pressure_bar[slot] = refill.pressure_bar[task]
+            t0 = targets_t
+            if protocol.initial_temperature_K is not None:
+                t0 = torch.full_like(targets_t, protocol.initial_temperature_K)
+            previous = state.velocities
+            maxwell_boltzmann_velocities(state, random, temperature_K=t0, step=step)
+            velocities = previous.clone()
+            velocities[atoms] = state.velocities[atoms]
+            state.velocities = velocities
+            guard.restart(slot, state, atoms=atoms)
+            neighbor_list.invalidate(slot, atoms=atoms)
+            for observer in observers:
+                observer.reset_replica(slot, atoms=atoms)
+            started_now[slot] = True
+        if not started_now.any():
+            return False
+        dynamics.set_active(guard.active)
+        dynamics.compute_forces(state, compute_stress=True)
+        if is_sample(0):  # as a pack's own start: the first sample before the first step
+            check(dynamics.output, step, replicas=started_now)
+        return True
 
     output = dynamics.compute_forces(state, compute_stress=True)
     if start_step == 0 and is_sample(0):
         check(output, 0)
+    interval = start_interval(protocol) if book is not None else 0
     pending = 0
-    for step in range(start_step, protocol.total_steps):
+    step = start_step
+    while (step < protocol.total_steps) if book is None else not book.all_done:
         if protocol.final_temperature_K is not None and step >= equil:
             fraction = (step - equil) / max(protocol.production_steps, 1)
             dynamics.temperature_K = targets_t + (protocol.final_temperature_K - targets_t) * fraction
@@ -247,23 +356,34 @@ def _run_md(
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
         if is_sample(after) or after % guard_every == 0:
             check(output, after)
+        if book is not None:
+            harvest(after)
+            if after % interval == 0 and (book.task < 0).any() and start_tasks(after):
+                output = dynamics.output
+        step = after
         pending += 1
         if hooks.on_progress is not None and pending >= sample_every:
             hooks.on_progress(pending)
             pending = 0
         every = hooks.checkpoint_every_steps
-        if hooks.on_checkpoint is not None and every > 0 and after % every == 0 and after < protocol.total_steps:
-            hooks.on_checkpoint(_checkpoint(state, guard, observers, step=after))
+        running = after < protocol.total_steps if book is None else not book.all_done
+        if hooks.on_checkpoint is not None and every > 0 and after % every == 0 and running:
+            hooks.on_checkpoint(_checkpoint(state, guard, observers, step=after, book=book))
     if hooks.on_progress is not None and pending:
         hooks.on_progress(pending)
 
-    arrays = _pack_arrays(state, guard)
-    for observer in observers:
-        arrays.update(observer.results(time_fs=protocol.sample_times_fs))
+    if book is None:
+        arrays = _pack_arrays(state, guard)
+        for observer in observers:
+            arrays.update(observer.results(time_fs=protocol.sample_times_fs))
+        atom_steps = state.n_atoms * (protocol.total_steps - start_step)
+    else:
+        arrays = book.results
+        atom_steps = int(state.n_atoms // state.n_systems * book.steps_run.sum())
     return PackResult(
         arrays=arrays,
         time_fs=protocol.sample_times_fs,
-        atom_steps=state.n_atoms * (protocol.total_steps - start_step),
+        atom_steps=atom_steps,
         wall_s=time.perf_counter() - started,
         n_neighbor_builds=neighbor_list.n_builds,
     )
@@ -290,6 +410,7 @@ def _begin(
     temperature_K: torch.Tensor,
     observers: list[Observer],
     resume_from: dict[str, Any] | None,
+    book: SlotBook | None = None,
 ) -> tuple[StabilityGuard, int]:
     """Draw the initial velocities (at the protocol's initial temperature, else each replica's
     target), or restore a checkpoint; returns the guard and the first step."""
@@ -307,11 +428,19 @@ def _begin(
     guard.load_state_dict(resume_from["guard"], device=dev)
     for k, observer in enumerate(observers):
         observer.load_state_dict({n: v.numpy() for n, v in resume_from["observers"][k].items()})
+    if book is not None:
+        if "slots" not in resume_from:
+            raise ValueError("the checkpoint is not one of a refilling pack")
+        book.load_state_dict(resume_from["slots"])
     return guard, int(resume_from["step"])
 
 
-def _checkpoint(state: BatchState, guard: StabilityGuard, observers: list[Observer], *, step: int) -> dict[str, Any]:
+def _checkpoint(
+    state: BatchState, guard: StabilityGuard, observers: list[Observer], *, step: int, book: SlotBook | None = None
+) -> dict[str, Any]:
+    extra = {} if book is None else {"slots": book.state_dict()}
     return {
+        **extra,
         "step": step,
         "positions": state.positions.detach().cpu().clone(),
         "velocities": state.velocities.detach().cpu().clone(),

@@ -263,6 +263,14 @@ class NeighborList:
         self._checked = self._stamp(state)
         return rebuilt
 
+    def invalidate(self, system: int, *, atoms: slice) -> None:
+        """System ``system`` (its ``atoms``) was given new positions: rebuild its pairs at the next update."""
+        if self.rows is not None:
+            self.rows.invalidate(atoms)
+        else:
+            self._ref_positions = None
+        self._checked = None
+
     def set_active(self, active: torch.Tensor | None) -> None:
         """(n_systems,) bool: with rows, frozen replicas' rows are neither rebuilt nor walked
         (their forces read zero); the pair layout ignores it."""

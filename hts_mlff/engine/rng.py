@@ -81,14 +81,26 @@ class ReplicaRandom:
 
     def __init__(self, keys: list[int], *, device: torch.device) -> None:
         self.device = device
-        k = torch.tensor([[key & _MASK32, key >> 32] for key in keys], dtype=torch.int64, device=device)
-        self._key_hash = _mix32((_mix32(k[:, 0]) + k[:, 1]) & _MASK32)  # (n_systems,)
+        self._key_hash = self._hash_keys(keys)  # (n_systems,)
+        #: (n_systems,) int64 step at which each replica started (a refilled pack slot starts
+        #: its task later than the pack): the draws use the replica's own step, step − start.
+        self.start_step = torch.zeros_like(self._key_hash)
+
+    def _hash_keys(self, keys: list[int]) -> torch.Tensor:
+        k = torch.tensor([[key & _MASK32, key >> 32] for key in keys], dtype=torch.int64, device=self.device)
+        return _mix32((_mix32(k[:, 0]) + k[:, 1]) & _MASK32)
+
+    def assign(self, replica: int, *, key: int, start_step: int) -> None:
+        """Give replica (pack slot) ``replica`` a new key, starting at pack step ``start_step``."""
+        self._key_hash[replica] = self._hash_keys([key])[0]
+        self.start_step[replica] = int(start_step)
 
     def stream_base(self, stream: int, step: int) -> torch.Tensor:
-        """(n_systems,) per-replica hash of (key, stream, step)."""
+        """(n_systems,) per-replica hash of (key, stream, the replica's own step)."""
         h = _mix32((self._key_hash + int(stream)) & _MASK32)
-        h = _mix32((h + (step & _MASK32)) & _MASK32)
-        return _mix32((h + (step >> 32)) & _MASK32)
+        own = step - self.start_step  # (n_systems,) int64, ≥ 0 for a running replica
+        h = _mix32((h + (own & _MASK32)) & _MASK32)
+        return _mix32((h + (own >> 32)) & _MASK32)
 
     def normal(
         self,

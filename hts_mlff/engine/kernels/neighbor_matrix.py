@@ -356,6 +356,11 @@ class NeighborMatrix:
             stale = stale & self.active32.bool()
         return stale
 
+    def invalidate(self, atoms: slice) -> None:
+        """These atoms were moved by hand: their system counts as stale at the next check."""
+        if self._ref_positions is not None:
+            self._ref_positions[atoms] = float("nan")
+
     def scratch(
         self, dtype: torch.dtype, shapes: tuple[tuple[int, ...], ...], *, tag: str = "atoms", fill: float = 0.0
     ) -> list[torch.Tensor]:

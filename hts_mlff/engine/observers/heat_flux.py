@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
 
@@ -33,6 +33,7 @@ class HeatFluxObserver(Observer):
     def start(self, state: BatchState, *, n_frames: int) -> None:
         self.buffers = {"heat_current_eV_A_per_fs": np.full((state.n_systems, n_frames, 3), np.nan)}
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
+        rows, frames = sample_rows(frame, alive)
         current = self._forcefield.heat_current(state, output=output).detach().cpu().double().numpy()
-        self.buffers["heat_current_eV_A_per_fs"][:, frame] = np.where(alive[:, None], current, np.nan)
+        self.buffers["heat_current_eV_A_per_fs"][rows, frames] = current[rows]

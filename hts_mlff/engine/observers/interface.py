@@ -39,6 +39,7 @@ class InterfaceObserver(Observer):
     """
 
     quantities = ("interface_order",)
+    refillable = False  # per-replica set-up: a pack of these runs each task in its own slot
 
     def __init__(self, repeats: list[tuple[int, int, int]] | None = None, *, n_slabs: int) -> None:
         super().__init__()

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceOutput
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
 
@@ -28,6 +28,7 @@ class LatticeSiteObserver(Observer):
     """
 
     quantities = ("lattice_site_A", "basis_index")
+    per_atom_buffers = ("position_sum_A",)
 
     def __init__(self, cell_repeats: Sequence[tuple[int, int, int] | None] | None = None) -> None:
         super().__init__()
@@ -47,11 +48,14 @@ class LatticeSiteObserver(Observer):
             "n_samples": np.zeros(state.n_systems),
         }
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
+        rows, _ = sample_rows(frame, alive)
+        sampling = np.zeros(state.n_systems, dtype=bool)
+        sampling[rows] = True
         positions = state.positions.detach().cpu().double().numpy()
-        keep = alive[self._sysidx]
+        keep = sampling[self._sysidx]
         self.buffers["position_sum_A"][keep] += positions[keep]
-        self.buffers["n_samples"][alive] += 1
+        self.buffers["n_samples"][sampling] += 1
 
     def results(self, *, time_fs: np.ndarray) -> dict[str, np.ndarray]:
         n_systems = len(self.buffers["n_samples"])

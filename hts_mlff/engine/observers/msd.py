@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceOutput
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
 
@@ -20,6 +20,7 @@ class MSDObserver(Observer):
     """``msd_A2``: (n_systems, n_frames) float64, Å²; NaN where a replica has failed."""
 
     quantities = ("msd_A2",)
+    per_atom_buffers = ("origin_A",)
 
     def start(self, state: BatchState, *, n_frames: int) -> None:
         self.buffers = {
@@ -29,13 +30,17 @@ class MSDObserver(Observer):
         self._sysidx = state.system_idx.cpu().numpy()
         self._counts = np.bincount(self._sysidx, minlength=state.n_systems)
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
+        rows, frames = sample_rows(frame, alive)
         positions = state.positions.detach().cpu().double().numpy()
-        if frame == 0:
-            self.buffers["origin_A"][...] = positions
+        first = np.zeros(len(self._counts), dtype=bool)
+        first[rows[frames == 0]] = True
+        if first.any():
+            atoms = first[self._sysidx]
+            self.buffers["origin_A"][atoms] = positions[atoms]
         squared = ((positions - self.buffers["origin_A"]) ** 2).sum(axis=1)
         per_system = np.bincount(self._sysidx, weights=squared, minlength=len(self._counts)) / self._counts
-        self.buffers["msd_A2"][:, frame] = np.where(alive, per_system, np.nan)
+        self.buffers["msd_A2"][rows, frames] = per_system[rows]
 
     def results(self, *, time_fs: np.ndarray) -> dict[str, np.ndarray]:
         return {"msd_A2": self.buffers["msd_A2"]}

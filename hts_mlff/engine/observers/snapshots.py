@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceOutput
-from hts_mlff.engine.observers.base import Observer, snapshot_count
+from hts_mlff.engine.observers.base import Observer, sample_rows, snapshot_count
 from hts_mlff.engine.state import BatchState
 
 #: field → the sample dim of its snapshots.
@@ -45,13 +45,17 @@ class SnapshotObserver(Observer):
         self._local = state.local_atom_index().cpu().numpy()
         self._sysidx = state.system_idx.cpu().numpy()
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
-        if frame % self.every:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
+        rows, frames = sample_rows(frame, alive)
+        keep = frames % self.every == 0
+        rows, snaps = rows[keep], frames[keep] // self.every
+        if rows.size == 0:
             return
-        snap = frame // self.every
         tensor = {"positions": state.positions, "velocities": state.velocities, "forces": output.forces}[self.field]
-        data = np.where(alive[self._sysidx][:, None], tensor.detach().cpu().double().numpy(), np.nan)
-        self.buffers[self.field][self._sysidx, snap, self._local] = data
+        snap_of = np.full(state.n_systems, -1, dtype=np.int64)
+        snap_of[rows] = snaps
+        atoms = snap_of[self._sysidx] >= 0
+        data = tensor.detach().cpu().double().numpy()[atoms]
+        self.buffers[self.field][self._sysidx[atoms], snap_of[self._sysidx[atoms]], self._local[atoms]] = data
         if "cells" in self.buffers:
-            cells = state.cell.detach().cpu().double().numpy()
-            self.buffers["cells"][:, snap] = np.where(alive[:, None, None], cells, np.nan)
+            self.buffers["cells"][rows, snaps] = state.cell.detach().cpu().double().numpy()[rows]

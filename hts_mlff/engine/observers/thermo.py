@@ -6,7 +6,7 @@ import numpy as np
 
 from hts_mlff.engine.forcefield import ForceOutput
 from hts_mlff.engine.integrators import kinetic_energy_eV, pressure_bar, temperature_K
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
 
@@ -25,7 +25,8 @@ class ThermoObserver(Observer):
     def start(self, state: BatchState, *, n_frames: int) -> None:
         self.buffers = {name: np.full((state.n_systems, n_frames), np.nan) for name in self.quantities}
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
+        rows, frames = sample_rows(frame, alive)
         ke = kinetic_energy_eV(state)
         energy = output.energy.detach()
         values = (
@@ -37,4 +38,4 @@ class ThermoObserver(Observer):
             state.volume,
         )
         for name, value in zip(self.quantities, values, strict=True):
-            self.buffers[name][:, frame] = np.where(alive, value.cpu().double().numpy(), np.nan)
+            self.buffers[name][rows, frames] = value.cpu().double().numpy()[rows]

@@ -26,6 +26,7 @@ class VacancyObserver(Observer):
     """
 
     quantities = ("vacancy_site", "n_vacant", "vacancy_jumps", "first_vacancy_jump_fs")
+    refillable = False  # per-replica set-up: a pack of these runs each task in its own slot
 
     def __init__(self, sites: list[torch.Tensor | None]) -> None:
         super().__init__()

@@ -1,0 +1,137 @@
+"""Packs that refill: every task of a refilled pack is bit-identical to the task run alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hts_mlff.engine.guard import GuardLimits
+from hts_mlff.engine.md import MDProtocol, RunHooks, run_md
+from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver, VacancyObserver
+from hts_mlff.engine.observers.msd import MSDObserver
+from hts_mlff.engine.refill import Refill, ReplicaStart, refill_problem
+from tests.conftest import argon, batch
+
+GUARD = GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0)
+
+
+def _systems() -> list:
+    """Seven 256-atom argon replicas; two start with atoms fused (they fail at their first check)."""
+    systems = [argon(rattle=0.05, seed=k) for k in range(7)]
+    for k in (1, 4):
+        systems[k].positions[1] = systems[k].positions[0] + [0.9, 0.0, 0.0]
+    return systems
+
+
+def _observers() -> list:
+    return [ThermoObserver(), MSDObserver(), SnapshotObserver("positions", every_samples=2)]
+
+
+def _tasks(n: int, ensemble: str) -> tuple[list[float], list[float], list[int]]:
+    temps = [70.0 + 10.0 * k for k in range(n)]
+    pressures = [0.0 if ensemble == "nvt" else 100.0 * k for k in range(n)]
+    return temps, pressures, [1000 + k for k in range(n)]
+
+
+def _protocol(ensemble: str, *, production_steps: int = 60, equilibration_steps: int = 15) -> MDProtocol:
+    return MDProtocol(
+        ensemble=ensemble,
+        timestep_fs=10.0,
+        equilibration_steps=equilibration_steps,
+        production_steps=production_steps,
+        sample_every_steps=10,
+        guard=GUARD,
+        guard_every_steps=5,
+    )
+
+
+def _run_refilled(systems, temps, pressures, keys, *, n_slots, protocol, hooks=None):
+    state = batch(systems[:n_slots])
+
+    def load(task: int) -> ReplicaStart:
+        atoms = systems[task]
+        return ReplicaStart(
+            positions_A=torch.as_tensor(atoms.positions, dtype=torch.float64),
+            cell_A=torch.as_tensor(np.asarray(atoms.cell), dtype=torch.float64),
+        )
+
+    return run_md(
+        state,
+        _lj(),
+        protocol=protocol,
+        temperature_K=torch.tensor(temps[:n_slots], dtype=torch.float64),
+        pressure_bar=torch.tensor(pressures[:n_slots], dtype=torch.float64),
+        keys=keys[:n_slots],
+        observers=_observers(),
+        hooks=hooks,
+        refill=Refill(temperature_K=temps, pressure_bar=pressures, keys=keys, load=load),
+    )
+
+
+def _lj():
+    from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A
+
+    from hts_mlff.forcefields.lennard_jones import LennardJones
+
+    return LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A, shift=True)
+
+
+@pytest.mark.parametrize(("ensemble", "equilibration_steps"), [("nvt", 15), ("npt", 15), ("nvt", 0)])
+def test_every_refilled_task_is_bit_identical_to_the_task_alone(ensemble, equilibration_steps):
+    systems = _systems()
+    temps, pressures, keys = _tasks(len(systems), ensemble)
+    protocol = _protocol(ensemble, equilibration_steps=equilibration_steps)
+    refilled = _run_refilled(systems, temps, pressures, keys, n_slots=3, protocol=protocol)
+    assert refilled["failure_step"].shape == (7,)
+    for k, atoms in enumerate(systems):
+        alone = run_md(
+            batch([atoms]),
+            _lj(),
+            protocol=protocol,
+            temperature_K=torch.tensor([temps[k]], dtype=torch.float64),
+            pressure_bar=torch.tensor([pressures[k]], dtype=torch.float64),
+            keys=[keys[k]],
+            observers=_observers(),
+        )
+        assert set(alone.arrays) == set(refilled.arrays)
+        for name, value in alone.arrays.items():
+            np.testing.assert_array_equal(refilled[name][k], value[0], err_msg=f"task {k}: {name}")
+    first_check = 0 if equilibration_steps == 0 else 5  # a sample at step 0 is checked
+    assert list(refilled["failure_step"][[1, 4]]) == [first_check, first_check]
+    assert (refilled["failure_step"][[0, 2, 3, 5, 6]] == -1).all()
+
+
+def test_a_refilling_pack_resumes_from_a_checkpoint_bit_identically():
+    systems = _systems()
+    temps, pressures, keys = _tasks(len(systems), "nvt")
+    protocol = _protocol("nvt", production_steps=40)
+    full = _run_refilled(systems, temps, pressures, keys, n_slots=3, protocol=protocol)
+    saved = []
+    hooks = RunHooks(checkpoint_every_steps=70, on_checkpoint=saved.append)
+    _run_refilled(systems, temps, pressures, keys, n_slots=3, protocol=protocol, hooks=hooks)
+    assert saved and saved[0]["step"] == 70 and saved[0]["slots"]["next_task"] > 3  # mid-refill
+    resumed = _run_refilled(
+        systems, temps, pressures, keys, n_slots=3, protocol=protocol, hooks=RunHooks(resume_from=saved[0])
+    )
+    for name in full.arrays:
+        np.testing.assert_array_equal(full[name], resumed[name], err_msg=name)
+
+
+def test_what_stands_in_the_way_of_a_refill_is_named():
+    base = dict(timestep_fs=10.0, production_steps=10, sample_every_steps=5)
+    assert refill_problem(MDProtocol(**base), [ThermoObserver()]) is None
+    assert "melt_half" in refill_problem(
+        MDProtocol(**base, melt_temperature_K=200.0, melt_steps=5), [ThermoObserver()]
+    )
+    assert "final_temperature_K" in refill_problem(MDProtocol(**base, final_temperature_K=50.0), [ThermoObserver()])
+    assert "one ensemble" in refill_problem(
+        MDProtocol(**base, ensemble="nve", equilibration_steps=5), [ThermoObserver()]
+    )
+    assert "VacancyObserver" in refill_problem(MDProtocol(**base), [VacancyObserver([None])])
+    with pytest.raises(ValueError, match="cannot refill"):
+        systems = _systems()
+        temps, pressures, keys = _tasks(len(systems), "nvt")
+        _run_refilled(
+            systems, temps, pressures, keys, n_slots=3, protocol=MDProtocol(**base, final_temperature_K=50.0)
+        )
