@@ -223,7 +223,8 @@ def auto_pack_size(n_atoms: int, *, max_atoms_per_pack: int) -> int:
 
 
 def _groups_and_sizes(campaign: Campaign, tasks: TaskTable) -> tuple[list[tuple[int, int]], list[int]]:
-    """Row ranges of consecutive tasks with one (force field, system), and each one's pack size."""
+    """Row ranges of consecutive tasks with one (force field, system), and each one's pack size
+    (tasks per pack: the replicas integrated at once × ``execution.tasks_per_slot``)."""
     execution = campaign.execution
     n = len(tasks)
     keys = list(zip(tasks.forcefield, tasks.system, strict=True))
@@ -235,7 +236,7 @@ def _groups_and_sizes(campaign: Campaign, tasks: TaskTable) -> tuple[list[tuple[
             sizes.append(auto_pack_size(int(tasks.n_atoms[lo]), max_atoms_per_pack=execution.max_atoms_per_pack))
         else:
             sizes.append(int(execution.pack_size))
-    return groups, sizes
+    return groups, [size * execution.tasks_per_slot for size in sizes]
 
 
 def make_packs(campaign: Campaign, tasks: TaskTable, *, chunk: int, first_index: int = 0) -> list[Pack]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import socket
@@ -29,6 +30,7 @@ from hts_mlff.engine.guard import FailureReason, GuardLimits
 from hts_mlff.engine.md import MDProtocol, PackResult, RunHooks, run_md
 from hts_mlff.engine.minimize import fire_minimize
 from hts_mlff.engine.observers import Observer
+from hts_mlff.engine.refill import Refill, ReplicaStart
 from hts_mlff.engine.rng import replica_key
 from hts_mlff.engine.state import BatchState, state_from_atoms
 from hts_mlff.spec import trust
@@ -116,6 +118,8 @@ class PackInputs:
     device: torch.device
     #: The checkpoint to resume from (None: start fresh).
     resume_from: dict[str, Any] | None = None
+    #: The tasks beyond the pack's slots (``execution.tasks_per_slot`` > 1), else None.
+    refill: Refill | None = None
 
     def run(self, hooks: RunHooks | None = None) -> PackResult:
         """Integrate the pack (:func:`run_md`) with these inputs."""
@@ -128,6 +132,7 @@ class PackInputs:
             keys=self.keys,
             observers=self.observers,
             hooks=hooks,
+            refill=self.refill,
         )
 
 
@@ -135,37 +140,67 @@ def build_pack_inputs(job: PackJob, *, worker_index: int = 0) -> PackInputs:
     """Build a pack's state, force field, targets, random keys and observers from its job.
 
     Replicas are built from their tasks alone (system, seed, window, pressure), so a task's
-    trajectory does not depend on which pack it is in.
+    trajectory does not depend on which pack it is in. With ``execution.tasks_per_slot`` > 1
+    the state holds the first ⌈n_tasks / tasks_per_slot⌉ tasks and the rest wait for a free
+    slot (:mod:`hts_mlff.engine.refill`); each is built (and relaxed) when a slot takes it.
     """
     campaign = Campaign.model_validate_json(job.spec_json)
     trust.approve(job.approved_imports)
     device = runtime.resolve_device(campaign.execution.device, index=worker_index)
     dtype = runtime.resolve_dtype(campaign.execution.dtype)
     base_dir = Path(job.base_dir)
-    systems = [campaign.systems[t["system"]] for t in job.tasks]
-    atoms_list = [
-        build_system(
-            spec,
+
+    def build(task: dict[str, Any]) -> Any:
+        return build_system(
+            campaign.systems[task["system"]],
             base_dir=base_dir,
-            vacancy_seed=vacancy_seed(job.campaign_name, t["system"], t["seed"], t["window"]),
+            vacancy_seed=vacancy_seed(job.campaign_name, task["system"], task["seed"], task["window"]),
             lattice_A=runtime.campaign_lattice_A(
-                campaign, t["system"], t["pressure_bar"], base_dir=base_dir, device=device
+                campaign, task["system"], task["pressure_bar"], base_dir=base_dir, device=device
             ),
         )
-        for spec, t in zip(systems, job.tasks, strict=True)
-    ]
+
+    n_slots = math.ceil(len(job.tasks) / campaign.execution.tasks_per_slot)
+    first = job.tasks[:n_slots]
+    forcefield = runtime.forcefield(campaign.forcefields[job.tasks[0]["forcefield"]], base_dir=base_dir)
     task_ids = [t["task_id"] for t in job.tasks]
+    keys = [replica_key(job.campaign_name, task_id) for task_id in task_ids]
+    refill = None
+    if n_slots < len(job.tasks):
+        minimize = campaign.protocol.minimize
+
+        def load(index: int) -> ReplicaStart:
+            task = job.tasks[index]
+            alone = state_from_atoms([build(task)], device=device, dtype=dtype)
+            if minimize.max_steps > 0:  # as the pack's own start (per-system FIRE: as alone)
+                fire_minimize(
+                    alone,
+                    forcefield,
+                    fmax_eV_per_A=minimize.fmax_eV_per_A,
+                    max_steps=minimize.max_steps,
+                    relax_cell=minimize.relax_cell,
+                    pressure_bar=torch.tensor([task["pressure_bar"]], dtype=dtype, device=device),
+                )
+            return ReplicaStart(positions_A=alone.positions.detach(), cell_A=alone.cell.detach()[0])
+
+        refill = Refill(
+            temperature_K=[float(t["temperature_K"]) for t in job.tasks],
+            pressure_bar=[float(t["pressure_bar"]) for t in job.tasks],
+            keys=keys,
+            load=load,
+        )
     return PackInputs(
         campaign=campaign,
-        state=state_from_atoms(atoms_list, device=device, dtype=dtype),
-        forcefield=runtime.forcefield(campaign.forcefields[job.tasks[0]["forcefield"]], base_dir=base_dir),
+        state=state_from_atoms([build(t) for t in first], device=device, dtype=dtype),
+        forcefield=forcefield,
         protocol=md_protocol(campaign),
-        temperature_K=torch.tensor([t["temperature_K"] for t in job.tasks], dtype=dtype),
-        pressure_bar=torch.tensor([t["pressure_bar"] for t in job.tasks], dtype=dtype),
-        keys=[replica_key(job.campaign_name, task_id) for task_id in task_ids],
-        observers=list(observers_for(campaign, systems).values()),
+        temperature_K=torch.tensor([t["temperature_K"] for t in first], dtype=dtype),
+        pressure_bar=torch.tensor([t["pressure_bar"] for t in first], dtype=dtype),
+        keys=keys[:n_slots],
+        observers=list(observers_for(campaign, [campaign.systems[t["system"]] for t in first]).values()),
         device=device,
         resume_from=_load_checkpoint(CampaignStore(job.store_path).checkpoint_path(job.pack_index), task_ids=task_ids),
+        refill=refill,
     )
 
 

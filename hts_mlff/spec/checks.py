@@ -52,8 +52,27 @@ def campaign_checks(spec: Any, *, base_dir: Path, add: Add) -> None:
         _check_timestep(spec.protocol.timestep_fs, systems=systems, add=add)
     if sweep is not None and systems is not None and forcefields is not None:
         _check_task_count(spec, add=add)
+    if spec.execution is not None and spec.execution.tasks_per_slot > 1 and spec.protocol is not None:
+        _check_refill(spec.protocol, add=add)
     if getattr(spec, "adaptive", None) is not None and spec.analyses is not None and "vacancy" not in spec.analyses:
         add(("adaptive",), "adaptive sampling adds vacancy windows: it needs 'vacancy' in analyses")
+
+
+def _check_refill(protocol: Any, *, add: Add) -> None:
+    """A slot that takes a new task mid-pack needs a schedule that is a function of the task's own
+    step (the engine's :func:`hts_mlff.engine.refill.refill_problem`, in the campaign's words)."""
+    where = ("execution", "tasks_per_slot")
+    equilibration = protocol.equilibration_ensemble or ("npt" if protocol.ensemble == "npt" else "nvt")
+    if protocol.equilibration_steps > 0 and equilibration != protocol.ensemble:
+        add(
+            where,
+            f"packs that refill need one ensemble throughout; this protocol equilibrates in {equilibration} before "
+            f"{protocol.ensemble} production (set tasks_per_slot: 1, or equilibrate in {protocol.ensemble})",
+        )
+    if protocol.melt_half is not None:
+        add(where, "packs that refill cannot run a two-phase preparation (protocol.melt_half): set tasks_per_slot: 1")
+    if protocol.final_temperature_K is not None:
+        add(where, "packs that refill cannot ramp the temperature (protocol.final_temperature_K): set tasks_per_slot: 1")
 
 
 #: Above this many tasks, planning and the task manifest become slow and large: say so.

@@ -257,6 +257,12 @@ class ExecutionSpec(Strict):
     max_atoms_per_pack: PositiveInt = Field(
         32768, description="Memory model: 'auto' packs hold at most this many atoms."
     )
+    tasks_per_slot: PositiveInt = Field(
+        1,
+        description="Packs that refill: a pack holds up to this many tasks per replica it integrates at once; a "
+        "replica whose task finishes or fails takes the next pending task (stability sweeps that lose replicas "
+        "early, vacancy windows). Each task's trajectory is the same as alone. 1: one task per replica.",
+    )
     threads_per_pack: PositiveInt | None = Field(
         None, description="torch intra-op threads; default: the worker's cores."
     )

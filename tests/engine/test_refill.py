@@ -128,10 +128,60 @@ def test_what_stands_in_the_way_of_a_refill_is_named():
     assert "one ensemble" in refill_problem(
         MDProtocol(**base, ensemble="nve", equilibration_steps=5), [ThermoObserver()]
     )
-    assert "VacancyObserver" in refill_problem(MDProtocol(**base), [VacancyObserver([None])])
+    class PerTask(ThermoObserver):
+        refillable = False
+
+    assert "PerTask" in refill_problem(MDProtocol(**base), [PerTask()])
+    assert refill_problem(MDProtocol(**base), [VacancyObserver([None])]) is None
     with pytest.raises(ValueError, match="cannot refill"):
         systems = _systems()
         temps, pressures, keys = _tasks(len(systems), "nvt")
         _run_refilled(
             systems, temps, pressures, keys, n_slots=3, protocol=MDProtocol(**base, final_temperature_K=50.0)
         )
+
+
+def test_vacancy_tracking_of_refilled_windows_matches_the_windows_alone():
+    """Vacancy windows (one system, a different empty site per window) through 2 slots."""
+    perfect = argon(a=5.3, repeat=4)
+    sites = torch.as_tensor(perfect.get_scaled_positions(), dtype=torch.float64)
+    systems = []
+    for k in range(5):
+        atoms = argon(a=5.3, repeat=4, rattle=0.02, seed=k)
+        del atoms[[7 * k + 3]]
+        systems.append(atoms)
+    temps, pressures, keys = [60.0 + 5 * k for k in range(5)], [0.0] * 5, [77 + k for k in range(5)]
+    protocol = MDProtocol(ensemble="nvt", timestep_fs=10.0, production_steps=40, sample_every_steps=10)
+
+    def observers(n: int) -> list:
+        return [ThermoObserver(), VacancyObserver([sites] * n)]
+
+    def load(task: int) -> ReplicaStart:
+        return ReplicaStart(
+            positions_A=torch.as_tensor(systems[task].positions, dtype=torch.float64),
+            cell_A=torch.as_tensor(np.asarray(systems[task].cell), dtype=torch.float64),
+        )
+
+    refilled = run_md(
+        batch(systems[:2]),
+        _lj(),
+        protocol=protocol,
+        temperature_K=torch.tensor(temps[:2], dtype=torch.float64),
+        pressure_bar=torch.zeros(2, dtype=torch.float64),
+        keys=keys[:2],
+        observers=observers(2),
+        refill=Refill(temperature_K=temps, pressure_bar=pressures, keys=keys, load=load),
+    )
+    for k in range(5):
+        alone = run_md(
+            batch([systems[k]]),
+            _lj(),
+            protocol=protocol,
+            temperature_K=torch.tensor([temps[k]], dtype=torch.float64),
+            pressure_bar=torch.zeros(1, dtype=torch.float64),
+            keys=[keys[k]],
+            observers=observers(1),
+        )
+        for name, value in alone.arrays.items():
+            np.testing.assert_array_equal(refilled[name][k], value[0], err_msg=f"window {k}: {name}")
+        assert (refilled["vacancy_site"][k] >= 0).all()

@@ -71,6 +71,26 @@ def test_stored_trajectory_equals_the_engine_run_alone(tmp_path, dask_client):
     np.testing.assert_array_equal(one.positions.values[0, :, :107], alone["positions"][0, :, :107])
 
 
+def test_packs_that_refill_store_what_one_task_per_replica_stores(tmp_path, dask_client):
+    """tasks_per_slot: 2 runs 4 tasks per pack through 2 replicas; every stored task is the same."""
+    runs = {}
+    for per_slot, pack_size in ((1, 3), (2, 2)):
+        folder = tmp_path / f"per_slot_{per_slot}"
+        folder.mkdir()
+        path = write_campaign(folder, pack_size=pack_size)
+        path.write_text(path.read_text().replace("dtype: float64", f"dtype: float64\n  tasks_per_slot: {per_slot}"))
+        loaded = hts_mlff.load_campaign(path)
+        report = hts_mlff.run_campaign(loaded, client=dask_client)
+        assert (report.n_tasks, report.n_run, report.n_failed) == (8, 8, 0)
+        runs[per_slot] = hts_mlff.open_campaign(loaded.store_path).sortby("task_id")
+    packs = CampaignStore(str(tmp_path / "per_slot_2" / "t.zarr")).manifest()["packs"]
+    assert [p["n"] for p in packs] == [4, 4]
+    one, refilled = runs[1], runs[2]
+    np.testing.assert_array_equal(one.task_id.values, refilled.task_id.values)
+    for name in (*DATA_VARS, "failure_step", "n_atoms"):
+        np.testing.assert_array_equal(one[name].values, refilled[name].values, err_msg=name)
+
+
 def test_rerun_skips_done_tasks_and_reruns_missing_ones(tmp_path, dask_client):
     loaded = hts_mlff.load_campaign(write_campaign(tmp_path))
     hts_mlff.run_campaign(loaded, client=dask_client)

@@ -98,3 +98,13 @@ def test_a_huge_sweep_is_a_warning_with_its_size():
 def test_adaptive_sampling_needs_vacancy_tracking():
     problem = _one(GOOD + "adaptive: {target_barrier_interval_eV: 0.005}\n")
     assert (problem.path, problem.line) == ("adaptive", 16) and "'vacancy' in analyses" in problem.message
+
+
+def test_a_refilling_pack_with_a_temperature_ramp_is_refused_at_its_field():
+    text = GOOD.replace("production_steps: 100", "production_steps: 100\n  final_temperature_K: 80")
+    text += "execution:\n  tasks_per_slot: 3\n"
+    problem = _one(text)
+    assert (problem.file, problem.path) == ("c.yaml", "execution.tasks_per_slot"), problem
+    assert problem.line == 18 and "ramp the temperature" in problem.message, problem
+    spec, _ = parse_campaign(GOOD + "execution:\n  tasks_per_slot: 3\n", file="c.yaml", base_dir=None)
+    assert spec.execution.tasks_per_slot == 3

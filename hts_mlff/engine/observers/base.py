@@ -12,7 +12,9 @@ In a pack that refills (:mod:`hts_mlff.engine.refill`), replicas are pack slots 
 task after another, each from its own start: ``frame`` is then each slot's own sample index
 ((n_systems,) int, −1 where a slot does not sample), the engine takes a finished slot's row
 (:meth:`Observer.replica_results`) and clears it (:meth:`Observer.reset_replica`) for the next
-task. Observers with per-replica set-up (sites, repeats) say ``refillable = False``.
+task. A pack holds one system, so per-replica set-up (reference sites, repeats) is the same
+for every task a slot runs; an observer whose set-up depends on the task says
+``refillable = False``.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Observer:
 
     #: Names of the quantities this observer produces (keys of :meth:`results`).
     quantities: tuple[str, ...] = ()
-    #: Whether a pack slot can hand its row to a new task (no per-replica set-up).
+    #: Whether a pack slot can hand its row to a new task (set-up that depends on the system only).
     refillable: bool = True
     #: Buffers whose first axis is the pack's atoms (not its replicas).
     per_atom_buffers: tuple[str, ...] = ()

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.forcefield import ForceOutput
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
 
@@ -39,7 +39,6 @@ class InterfaceObserver(Observer):
     """
 
     quantities = ("interface_order",)
-    refillable = False  # per-replica set-up: a pack of these runs each task in its own slot
 
     def __init__(self, repeats: list[tuple[int, int, int]] | None = None, *, n_slabs: int) -> None:
         super().__init__()
@@ -57,7 +56,7 @@ class InterfaceObserver(Observer):
         self._per_atom = repeats[state.system_idx]  # (n_atoms, 3)
         self._nz = torch.as_tensor([r[2] for r in self.repeats], device=state.device)
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
         n_sys, n_slabs = state.n_systems, self.n_slabs
         inverse = torch.linalg.inv(state.cell)[state.system_idx]
         fractional = torch.einsum("ak,akj->aj", state.positions.detach(), inverse)
@@ -77,4 +76,5 @@ class InterfaceObserver(Observer):
         psi = (sums[0] ** 2 + sums[1] ** 2 + sums[2] ** 2 + sums[3] ** 2) / (2.0 * count.clamp_min(1.0) ** 2)
         psi = torch.where(count > 0, psi, torch.full_like(psi, float("nan")))
         values_np = psi.reshape(n_sys, n_slabs).cpu().double().numpy()
-        self.buffers["interface_order"][:, frame] = np.where(alive[:, None], values_np, np.nan)
+        rows, frames = sample_rows(frame, alive)
+        self.buffers["interface_order"][rows, frames] = values_np[rows]

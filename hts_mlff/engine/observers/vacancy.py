@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.forcefield import ForceOutput
-from hts_mlff.engine.observers.base import Observer
+from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 from hts_mlff.engine.wigner_seitz import count_jumps, vacant_site
 
@@ -26,7 +26,6 @@ class VacancyObserver(Observer):
     """
 
     quantities = ("vacancy_site", "n_vacant", "vacancy_jumps", "first_vacancy_jump_fs")
-    refillable = False  # per-replica set-up: a pack of these runs each task in its own slot
 
     def __init__(self, sites: list[torch.Tensor | None]) -> None:
         super().__init__()
@@ -41,10 +40,12 @@ class VacancyObserver(Observer):
             "n_vacant": np.full((n, n_frames), -1, dtype=np.int32),
         }
 
-    def record(self, state: BatchState, output: ForceOutput, *, frame: int, alive: np.ndarray) -> None:
+    def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
         offsets = state.system_offsets().tolist()
-        for s, sites in enumerate(self.sites):
-            if sites is None or not alive[s]:
+        rows, frames = sample_rows(frame, alive)
+        for s, frame in zip(rows.tolist(), frames.tolist(), strict=True):
+            sites = self.sites[s]
+            if sites is None:
                 continue
             positions = state.positions[offsets[s] : offsets[s + 1]].detach()
             cell = state.cell[s].detach()
