@@ -335,9 +335,22 @@ def _run_md(
         return True
 
     output = dynamics.compute_forces(state, compute_stress=True)
+    interval = start_interval(protocol) if book is not None else 0
+
+    def refill_slots(step: int) -> bool:
+        """Harvest what ended at ``step``; at a start step, idle slots take pending tasks (again
+        while a task fails at its own first check). True when the forces were recomputed."""
+        recomputed = False
+        while True:
+            harvest(step)
+            if step % interval or not (book.task < 0).any() or not start_tasks(step):
+                return recomputed
+            recomputed = True
+
     if start_step == 0 and is_sample(0):
         check(output, 0)
-    interval = start_interval(protocol) if book is not None else 0
+        if book is not None and refill_slots(0):
+            output = dynamics.output
     pending = 0
     step = start_step
     while (step < protocol.total_steps) if book is None else not book.all_done:
@@ -356,10 +369,8 @@ def _run_md(
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
         if is_sample(after) or after % guard_every == 0:
             check(output, after)
-        if book is not None:
-            harvest(after)
-            if after % interval == 0 and (book.task < 0).any() and start_tasks(after):
-                output = dynamics.output
+        if book is not None and refill_slots(after):
+            output = dynamics.output
         step = after
         pending += 1
         if hooks.on_progress is not None and pending >= sample_every:

@@ -72,7 +72,10 @@ def _check_refill(protocol: Any, *, add: Add) -> None:
     if protocol.melt_half is not None:
         add(where, "packs that refill cannot run a two-phase preparation (protocol.melt_half): set tasks_per_slot: 1")
     if protocol.final_temperature_K is not None:
-        add(where, "packs that refill cannot ramp the temperature (protocol.final_temperature_K): set tasks_per_slot: 1")
+        add(
+            where,
+            "packs that refill cannot ramp the temperature (protocol.final_temperature_K): set tasks_per_slot: 1",
+        )
 
 
 #: Above this many tasks, planning and the task manifest become slow and large: say so.

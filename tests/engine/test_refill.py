@@ -11,7 +11,8 @@ from hts_mlff.engine.md import MDProtocol, RunHooks, run_md
 from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver, VacancyObserver
 from hts_mlff.engine.observers.msd import MSDObserver
 from hts_mlff.engine.refill import Refill, ReplicaStart, refill_problem
-from tests.conftest import argon, batch
+from hts_mlff.forcefields.lennard_jones import LennardJones
+from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
 
 GUARD = GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0)
 
@@ -69,11 +70,7 @@ def _run_refilled(systems, temps, pressures, keys, *, n_slots, protocol, hooks=N
     )
 
 
-def _lj():
-    from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A
-
-    from hts_mlff.forcefields.lennard_jones import LennardJones
-
+def _lj() -> LennardJones:
     return LennardJones(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A, shift=True)
 
 
@@ -121,13 +118,12 @@ def test_a_refilling_pack_resumes_from_a_checkpoint_bit_identically():
 def test_what_stands_in_the_way_of_a_refill_is_named():
     base = dict(timestep_fs=10.0, production_steps=10, sample_every_steps=5)
     assert refill_problem(MDProtocol(**base), [ThermoObserver()]) is None
-    assert "melt_half" in refill_problem(
-        MDProtocol(**base, melt_temperature_K=200.0, melt_steps=5), [ThermoObserver()]
-    )
+    assert "melt_half" in refill_problem(MDProtocol(**base, melt_temperature_K=200.0, melt_steps=5), [ThermoObserver()])
     assert "final_temperature_K" in refill_problem(MDProtocol(**base, final_temperature_K=50.0), [ThermoObserver()])
     assert "one ensemble" in refill_problem(
         MDProtocol(**base, ensemble="nve", equilibration_steps=5), [ThermoObserver()]
     )
+
     class PerTask(ThermoObserver):
         refillable = False
 
@@ -136,9 +132,7 @@ def test_what_stands_in_the_way_of_a_refill_is_named():
     with pytest.raises(ValueError, match="cannot refill"):
         systems = _systems()
         temps, pressures, keys = _tasks(len(systems), "nvt")
-        _run_refilled(
-            systems, temps, pressures, keys, n_slots=3, protocol=MDProtocol(**base, final_temperature_K=50.0)
-        )
+        _run_refilled(systems, temps, pressures, keys, n_slots=3, protocol=MDProtocol(**base, final_temperature_K=50.0))
 
 
 def test_vacancy_tracking_of_refilled_windows_matches_the_windows_alone():
