@@ -99,7 +99,7 @@ def test_every_refilled_task_is_bit_identical_to_the_task_alone(ensemble, equili
     assert (refilled["failure_step"][[0, 2, 3, 5, 6]] == -1).all()
 
 
-def test_a_refilling_pack_resumes_from_a_checkpoint_bit_identically():
+def test_a_refilling_pack_resumes_from_a_checkpoint_bit_identically(tmp_path):
     systems = _systems()
     temps, pressures, keys = _tasks(len(systems), "nvt")
     protocol = _protocol("nvt", production_steps=40)
@@ -108,8 +108,10 @@ def test_a_refilling_pack_resumes_from_a_checkpoint_bit_identically():
     hooks = RunHooks(checkpoint_every_steps=70, on_checkpoint=saved.append)
     _run_refilled(systems, temps, pressures, keys, n_slots=3, protocol=protocol, hooks=hooks)
     assert saved and saved[0]["step"] == 70 and saved[0]["slots"]["next_task"] > 3  # mid-refill
+    torch.save(saved[0], tmp_path / "pack.pt")  # as a worker keeps it, read back as a worker does
+    checkpoint = torch.load(tmp_path / "pack.pt", weights_only=True)
     resumed = _run_refilled(
-        systems, temps, pressures, keys, n_slots=3, protocol=protocol, hooks=RunHooks(resume_from=saved[0])
+        systems, temps, pressures, keys, n_slots=3, protocol=protocol, hooks=RunHooks(resume_from=checkpoint)
     )
     for name in full.arrays:
         np.testing.assert_array_equal(full[name], resumed[name], err_msg=name)
