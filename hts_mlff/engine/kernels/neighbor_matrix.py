@@ -271,6 +271,10 @@ def _decode(code: torch.Tensor) -> torch.Tensor:
     return torch.stack([(code >> 20) & 1023, (code >> 10) & 1023, code & 1023], dim=-1) - _SHIFT_OFFSET
 
 
+#: The code of a zero shift (the pair lies inside the cell): kernels skip the shift's arithmetic.
+ZERO_SHIFT_CODE = (512 << 20) | (512 << 10) | 512
+
+
 def _encode(shifts: torch.Tensor) -> torch.Tensor:
     s = shifts.to(torch.int64) + _SHIFT_OFFSET
     if bool(((s < 0) | (s > 1023)).any()):
