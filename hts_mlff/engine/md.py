@@ -274,11 +274,13 @@ def _run_md(
             for observer in observers:
                 observer.record(state, output, frame=frame, alive=alive)
 
-    def harvest(step: int) -> None:
-        """Keep the tasks of slots that finished at ``step`` or have failed; retire their slots."""
-        finished = book.finishing(step)
-        failed = (book.task >= 0) & (guard.failure_step.cpu().numpy() >= 0)
-        slots = np.flatnonzero(finished | failed).tolist()
+    def harvest(step: int, *, checked: bool) -> None:
+        """Keep the tasks of slots that finished at ``step`` or have failed (only a check freezes a
+        slot: ``checked``); retire their slots."""
+        ended = book.finishing(step)
+        if checked:  # one device-to-host copy at check steps only
+            ended = ended | ((book.task >= 0) & (guard.failure_step.cpu().numpy() >= 0))
+        slots = np.flatnonzero(ended).tolist()
         if not slots:
             return
         pack = _pack_arrays(state, guard)
@@ -337,19 +339,20 @@ def _run_md(
     output = dynamics.compute_forces(state, compute_stress=True)
     interval = start_interval(protocol) if book is not None else 0
 
-    def refill_slots(step: int) -> bool:
+    def refill_slots(step: int, *, checked: bool) -> bool:
         """Harvest what ended at ``step``; at a start step, idle slots take pending tasks (again
         while a task fails at its own first check). True when the forces were recomputed."""
         recomputed = False
         while True:
-            harvest(step)
+            harvest(step, checked=checked)
+            checked = True  # the tasks that started were checked at their own step 0
             if step % interval or not (book.task < 0).any() or not start_tasks(step):
                 return recomputed
             recomputed = True
 
     if start_step == 0 and is_sample(0):
         check(output, 0)
-        if book is not None and refill_slots(0):
+        if book is not None and refill_slots(0, checked=True):
             output = dynamics.output
     pending = 0
     step = start_step
@@ -367,9 +370,10 @@ def _run_md(
             dynamics.atom_temperature_K = None
         after = step + 1
         output = dynamics.step(state, step=step, ensemble=ensemble, compute_stress=is_sample(after))
-        if is_sample(after) or after % guard_every == 0:
+        checked = is_sample(after) or after % guard_every == 0
+        if checked:
             check(output, after)
-        if book is not None and refill_slots(after):
+        if book is not None and refill_slots(after, checked=checked):
             output = dynamics.output
         step = after
         pending += 1
