@@ -181,3 +181,43 @@ def test_vacancy_tracking_of_refilled_windows_matches_the_windows_alone():
         for name, value in alone.arrays.items():
             np.testing.assert_array_equal(refilled[name][k], value[0], err_msg=f"window {k}: {name}")
         assert (refilled["vacancy_site"][k] >= 0).all()
+
+
+def test_the_gnn_refills_on_its_own_neighbour_list():
+    """The GNN (torch pair list, rebuilt whole when a slot takes a new task) through 2 slots. Its
+    dense layers (BLAS) block by the pack's edge count, so a GNN trajectory in any pack agrees with
+    the task alone to round-off, not bitwise (pack of two without refill: ~2e-11 Å after 12 steps)."""
+    from hts_mlff.forcefields import load
+    from tests.conftest import REPO
+
+    gnn = load(REPO / "models" / "model-b-small.pt")
+    systems = [argon(repeat=3, rattle=0.05, seed=k) for k in range(3)]
+    temps, pressures, keys = [60.0, 80.0, 100.0], [0.0] * 3, [5, 6, 7]
+    protocol = MDProtocol(
+        ensemble="nvt", timestep_fs=10.0, equilibration_steps=4, production_steps=8, sample_every_steps=4
+    )
+
+    def load_task(task: int) -> ReplicaStart:
+        return ReplicaStart(
+            positions_A=torch.as_tensor(systems[task].positions, dtype=torch.float64),
+            cell_A=torch.as_tensor(np.asarray(systems[task].cell), dtype=torch.float64),
+        )
+
+    def run(atoms_list, *, refill=None):
+        n = len(atoms_list)
+        return run_md(
+            batch(atoms_list),
+            gnn,
+            protocol=protocol,
+            temperature_K=torch.tensor(temps[:n] if refill else [temps[systems.index(atoms_list[0])]]),
+            pressure_bar=torch.zeros(n, dtype=torch.float64),
+            keys=keys[:n] if refill else [keys[systems.index(atoms_list[0])]],
+            observers=[ThermoObserver()],
+            refill=refill,
+        )
+
+    refilled = run(systems[:2], refill=Refill(temperature_K=temps, pressure_bar=pressures, keys=keys, load=load_task))
+    for k in range(3):
+        alone = run([systems[k]])
+        for name, value in alone.arrays.items():
+            np.testing.assert_allclose(refilled[name][k], value[0], rtol=1e-9, atol=1e-9, err_msg=f"task {k}: {name}")
