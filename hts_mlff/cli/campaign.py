@@ -57,7 +57,11 @@ def plan(
     table.add_column(overflow="fold")
     table.add_column(overflow="fold")
     table.add_row("tasks (trajectories)", f"{len(p.tasks):,}")
-    table.add_row("packs", f"{len(p.packs):,} (chunk {p.chunk_size} trajectories)")
+    packs = f"{len(p.packs):,} (chunk {p.chunk_size} trajectories)"
+    per_slot = p.campaign.execution.tasks_per_slot
+    if per_slot > 1:
+        packs += f"; refilled: up to {per_slot} tasks per replica, ⌈tasks / {per_slot}⌉ replicas at once"
+    table.add_row("packs", packs)
     table.add_row("steps per task", f"{p.total_steps:,}")
     table.add_row("total atom-steps", f"{p.atom_steps:.3e}")
     table.add_row("frames per task", f"{p.n_frames:,}")

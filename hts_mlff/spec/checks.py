@@ -67,7 +67,7 @@ def _check_refill(protocol: Any, *, add: Add) -> None:
         add(
             where,
             f"packs that refill need one ensemble throughout; this protocol equilibrates in {equilibration} before "
-            f"{protocol.ensemble} production (set tasks_per_slot: 1, or equilibrate in {protocol.ensemble})",
+            f"{protocol.ensemble} production (set tasks_per_slot: 1, or one ensemble for both)",
         )
     if protocol.melt_half is not None:
         add(where, "packs that refill cannot run a two-phase preparation (protocol.melt_half): set tasks_per_slot: 1")
