@@ -77,7 +77,7 @@ def test_packs_that_refill_store_what_one_task_per_replica_stores(tmp_path, dask
     for per_slot, pack_size in ((1, 3), (2, 2)):
         folder = tmp_path / f"per_slot_{per_slot}"
         folder.mkdir()
-        path = write_campaign(folder, pack_size=pack_size)
+        path = write_campaign(folder, pack_size=pack_size, steps=30)
         path.write_text(path.read_text().replace("dtype: float64", f"dtype: float64\n  tasks_per_slot: {per_slot}"))
         loaded = hts_mlff.load_campaign(path)
         report = hts_mlff.run_campaign(loaded, client=dask_client)
