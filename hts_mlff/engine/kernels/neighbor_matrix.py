@@ -90,15 +90,6 @@ def _build_kernel(scalar: Any) -> Any:
             h20 = inverse[s, 2, 0]
             h21 = inverse[s, 2, 1]
             h22 = inverse[s, 2, 2]
-            c00 = cells[s, 0, 0]
-            c01 = cells[s, 0, 1]
-            c02 = cells[s, 0, 2]
-            c10 = cells[s, 1, 0]
-            c11 = cells[s, 1, 1]
-            c12 = cells[s, 1, 2]
-            c20 = cells[s, 2, 0]
-            c21 = cells[s, 2, 1]
-            c22 = cells[s, 2, 2]
             xi = positions[i, 0]
             yi = positions[i, 1]
             zi = positions[i, 2]
@@ -119,9 +110,9 @@ def _build_kernel(scalar: Any) -> Any:
                     d0 = d0 + s0
                     d1 = d1 + s1
                     d2 = d2 + s2
-                    x = d0 * c00 + d1 * c10 + d2 * c20
-                    y = d0 * c01 + d1 * c11 + d2 * c21
-                    z = d0 * c02 + d1 * c12 + d2 * c22
+                    x = d0 * cells[s, 0, 0] + d1 * cells[s, 1, 0] + d2 * cells[s, 2, 0]
+                    y = d0 * cells[s, 0, 1] + d1 * cells[s, 1, 1] + d2 * cells[s, 2, 1]
+                    z = d0 * cells[s, 0, 2] + d1 * cells[s, 1, 2] + d2 * cells[s, 2, 2]
                     if x * x + y * y + z * z < range2:
                         if n_found < width:
                             neighbors[i, n_found] = wp.int32(j)
