@@ -10,8 +10,8 @@ task run alone:
 * its schedule: a task starts only at pack steps that are multiples of both the sample and the
   guard interval, so its samples and guard checks fall on its own steps exactly as alone;
   the guard checks a slot only at its own check steps;
-* its records: observers write each slot's own frame and hand a finished slot's row back
-  (:meth:`hts_mlff.engine.observers.Observer.replica_results`), then clear it.
+* its records: observers write each slot's own frame; a finished slot's row of their results
+  is kept, then cleared (:meth:`hts_mlff.engine.observers.Observer.reset_replica`).
 
 What a refill needs from a protocol: one ensemble throughout (equilibration as production), no
 two-phase preparation and no temperature ramp (each a function of the pack step), and observers

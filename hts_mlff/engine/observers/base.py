@@ -11,9 +11,9 @@ or has failed). :meth:`Observer.state_dict` is what a checkpoint keeps of an obs
 In a pack that refills (:mod:`hts_mlff.engine.refill`), replicas are pack slots that run one
 task after another, each from its own start: ``frame`` is then each slot's own sample index
 ((n_systems,) int, −1 where a slot does not sample), the engine takes a finished slot's row
-(:meth:`Observer.replica_results`) and clears it (:meth:`Observer.reset_replica`) for the next
-task. A pack holds one system, so per-replica set-up (reference sites, repeats) is the same
-for every task a slot runs; an observer whose set-up depends on the task says
+of :meth:`Observer.results` and clears it (:meth:`Observer.reset_replica`) for the next task.
+A pack holds one system, so per-replica set-up (reference sites, repeats) is the same for
+every task a slot runs; an observer whose set-up depends on the task says
 ``refillable = False``.
 """
 
@@ -83,10 +83,6 @@ class Observer:
                 buffer[atoms] = fill
             else:
                 buffer[replica] = fill
-
-    def replica_results(self, replica: int, *, time_fs: np.ndarray) -> dict[str, np.ndarray]:
-        """name → the (…) results of one replica, as :meth:`results` gives them for the pack."""
-        return {name: np.array(value[replica]) for name, value in self.results(time_fs=time_fs).items()}
 
     def state_dict(self) -> dict[str, np.ndarray]:
         return dict(self.buffers)
