@@ -300,36 +300,35 @@ def _run_md(
     def start_tasks(step: int) -> bool:
         """Idle slots take the pending tasks from ``step``; True when any did."""
         started_now = np.zeros(state.n_systems, dtype=bool)
+        positions, cell = state.positions.detach().clone(), state.cell.detach().clone()
         for slot in np.flatnonzero(book.task < 0).tolist():
             task = book.assign(slot, step=step)
             if task is None:
                 break
-            atoms = slice(offsets[slot], offsets[slot + 1])
             begin = refill.load(task)
-            positions = state.positions.detach().clone()
-            positions[atoms] = begin.positions_A.to(device=dev, dtype=dtype)
-            state.positions = positions
-            cell = state.cell.detach().clone()
+            positions[offsets[slot] : offsets[slot + 1]] = begin.positions_A.to(device=dev, dtype=dtype)
             cell[slot] = begin.cell_A.to(device=dev, dtype=dtype)
-            state.cell = cell
             random.assign(slot, key=refill.keys[task], start_step=step)
             targets_t[slot] = refill.temperature_K[task]
             dynamics.pressure_bar[slot] = refill.pressure_bar[task]
-            t0 = targets_t
-            if protocol.initial_temperature_K is not None:
-                t0 = torch.full_like(targets_t, protocol.initial_temperature_K)
-            previous = state.velocities
-            maxwell_boltzmann_velocities(state, random, temperature_K=t0, step=step)
-            velocities = previous.clone()
-            velocities[atoms] = state.velocities[atoms]
-            state.velocities = velocities
+            started_now[slot] = True
+        if not started_now.any():
+            return False
+        state.positions, state.cell = positions, cell
+        # one draw at this step is every starting task's own step 0; the other slots keep theirs
+        running_velocities = state.velocities
+        t0 = targets_t
+        if protocol.initial_temperature_K is not None:
+            t0 = torch.full_like(targets_t, protocol.initial_temperature_K)
+        maxwell_boltzmann_velocities(state, random, temperature_K=t0, step=step)
+        starting = torch.as_tensor(started_now, device=dev)[state.system_idx][:, None]
+        state.velocities = torch.where(starting, state.velocities, running_velocities)
+        for slot in np.flatnonzero(started_now).tolist():
+            atoms = slice(offsets[slot], offsets[slot + 1])
             guard.restart(slot, state, atoms=atoms)
             neighbor_list.invalidate(slot, atoms=atoms)
             for observer in observers:
                 observer.reset_replica(slot, atoms=atoms)
-            started_now[slot] = True
-        if not started_now.any():
-            return False
         dynamics.set_active(guard.active)
         dynamics.compute_forces(state, compute_stress=True)
         if is_sample(0):  # as a pack's own start: the first sample before the first step
