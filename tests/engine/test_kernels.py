@@ -248,9 +248,11 @@ def test_cell_list_rows_of_large_systems_match_the_torch_list(monkeypatch, half_
     from hts_mlff.engine.kernels import neighbor_matrix
 
     monkeypatch.setattr(neighbor_matrix, "MIN_IMAGE_MAX_ATOMS", 100)  # 864-atom cells take the bins
-    big = _sheared(argon(repeat=6, rattle=0.1, seed=4), shear=0.1)
+    big = _sheared(argon(repeat=6, rattle=0.1, seed=4), shear=0.1)  # bins of the whole range
     big.positions += np.array([-60.0, 17.0, 33.0])
-    state = batch([argon(repeat=6, rattle=0.1, seed=5), big, argon(repeat=2, rattle=0.05, seed=6)])
+    unwrapped = argon(repeat=6, rattle=0.3, seed=7)  # orthorhombic, far from the cell
+    unwrapped.positions += np.array([45.0, -80.0, 3.0])
+    state = batch([argon(repeat=6, rattle=0.1, seed=5), big, argon(repeat=2, rattle=0.05, seed=6), unwrapped])
     reference = NeighborList(CUTOFF_A, skin_A=1.0)
     reference.build(state)
     rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)

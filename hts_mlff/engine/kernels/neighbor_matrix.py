@@ -54,15 +54,35 @@ _SHIFT_OFFSET = 512
 
 
 @functools.cache
-def _build_kernel(scalar: Any) -> Any:
+def _build_kernels(scalar: Any) -> tuple[Any, Any]:
     wp = warp()
+
+    @wp.kernel(enable_backward=False, module="unique")
+    def fractional(
+        first: wp.int32,
+        positions: wp.array2d(dtype=scalar),
+        inverse: wp.array3d(dtype=scalar),
+        system: wp.array(dtype=wp.int32),
+        rebuild: wp.array(dtype=wp.int32),
+        frac: wp.array2d(dtype=scalar),
+    ):
+        # f = x · cell⁻¹ (row vectors) of the atoms whose rows the minimum-image builder makes
+        i = wp.tid() + first
+        s = system[i]
+        if rebuild[s] != 1:
+            return
+        x = positions[i, 0]
+        y = positions[i, 1]
+        z = positions[i, 2]
+        frac[i, 0] = x * inverse[s, 0, 0] + y * inverse[s, 1, 0] + z * inverse[s, 2, 0]
+        frac[i, 1] = x * inverse[s, 0, 1] + y * inverse[s, 1, 1] + z * inverse[s, 2, 1]
+        frac[i, 2] = x * inverse[s, 0, 2] + y * inverse[s, 1, 2] + z * inverse[s, 2, 2]
 
     @wp.kernel(enable_backward=False, module="unique")
     def build_min_image(
         first: wp.int32,
-        positions: wp.array2d(dtype=scalar),
+        frac: wp.array2d(dtype=scalar),
         cells: wp.array3d(dtype=scalar),
-        inverse: wp.array3d(dtype=scalar),
         system: wp.array(dtype=wp.int32),
         start: wp.array(dtype=wp.int32),
         rebuild: wp.array(dtype=wp.int32),
@@ -72,48 +92,62 @@ def _build_kernel(scalar: Any) -> Any:
         shift_code: wp.array2d(dtype=wp.int32),
         counts: wp.array(dtype=wp.int32),
     ):
+        # one thread per atom of a system to rebuild by minimum image (flag 1), neighbours in
+        # index order (rows come out sorted); flag 2 clears the rows of a failed replica
         i = wp.tid() + first
         s = system[i]
         if rebuild[s] == 0:
             return
         width = neighbors.shape[1]
         n_found = wp.int32(0)
-        half = scalar(0.5)
         if rebuild[s] == 1:
-            # fractional coordinates f = x · cell⁻¹ (row vectors)
-            h00 = inverse[s, 0, 0]
-            h01 = inverse[s, 0, 1]
-            h02 = inverse[s, 0, 2]
-            h10 = inverse[s, 1, 0]
-            h11 = inverse[s, 1, 1]
-            h12 = inverse[s, 1, 2]
-            h20 = inverse[s, 2, 0]
-            h21 = inverse[s, 2, 1]
-            h22 = inverse[s, 2, 2]
-            xi = positions[i, 0]
-            yi = positions[i, 1]
-            zi = positions[i, 2]
-            first = start[s]
+            half = scalar(0.5)
+            c00 = cells[s, 0, 0]
+            c01 = cells[s, 0, 1]
+            c02 = cells[s, 0, 2]
+            c10 = cells[s, 1, 0]
+            c11 = cells[s, 1, 1]
+            c12 = cells[s, 1, 2]
+            c20 = cells[s, 2, 0]
+            c21 = cells[s, 2, 1]
+            c22 = cells[s, 2, 2]
+            f0 = frac[i, 0]
+            f1 = frac[i, 1]
+            f2 = frac[i, 2]
+            lo = start[s]
             if half_rows != 0:
-                first = i + 1
-            for j in range(first, start[s + 1]):
-                if j != i:
-                    x = positions[j, 0] - xi
-                    y = positions[j, 1] - yi
-                    z = positions[j, 2] - zi
-                    d0 = x * h00 + y * h10 + z * h20
-                    d1 = x * h01 + y * h11 + z * h21
-                    d2 = x * h02 + y * h12 + z * h22
+                lo = i + 1
+            zero = scalar(0.0)
+            if c01 == zero and c02 == zero and c10 == zero and c12 == zero and c20 == zero and c21 == zero:
+                # an orthorhombic cell (most campaigns): three products instead of nine
+                for j in range(lo, start[s + 1]):
+                    s0 = -wp.floor(frac[j, 0] - f0 + half)
+                    s1 = -wp.floor(frac[j, 1] - f1 + half)
+                    s2 = -wp.floor(frac[j, 2] - f2 + half)
+                    x = (frac[j, 0] - f0 + s0) * c00
+                    y = (frac[j, 1] - f1 + s1) * c11
+                    z = (frac[j, 2] - f2 + s2) * c22
+                    if x * x + y * y + z * z < range2 and j != i:
+                        if n_found < width:
+                            neighbors[i, n_found] = wp.int32(j)
+                            code = (int(s0) + 512) * 1048576 + (int(s1) + 512) * 1024 + (int(s2) + 512)
+                            shift_code[i, n_found] = wp.int32(code)
+                        n_found = n_found + wp.int32(1)
+            else:
+                for j in range(lo, start[s + 1]):
+                    d0 = frac[j, 0] - f0
+                    d1 = frac[j, 1] - f1
+                    d2 = frac[j, 2] - f2
                     s0 = -wp.floor(d0 + half)
                     s1 = -wp.floor(d1 + half)
                     s2 = -wp.floor(d2 + half)
                     d0 = d0 + s0
                     d1 = d1 + s1
                     d2 = d2 + s2
-                    x = d0 * cells[s, 0, 0] + d1 * cells[s, 1, 0] + d2 * cells[s, 2, 0]
-                    y = d0 * cells[s, 0, 1] + d1 * cells[s, 1, 1] + d2 * cells[s, 2, 1]
-                    z = d0 * cells[s, 0, 2] + d1 * cells[s, 1, 2] + d2 * cells[s, 2, 2]
-                    if x * x + y * y + z * z < range2:
+                    x = d0 * c00 + d1 * c10 + d2 * c20
+                    y = d0 * c01 + d1 * c11 + d2 * c21
+                    z = d0 * c02 + d1 * c12 + d2 * c22
+                    if x * x + y * y + z * z < range2 and j != i:
                         if n_found < width:
                             neighbors[i, n_found] = wp.int32(j)
                             code = (int(s0) + 512) * 1048576 + (int(s1) + 512) * 1024 + (int(s2) + 512)
@@ -121,7 +155,7 @@ def _build_kernel(scalar: Any) -> Any:
                         n_found = n_found + wp.int32(1)
         counts[i] = wp.int32(n_found)
 
-    return build_min_image
+    return fractional, build_min_image
 
 
 @functools.cache
@@ -239,28 +273,41 @@ def _stale_kernel(scalar: Any) -> Any:
         range_A: scalar,
         skin_A: scalar,
         stale: wp.array(dtype=wp.int32),
+        finite: wp.array(dtype=wp.int32),
+        extent: wp.array(dtype=scalar),
     ):
-        # stale when 2·max|x − x_ref·F| + strain·range exceeds the skin (or is not finite)
+        # stale when 2·max|x − x_ref·F| + strain·range exceeds the skin (or is not finite); the
+        # same pass gives the build what it checks of the positions (finite, largest |x_a|)
         s = wp.tid() + first
         largest = scalar(0.0)
-        finite = wp.int32(1)
+        far = scalar(0.0)
+        ok = wp.int32(1)
+        moved_ok = wp.int32(1)
         for i in range(start[s], start[s + 1]):
+            x0 = positions[i, 0]
+            x1 = positions[i, 1]
+            x2 = positions[i, 2]
             r0 = reference[i, 0]
             r1 = reference[i, 1]
             r2 = reference[i, 2]
-            dx = positions[i, 0] - (r0 * deform[s, 0, 0] + r1 * deform[s, 1, 0] + r2 * deform[s, 2, 0])
-            dy = positions[i, 1] - (r0 * deform[s, 0, 1] + r1 * deform[s, 1, 1] + r2 * deform[s, 2, 1])
-            dz = positions[i, 2] - (r0 * deform[s, 0, 2] + r1 * deform[s, 1, 2] + r2 * deform[s, 2, 2])
+            dx = x0 - (r0 * deform[s, 0, 0] + r1 * deform[s, 1, 0] + r2 * deform[s, 2, 0])
+            dy = x1 - (r0 * deform[s, 0, 1] + r1 * deform[s, 1, 1] + r2 * deform[s, 2, 1])
+            dz = x2 - (r0 * deform[s, 0, 2] + r1 * deform[s, 1, 2] + r2 * deform[s, 2, 2])
             moved2 = dx * dx + dy * dy + dz * dz
             if moved2 > largest:
                 largest = moved2
-            if not (moved2 == moved2):  # NaN: the replica blew up
-                finite = wp.int32(0)
+            if not (moved2 == moved2):  # NaN: the replica blew up, or its atoms were moved by hand
+                moved_ok = wp.int32(0)
+            far = wp.max(far, wp.max(wp.abs(x0), wp.max(wp.abs(x1), wp.abs(x2))))
+            if not (x0 * scalar(0.0) + x1 * scalar(0.0) + x2 * scalar(0.0) == scalar(0.0)):  # NaN or inf
+                ok = wp.int32(0)
         budget = scalar(2.0) * wp.sqrt(largest) + strain[s] * range_A
         flag = wp.int32(0)
-        if not (budget <= skin_A) or finite == 0:
+        if not (budget <= skin_A) or ok == 0 or moved_ok == 0:
             flag = wp.int32(1)
         stale[s] = flag
+        finite[s] = ok
+        extent[s] = far
 
     return stale_systems
 
@@ -323,6 +370,10 @@ class NeighborMatrix:
         self.pair_spans: list[tuple[int, int]] = []
         self.system_spans: list[tuple[int, int]] = []
         self.start32: torch.Tensor | None = None
+        #: what the last rebuild check read of the positions: finite (S,) bool, largest |x_a| (S,) Å
+        self._checked: tuple[torch.Tensor, torch.Tensor] | None = None
+        #: per-system geometry of the last cells built from (reused while the cells stay the same)
+        self._geometry: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ rebuild criterion
     def stale_systems(self, state: BatchState) -> torch.Tensor:
@@ -341,7 +392,8 @@ class NeighborMatrix:
             strain = torch.linalg.matrix_norm(deform - eye, ord=2)
         wp = warp()
         scalar = scalar_type(state.dtype)
-        stale = torch.empty(state.n_systems, dtype=torch.int32, device=state.device)
+        stale, finite = torch.empty((2, state.n_systems), dtype=torch.int32, device=state.device)
+        extent = torch.empty(state.n_systems, dtype=state.dtype, device=state.device)
         launch(
             _stale_kernel(scalar),
             spans=self.system_spans,
@@ -354,9 +406,12 @@ class NeighborMatrix:
                 scalar(self.range_A),
                 scalar(self.skin_A),
                 as_warp(stale, wp.int32),
+                as_warp(finite, wp.int32),
+                as_warp(extent, scalar),
             ],
             device=warp_device(state.device),
         )
+        self._checked = (finite.bool(), extent)
         stale = stale.bool()
         if self.active32 is not None:  # a frozen replica's rows are never needed again
             stale = stale & self.active32.bool()
@@ -383,11 +438,18 @@ class NeighborMatrix:
         stale = self.stale_systems(state)
         if not bool(stale.any()):
             return False
-        self.build(state, systems=stale)
+        self.build(state, systems=stale, checked=self._checked)
         return True
 
-    def build(self, state: BatchState, *, systems: torch.Tensor | None = None) -> None:
-        """Rebuild the rows of ``systems`` ((n_systems,) bool; all when None)."""
+    def build(
+        self,
+        state: BatchState,
+        *,
+        systems: torch.Tensor | None = None,
+        checked: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> None:
+        """Rebuild the rows of ``systems`` ((n_systems,) bool; all when None). ``checked``: what
+        :meth:`stale_systems` read of these very positions (per system finite, largest |x_a|)."""
         dev, n = state.device, state.n_atoms
         positions = state.positions.detach()
         if systems is None or self.neighbors is None or self.neighbors.shape[0] != n:
@@ -407,35 +469,24 @@ class NeighborMatrix:
             self._allocate(n, width, dev)
             self._ref_positions = positions.clone()
             self._ref_cell = state.cell.detach().clone()
-        if bool(torch.isfinite(positions).all()):
-            finite = torch.ones(state.n_systems, dtype=torch.bool, device=dev)
-        else:  # a replica blew up: its rows are cleared and the guard freezes it
+            self._geometry = None
+        geometry = self._cell_geometry(state)
+        if checked is not None:
+            finite, extent = checked
+        else:
             finite_atoms = torch.isfinite(positions).all(dim=1).to(state.dtype)
             finite = max_per_system(1.0 - finite_atoms, state.system_idx, state.n_systems) <= 0
-        cells_np = state.cell.detach().cpu().double().numpy()
-        counts_np = state.atoms_per_system.cpu().numpy()
-        face_widths = _cell_widths(cells_np)  # (S, 3)
-        widths = face_widths.min(axis=1)
-        min_image = (widths > 2.0 * self.range_A) & (counts_np <= MIN_IMAGE_MAX_ATOMS)
+            extent = max_per_system(positions.abs().amax(dim=1), state.system_idx, state.n_systems)
         # Shifts are packed in ±511 cells: a replica that flew hundreds of cells away (an
         # explosion between two guard checks) gets empty rows, no forces, and the guard freezes it.
-        extent = max_per_system(positions.abs().amax(dim=1), state.system_idx, state.n_systems)
-        far = extent * math.sqrt(3.0) > 250.0 * torch.as_tensor(widths, dtype=extent.dtype, device=dev)
-        finite = finite & ~far
-        # bins of ≥ the list range, 27 scanned per atom (125 bins of half the range were measured
-        # no faster: fewer candidates, more loop overhead)
-        bins = np.floor(face_widths / self.range_A).astype(np.int64)
-        binned = (bins.min(axis=1) >= 3) & ~min_image
-        min_image_t = torch.as_tensor(min_image, device=dev)
-        binned_t = torch.as_tensor(binned, device=dev)
+        finite = finite & ~(extent * math.sqrt(3.0) > geometry["far_A"])
+        min_image_t, binned_t = geometry["min_image"], geometry["binned"]
         # rebuild flag per system: 0 keep, 1 minimum image, 2 clear (a failed replica), 3 vesin, 4 bins
-        flag = torch.zeros(state.n_systems, dtype=torch.int32, device=dev)
-        flag = torch.where(systems & finite & min_image_t, 1, flag)
-        flag = torch.where(systems & ~finite, 2, flag)
-        flag = torch.where(systems & finite & ~min_image_t, torch.where(binned_t, 4, 3), flag).to(torch.int32)
+        flag = torch.where(finite, geometry["kind"], 2)
+        flag = torch.where(systems, flag, 0).to(torch.int32)
         while True:
-            self._launch_min_image(state, flag)
-            self._fill_binned(state, flag == 4, bins=bins)
+            self._launch_min_image(state, flag, inverse=geometry["inverse"])
+            self._fill_binned(state, flag == 4, bins=geometry["bins"])
             overflow = self._fill_from_vesin(state, flag == 3)
             max_count = int(self.counts.max()) if n else 0
             width = self.neighbors.shape[1]
@@ -444,11 +495,50 @@ class NeighborMatrix:
             self._allocate(n, math.ceil(max(max_count, width) * 1.25) + 4, dev)
             flag = torch.where(finite, torch.where(min_image_t, 1, torch.where(binned_t, 4, 3)), 2).to(torch.int32)
             systems = torch.ones_like(systems)
-        rebuilt = systems[state.system_idx][:, None]
-        self._ref_positions = torch.where(rebuilt, positions, self._ref_positions)
-        self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
+        if bool(systems.all()):
+            self._ref_positions.copy_(positions)
+            self._ref_cell.copy_(state.cell.detach())
+        else:  # in place: the rebuild check's view of the reference stays valid
+            rebuilt = systems[state.system_idx][:, None]
+            self._ref_positions.copy_(torch.where(rebuilt, positions, self._ref_positions))
+            self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
+        self._checked = None
         self.n_builds += 1
         self.n_system_builds += int(systems.sum())
+
+    def _cell_geometry(self, state: BatchState) -> dict[str, Any]:
+        """Which builder each system takes, its bins and the inverse cells: worked out again only
+        when a cell or a system's size changed since the last build."""
+        cell, sizes = state.cell.detach(), state.atoms_per_system
+        cached = self._geometry
+        if (
+            cached is not None
+            and cached["cell"].shape == cell.shape
+            and torch.equal(cached["cell"], cell)
+            and torch.equal(cached["sizes"], sizes)
+        ):
+            return cached
+        dev = state.device
+        cells_np = cell.cpu().double().numpy()
+        face_widths = _cell_widths(cells_np)  # (S, 3)
+        widths = face_widths.min(axis=1)
+        min_image = (widths > 2.0 * self.range_A) & (sizes.cpu().numpy() <= MIN_IMAGE_MAX_ATOMS)
+        # bins of ≥ the list range, 27 scanned per atom (125 bins of half the range were measured
+        # no faster: fewer candidates, more loop overhead)
+        bins = np.floor(face_widths / self.range_A).astype(np.int64)
+        binned = (bins.min(axis=1) >= 3) & ~min_image
+        kind = np.where(min_image, 1, np.where(binned, 4, 3))
+        self._geometry = {
+            "cell": cell.clone(),
+            "sizes": sizes.clone(),
+            "min_image": torch.as_tensor(min_image, device=dev),
+            "binned": torch.as_tensor(binned, device=dev),
+            "kind": torch.as_tensor(kind, dtype=torch.int32, device=dev),
+            "bins": bins,
+            "far_A": torch.as_tensor(250.0 * widths, dtype=state.dtype, device=dev),
+            "inverse": torch.linalg.inv(cell.contiguous()).contiguous(),
+        }
+        return self._geometry
 
     def _estimate_width(self, state: BatchState) -> int:
         density = (state.atoms_per_system.to(state.dtype) / state.volume).max().item()
@@ -460,27 +550,41 @@ class NeighborMatrix:
         self.shift_code = torch.zeros((n_atoms, width), dtype=torch.int32, device=device)
         self.counts = torch.zeros(n_atoms, dtype=torch.int32, device=device)
 
-    def _launch_min_image(self, state: BatchState, flag: torch.Tensor) -> None:
+    def _launch_min_image(self, state: BatchState, flag: torch.Tensor, *, inverse: torch.Tensor) -> None:
         wp = warp()
         scalar = scalar_type(state.dtype)
-        cells = state.cell.detach().contiguous()
+        fractional, build_min_image = _build_kernels(scalar)
+        dev = warp_device(state.device)
+        system_w, flag_w = as_warp(self.system32, wp.int32, keep=True), as_warp(flag, wp.int32)
+        frac = as_warp(self.scratch(state.dtype, ((state.n_atoms, 3),), tag="fractional")[0], scalar, keep=True)
         launch(
-            _build_kernel(scalar),
+            fractional,
             spans=self.atom_spans,
             inputs=[
                 as_warp(state_tensor(state.positions), scalar, keep=True),
-                as_warp(cells, scalar),
-                as_warp(torch.linalg.inv(cells).contiguous(), scalar),
-                as_warp(self.system32, wp.int32, keep=True),
+                as_warp(inverse, scalar),
+                system_w,
+                flag_w,
+                frac,
+            ],
+            device=dev,
+        )
+        launch(
+            build_min_image,
+            spans=self.atom_spans,
+            inputs=[
+                frac,
+                as_warp(state.cell.detach().contiguous(), scalar),
+                system_w,
                 as_warp(self.start32, wp.int32, keep=True),
-                as_warp(flag, wp.int32),
+                flag_w,
                 scalar(self.range_A * self.range_A),
                 wp.int32(1 if self.half else 0),
                 as_warp(self.neighbors, wp.int32, keep=True),
                 as_warp(self.shift_code, wp.int32, keep=True),
                 as_warp(self.counts, wp.int32, keep=True),
             ],
-            device=warp_device(state.device),
+            device=dev,
         )
 
     def _fill_binned(self, state: BatchState, systems: torch.Tensor, *, bins: np.ndarray) -> None:
