@@ -198,7 +198,8 @@ def test_threads_split_the_work_but_not_the_bits(monkeypatch):
     """Kernels split over threads (whole systems for the pair kernel): same trajectory, bit for bit."""
     from hts_mlff.engine.kernels import integrator, neighbor_matrix
 
-    for module, name in ((neighbor_matrix, "MIN_SPAN"), (neighbor_matrix, "MIN_BUILD_SPAN"), (integrator, "MIN_SPAN")):
+    split = ((neighbor_matrix, "MIN_SPAN"), (neighbor_matrix, "MIN_BUILD_SPAN"), (neighbor_matrix, "MIN_LIGHT_SPAN"))
+    for module, name in (*split, (integrator, "MIN_LIGHT_SPAN")):
         monkeypatch.setattr(module, name, 1)  # split these small systems as if they were large
     before = torch.get_num_threads()
     try:

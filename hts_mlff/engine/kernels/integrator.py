@@ -18,7 +18,16 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.kernels import MIN_SPAN, as_warp, kernel_threads, launch, scalar_type, spans, warp, warp_device
+from hts_mlff.engine.kernels import (
+    MIN_LIGHT_SPAN,
+    as_warp,
+    kernel_threads,
+    launch,
+    scalar_type,
+    spans,
+    warp,
+    warp_device,
+)
 from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
 
 
@@ -162,9 +171,13 @@ class FusedLangevin:
         self._momentum_change: torch.Tensor | None = None
         self._velocity_change: torch.Tensor | None = None
         threads = kernel_threads() if system_idx.device.type == "cpu" else 1
-        self.atom_spans = spans(offsets.tolist(), threads, whole_systems=False, min_size=MIN_SPAN)
+        self.atom_spans = spans(offsets.tolist(), threads, whole_systems=False, min_size=MIN_LIGHT_SPAN)
+        atoms_per_system = max(1, int(offsets[-1]) // max(self.n_systems, 1))
         self.system_spans = spans(
-            list(range(self.n_systems + 1)), threads, whole_systems=False, min_size=max(1, MIN_SPAN // 256)
+            list(range(self.n_systems + 1)),
+            threads,
+            whole_systems=False,
+            min_size=max(1, MIN_LIGHT_SPAN // atoms_per_system),
         )
 
     def _active32(self, active: torch.Tensor | None, device: torch.device) -> Any:

@@ -36,6 +36,7 @@ import torch
 
 from hts_mlff.engine.kernels import (
     MIN_BUILD_SPAN,
+    MIN_LIGHT_SPAN,
     MIN_SPAN,
     as_warp,
     kernel_threads,
@@ -461,7 +462,7 @@ class NeighborMatrix:
             self.atom_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_BUILD_SPAN)
             # half rows write both ends of a pair: the pair kernel's spans hold whole systems
             self.pair_spans = spans(offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
-            per_system = max(1, MIN_SPAN * state.n_systems // max(n, 1))  # systems per MIN_SPAN atoms
+            per_system = max(1, MIN_LIGHT_SPAN * state.n_systems // max(n, 1))  # systems per MIN_LIGHT_SPAN atoms
             self.system_spans = spans(
                 list(range(state.n_systems + 1)), threads, whole_systems=False, min_size=per_system
             )
