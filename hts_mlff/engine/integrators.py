@@ -127,6 +127,8 @@ class Dynamics:
         self._element_system: torch.Tensor | None = None
         self._element_local: torch.Tensor | None = None
         self._fused = None  # kernels of the Langevin and velocity-Verlet updates, made on first use
+        self._targets: torch.Tensor | None = None
+        self._targets_key: tuple | None = None
 
     # ------------------------------------------------------------------ helpers
     def set_active(self, active: torch.Tensor) -> None:
@@ -204,15 +206,12 @@ class Dynamics:
             fused.half_kick(state.velocities, forces=self.output.forces, timestep_fs=dt, **common)
             state.positions += dt * state.velocities
         else:
-            target = (
-                self.temperature_K[state.system_idx] if self.atom_temperature_K is None else self.atom_temperature_K
-            )
             fused.first_half(
                 state.positions,
                 state.velocities,
                 forces=self.output.forces,
-                target_K=target.to(state.dtype),
-                base=self.random.stream_base(Stream.LANGEVIN, step),
+                target_K=self._atom_targets(state),
+                base_bits=self.random.stream_base_bits(Stream.LANGEVIN, step),
                 table=normal_table(state.device, state.dtype),
                 timestep_fs=dt,
                 c1=math.exp(-self.friction_per_fs * dt),
@@ -223,6 +222,25 @@ class Dynamics:
         self.compute_forces(state, compute_stress=compute_stress or ensemble == "npt")
         fused.half_kick(state.velocities, forces=self.output.forces, timestep_fs=dt, **common)
         return self.output
+
+    def _atom_targets(self, state: BatchState) -> torch.Tensor:
+        """(n_atoms,) thermostat target of every atom in the state's dtype, worked out again only
+        when the targets change (a refilled slot's, a ramp's) — so the kernels see one tensor."""
+        source = self.temperature_K if self.atom_temperature_K is None else self.atom_temperature_K
+        # the key holds the tensors themselves, so a new tensor cannot pass for a cached one
+        key = (source, source._version, state.system_idx, state.dtype)
+        cached = self._targets_key
+        if (
+            cached is None
+            or cached[0] is not source
+            or cached[1] != source._version
+            or cached[2] is not state.system_idx
+            or cached[3] != state.dtype
+        ):
+            target = self.temperature_K[state.system_idx] if self.atom_temperature_K is None else source
+            self._targets = target.to(state.dtype).contiguous()
+            self._targets_key = key
+        return self._targets
 
     def _langevin_o(self, state: BatchState, *, step: int) -> None:
         c1 = math.exp(-self.friction_per_fs * self.timestep_fs)

@@ -35,3 +35,14 @@ def test_streams_steps_and_keys_are_independent():
     base = _draw([1], 50_000)[0].numpy()
     for other in (_draw([2], 50_000)[0], _draw([1], 50_000, step=4)[0], _draw([1], 50_000, stream=Stream.BAROSTAT)[0]):
         assert abs(np.corrcoef(base, other.numpy())[0, 1]) < 0.02
+
+
+def test_the_kernels_stream_bits_are_the_stream_base():
+    """The numpy draw of the per-replica hash the kernels read equals the torch one, bit for bit,
+    for refilled slots (a later start, so a negative own step before it) and steps past 2³²."""
+    random = ReplicaRandom([123, 2**63 + 5, 77, 2**40], device=torch.device("cpu"))
+    random.assign(2, key=999, start_step=17)
+    for step in (0, 1, 17, 2**33 + 5, 123_456_789):
+        base = random.stream_base(Stream.LANGEVIN, step)
+        expected = torch.where(base >= 2**31, base - 2**32, base).to(torch.int32)
+        assert torch.equal(random.stream_base_bits(Stream.LANGEVIN, step), expected)

@@ -146,12 +146,6 @@ def _kernels(scalar: Any) -> tuple[Any, Any, Any, Any]:
     return kick_drift_thermostat, momentum_per_system, recentre_drift, kick
 
 
-def _as_uint32_bits(values: torch.Tensor) -> torch.Tensor:
-    """int64 values in [0, 2³²) → int32 tensor with the same 32 bits (read as uint32 by Warp)."""
-    values = values.to(torch.int64)
-    return torch.where(values >= 2**31, values - 2**32, values).to(torch.int32).contiguous()
-
-
 class FusedLangevin:
     """The BAOAB steps of one pack as kernels; index arrays are prepared once.
 
@@ -206,13 +200,15 @@ class FusedLangevin:
         masses: torch.Tensor,
         active: torch.Tensor | None,
         target_K: torch.Tensor,
-        base: torch.Tensor,
+        base_bits: torch.Tensor,
         table: torch.Tensor,
         timestep_fs: float,
         c1: float,
     ) -> None:
-        """B, A, O (momentum-conserving), A in place. ``target_K`` (n_atoms,) K; ``base``
-        (n_systems,) the random stream's per-replica hash of this step; ``table`` the
+        """B, A, O (momentum-conserving), A in place. ``target_K`` (n_atoms,) K, contiguous, kept
+        by the caller from step to step (its Warp view is reused); ``base_bits``
+        (n_systems,) int32 holding the 32 bits of the random stream's per-replica hash of this
+        step (:meth:`~hts_mlff.engine.rng.ReplicaRandom.stream_base_bits`); ``table`` the
         quantile table (:mod:`hts_mlff.engine.rng`)."""
         wp = warp()
         scalar = scalar_type(positions.dtype)
@@ -234,8 +230,8 @@ class FusedLangevin:
                 system_w,
                 as_warp(self.local32, wp.int32, keep=True),
                 self._active32(active, positions.device),
-                as_warp(target_K.contiguous(), scalar),
-                as_warp(_as_uint32_bits(base), wp.uint32),
+                as_warp(target_K, scalar, keep=True),
+                as_warp(base_bits, wp.uint32, keep=True),
                 as_warp(table, scalar, keep=True),
                 scalar(timestep_fs),
                 scalar(c1),
