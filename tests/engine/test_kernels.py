@@ -265,6 +265,27 @@ def test_cell_list_rows_of_large_systems_match_the_torch_list(monkeypatch, half_
     torch.testing.assert_close(lj.forward(state).forces, _torch_forces(state, lj), rtol=1e-11, atol=1e-13)
 
 
+@pytest.mark.parametrize("half_rows", [True, False])
+def test_cells_narrower_than_the_list_range_are_built_on_the_device(half_rows):
+    """Cells narrower than the range (several images of a neighbour, the atom's own images) and
+    quasi-1D cells, cubic and sheared, far from the cell: the rows hold the torch list's pairs."""
+    unit = argon(repeat=1, rattle=0.05, seed=8)  # 5.3 Å: images out to ±2 cells
+    rod = argon(repeat=(2, 2, 7), rattle=0.1, seed=9)  # 10.7 Å across: one bin that way
+    rod.positions += np.array([30.0, -12.0, 5.0])
+    state = batch(
+        [unit, _sheared(argon(repeat=1, rattle=0.05, seed=10)), rod, _sheared(argon(repeat=(2, 2, 7), seed=11))]
+    )
+    reference = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference.build(state)
+    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows.build(state)
+    assert torch.equal(rows.pair_i, reference.pair_i)
+    assert torch.equal(rows.pair_j, reference.pair_j)
+    assert torch.equal(rows.pair_shift, reference.pair_shift)
+    lj = _lj()
+    torch.testing.assert_close(lj.forward(state).forces, _torch_forces(state, lj), rtol=1e-11, atol=1e-13)
+
+
 def _torch_forces(state, lj):
     state = state.clone()
     NeighborList(CUTOFF_A, skin_A=1.0).update(state)

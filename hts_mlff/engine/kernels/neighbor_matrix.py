@@ -15,16 +15,15 @@ whichever pack a replica runs in. Rows are rebuilt only for the systems whose at
 than half the skin (cell deformation included), so one restless replica does not make the
 whole pack rebuild.
 
-Builders, all on the state's device but the last:
+Builders, both on the state's device:
 
 * cells wider than twice the list range in every direction, at most
   :data:`MIN_IMAGE_MAX_ATOMS` atoms: all pairs by minimum image (one thread per atom,
   neighbours visited in index order, so rows come out sorted);
-* larger systems whose cell holds three or more bins of the list range in every direction: a
-  cell list (atoms sorted by bin, then index; one thread per atom over its 27 bins, the row
-  then insertion-sorted);
-* anything else (cells narrower than three list ranges: several images of one neighbour):
-  vesin's cell list on the CPU, sorted into rows.
+* any other system, any cell shape: a cell list (bins at least the list range wide along each
+  face normal, or one bin where the cell is narrower; atoms sorted by bin, then index; one
+  thread per atom over the bins within reach, periodic images of the bins and of the atom itself
+  included, the row then insertion-sorted). Every build runs on the state's device.
 """
 
 import functools
@@ -174,6 +173,9 @@ def _binned_kernel(scalar: Any) -> Any:
         n0: wp.int32,
         n1: wp.int32,
         n2: wp.int32,
+        r0: wp.int32,
+        r1: wp.int32,
+        r2: wp.int32,
         cell: wp.array2d(dtype=scalar),
         offset: wp.int32,
         range2: scalar,
@@ -182,9 +184,11 @@ def _binned_kernel(scalar: Any) -> Any:
         shift_code: wp.array2d(dtype=wp.int32),
         counts: wp.array(dtype=wp.int32),
     ):
-        # one thread per atom of one system (local index a, global index offset + a); bins of
-        # at least the list range, three or more per direction, so the 27 around an atom are
-        # distinct and hold every neighbour once
+        # One thread per atom of one system (local index a, global index offset + a). Bins of
+        # at least the list range along each face normal where the cell holds one (else one bin);
+        # the atom visits bin offsets d in [-r, r] per direction, each a distinct (bin, periodic
+        # image) — r = 1 unless the cell is narrower than the range — so every neighbour image
+        # within the range is met once, the atom's own images included.
         a = wp.tid() + first
         i = a + offset
         width = neighbors.shape[1]
@@ -192,42 +196,40 @@ def _binned_kernel(scalar: Any) -> Any:
         f0 = wrapped[a, 0]
         f1 = wrapped[a, 1]
         f2 = wrapped[a, 2]
-        for d0 in range(-1, 2):
+        for d0 in range(-r0, r0 + 1):
             c0 = bin_of[a, 0] + d0
-            w0 = wp.int32(0)
-            if c0 < 0:
-                c0 = c0 + n0
-                w0 = wp.int32(-1)
-            if c0 >= n0:
-                c0 = c0 - n0
-                w0 = wp.int32(1)
-            for d1 in range(-1, 2):
+            w0 = wp.int32(wp.floor(scalar(c0) / scalar(n0)))
+            c0 = c0 - w0 * n0
+            for d1 in range(-r1, r1 + 1):
                 c1 = bin_of[a, 1] + d1
-                w1 = wp.int32(0)
-                if c1 < 0:
-                    c1 = c1 + n1
-                    w1 = wp.int32(-1)
-                if c1 >= n1:
-                    c1 = c1 - n1
-                    w1 = wp.int32(1)
-                for d2 in range(-1, 2):
+                w1 = wp.int32(wp.floor(scalar(c1) / scalar(n1)))
+                c1 = c1 - w1 * n1
+                for d2 in range(-r2, r2 + 1):
                     c2 = bin_of[a, 2] + d2
-                    w2 = wp.int32(0)
-                    if c2 < 0:
-                        c2 = c2 + n2
-                        w2 = wp.int32(-1)
-                    if c2 >= n2:
-                        c2 = c2 - n2
-                        w2 = wp.int32(1)
+                    w2 = wp.int32(wp.floor(scalar(c2) / scalar(n2)))
+                    c2 = c2 - w2 * n2
+                    # the atom's own image: in a full row any non-zero shift, in a half row one
+                    # whose first non-zero component is positive
+                    own = wp.int32(0)
+                    if w0 != 0 or w1 != 0 or w2 != 0:
+                        own = wp.int32(1)
+                        if half_rows != 0:
+                            lead = w0
+                            if lead == 0:
+                                lead = w1
+                            if lead == 0:
+                                lead = w2
+                            if lead < 0:
+                                own = wp.int32(0)
                     b = (c0 * n1 + c1) * n2 + c2
                     q0 = bin_start[b]
                     q1 = bin_start[b + 1]
-                    if half_rows != 0:  # a bin's atoms are in index order: skip those ≤ a at once
-                        while q0 < q1 and bin_atoms[q0] <= a:
+                    if half_rows != 0:  # a bin's atoms are in index order: skip those below a at once
+                        while q0 < q1 and bin_atoms[q0] < a:
                             q0 = q0 + 1
                     for q in range(q0, q1):
                         bj = bin_atoms[q]
-                        if bj != a:
+                        if bj != a or own != 0:
                             e0 = wrapped[bj, 0] + scalar(w0) - f0
                             e1 = wrapped[bj, 1] + scalar(w1) - f1
                             e2 = wrapped[bj, 2] + scalar(w2) - f2
@@ -321,13 +323,6 @@ def _decode(code: torch.Tensor) -> torch.Tensor:
 
 #: The code of a zero shift (the pair lies inside the cell): kernels skip the shift's arithmetic.
 ZERO_SHIFT_CODE = (512 << 20) | (512 << 10) | 512
-
-
-def _encode(shifts: torch.Tensor) -> torch.Tensor:
-    s = shifts.to(torch.int64) + _SHIFT_OFFSET
-    if bool(((s < 0) | (s > 1023)).any()):
-        raise OverflowError("periodic shift beyond ±511 cells: positions drifted too far from the cell")
-    return (s[..., 0] << 20) | (s[..., 1] << 10) | s[..., 2]
 
 
 def _cell_widths(cells: np.ndarray) -> np.ndarray:
@@ -481,20 +476,18 @@ class NeighborMatrix:
         # Shifts are packed in ±511 cells: a replica that flew hundreds of cells away (an
         # explosion between two guard checks) gets empty rows, no forces, and the guard freezes it.
         finite = finite & ~(extent * math.sqrt(3.0) > geometry["far_A"])
-        min_image_t, binned_t = geometry["min_image"], geometry["binned"]
-        # rebuild flag per system: 0 keep, 1 minimum image, 2 clear (a failed replica), 3 vesin, 4 bins
+        # rebuild flag per system: 0 keep, 1 minimum image, 2 clear (a failed replica), 4 bins
         flag = torch.where(finite, geometry["kind"], 2)
         flag = torch.where(systems, flag, 0).to(torch.int32)
         while True:
             self._launch_min_image(state, flag, inverse=geometry["inverse"])
-            self._fill_binned(state, flag == 4, bins=geometry["bins"])
-            overflow = self._fill_from_vesin(state, flag == 3)
+            self._fill_binned(state, flag == 4, bins=geometry["bins"], reach=geometry["reach"])
             max_count = int(self.counts.max()) if n else 0
             width = self.neighbors.shape[1]
-            if max_count <= width and not overflow:
+            if max_count <= width:
                 break
             self._allocate(n, math.ceil(max(max_count, width) * 1.25) + 4, dev)
-            flag = torch.where(finite, torch.where(min_image_t, 1, torch.where(binned_t, 4, 3)), 2).to(torch.int32)
+            flag = torch.where(finite, geometry["kind"], 2).to(torch.int32)
             systems = torch.ones_like(systems)
         if bool(systems.all()):
             self._ref_positions.copy_(positions)
@@ -524,18 +517,19 @@ class NeighborMatrix:
         face_widths = _cell_widths(cells_np)  # (S, 3)
         widths = face_widths.min(axis=1)
         min_image = (widths > 2.0 * self.range_A) & (sizes.cpu().numpy() <= MIN_IMAGE_MAX_ATOMS)
-        # bins of ≥ the list range, 27 scanned per atom (125 bins of half the range were measured
-        # no faster: fewer candidates, more loop overhead)
-        bins = np.floor(face_widths / self.range_A).astype(np.int64)
-        binned = (bins.min(axis=1) >= 3) & ~min_image
-        kind = np.where(min_image, 1, np.where(binned, 4, 3))
+        # bins of ≥ the list range (one where the cell is narrower), 27 scanned per atom (125
+        # bins of half the range were measured no faster: fewer candidates, more loop overhead);
+        # a cell narrower than the range is scanned over ±reach of its images
+        bins = np.maximum(1, np.floor(face_widths / self.range_A)).astype(np.int64)
+        reach = np.where(face_widths >= self.range_A, 1, np.ceil(self.range_A / face_widths)).astype(np.int64)
+        kind = np.where(min_image, 1, 4)
         self._geometry = {
             "cell": cell.clone(),
             "sizes": sizes.clone(),
             "min_image": torch.as_tensor(min_image, device=dev),
-            "binned": torch.as_tensor(binned, device=dev),
             "kind": torch.as_tensor(kind, dtype=torch.int32, device=dev),
             "bins": bins,
+            "reach": reach,
             "far_A": torch.as_tensor(250.0 * widths, dtype=state.dtype, device=dev),
             "inverse": torch.linalg.inv(cell.contiguous()).contiguous(),
         }
@@ -588,9 +582,9 @@ class NeighborMatrix:
             device=dev,
         )
 
-    def _fill_binned(self, state: BatchState, systems: torch.Tensor, *, bins: np.ndarray) -> None:
-        """Rows of ``systems`` from a cell list on the state's device (cells with three or more
-        bins of at least the list range in every direction)."""
+    def _fill_binned(self, state: BatchState, systems: torch.Tensor, *, bins: np.ndarray, reach: np.ndarray) -> None:
+        """Rows of ``systems`` from a cell list on the state's device: (S, 3) bins per direction
+        (each at least the list range wide, or one), scanned over ±``reach`` bins."""
         picked = torch.nonzero(systems).flatten().tolist()
         if not picked:
             return
@@ -625,9 +619,8 @@ class NeighborMatrix:
                     as_warp(bin_of.to(torch.int32).contiguous(), wp.int32),
                     as_warp(order.to(torch.int32).contiguous(), wp.int32),
                     as_warp(bin_start.to(torch.int32).contiguous(), wp.int32),
-                    wp.int32(int(bins[system][0])),
-                    wp.int32(int(bins[system][1])),
-                    wp.int32(int(bins[system][2])),
+                    *(wp.int32(int(v)) for v in bins[system]),
+                    *(wp.int32(int(v)) for v in reach[system]),
                     as_warp(cell, scalar),
                     wp.int32(lo),
                     scalar(self.range_A * self.range_A),
@@ -638,41 +631,6 @@ class NeighborMatrix:
                 ],
                 device=warp_device(state.device),
             )
-
-    def _fill_from_vesin(self, state: BatchState, systems: torch.Tensor) -> bool:
-        """Rows of ``systems`` from vesin's cell list (any cell shape, several images of one
-        neighbour allowed), sorted by (neighbour, shift). Returns True if a row overflowed."""
-        from hts_mlff.engine.neighbors import system_pairs
-
-        picked = torch.nonzero(systems).flatten().tolist()
-        if not picked:
-            return False
-        offsets = state.system_offsets().tolist()
-        positions = state.positions.detach().cpu().double().numpy()
-        cells = state.cell.detach().cpu().double().numpy()
-        overflow = False
-        for system in picked:
-            lo, hi = offsets[system], offsets[system + 1]
-            i, j, s = system_pairs(positions[lo:hi], cell=cells[system], cutoff_A=self.range_A)
-            i, j, s = (torch.as_tensor(a, device=state.device) for a in (i, j, s))
-            if self.half:  # already canonical: i < j (or i == j, first non-zero shift positive)
-                rows, cols, codes = i + lo, j + lo, _encode(s)
-            else:
-                rows, cols, codes = torch.cat([i, j]) + lo, torch.cat([j, i]) + lo, _encode(torch.cat([s, -s]))
-            key = (rows - lo) * (hi - lo) + (cols - lo)
-            order = torch.argsort(key * (1 << 30) + codes, stable=True)
-            rows, cols, codes = rows[order], cols[order], codes[order]
-            count = torch.bincount(rows - lo, minlength=hi - lo)
-            first = torch.cumsum(count, 0) - count
-            slot = torch.arange(len(rows), device=state.device) - first[rows - lo]
-            width = self.neighbors.shape[1]
-            self.counts[lo:hi] = count.to(torch.int32)
-            if len(count) and int(count.max()) > width:
-                overflow = True
-                continue
-            self.neighbors[rows, slot] = cols.to(torch.int32)
-            self.shift_code[rows, slot] = codes.to(torch.int32)
-        return overflow
 
     # ------------------------------------------------------------------ other layouts
     def half_list(self, state: BatchState) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
