@@ -197,7 +197,10 @@ def _run_md(
     random = ReplicaRandom(keys, device=dev)
     targets_t = temperature_K.to(device=dev, dtype=dtype).clone()  # a refilled slot changes its own
     list_range = list_range_A(forcefield.cutoff_A, min_pair_distance_A=protocol.guard.min_pair_distance_A)
-    rows = forcefield.uses_neighbor_rows and kernels_enabled(dev)
+    # The compiled builders make the list of every force field where they run (a GNN reads it as
+    # the canonical half pair list derived from the rows: the same pairs in the same order as the
+    # torch list, so the same bits, and no CPU round trip on a GPU).
+    rows = kernels_enabled(dev)
     # CPU: half rows (each pair once, both ends written by one serial launch per span of whole
     # systems); GPU: full rows, one thread per atom. The layout depends on the device only, so a
     # trajectory's bits do not depend on its pack or on the number of threads.
