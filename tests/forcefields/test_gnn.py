@@ -187,3 +187,36 @@ def test_radial_table_takes_distances_at_the_cutoff_in_float32():
     weights = table.weights(d)
     assert torch.isfinite(weights).all()
     assert torch.isnan(table.weights(torch.tensor([float("nan")]))).all()
+
+
+def test_gnn_md_on_lists_from_the_compiled_builders_matches_the_torch_list(monkeypatch):
+    """Where the kernels run, MD hands the GNN the half pair list derived from the compiled rows:
+    the same pairs in the same order as the torch list, so the same trajectory bit for bit."""
+    from hts_mlff.engine import MDProtocol, md, run_md
+    from hts_mlff.engine.kernels import kernels_enabled
+    from hts_mlff.engine.neighbors import NeighborList
+
+    if not kernels_enabled(torch.device("cpu")):
+        pytest.skip("warp-lang not installed")
+    runs = []
+    for rows in (False, True):
+        made = []
+
+        def neighbor_list(cutoff_A, *, use_rows=rows, made=made, **kwargs):
+            kwargs["rows"] = use_rows  # whatever the engine asked for
+            made.append(NeighborList(cutoff_A, **kwargs))
+            return made[-1]
+
+        monkeypatch.setattr(md, "NeighborList", neighbor_list)
+        state = batch([argon(repeat=2, rattle=0.05, seed=1), argon(repeat=3, rattle=0.05, seed=2)])
+        run_md(
+            state,
+            small_gnn(conservative=False),
+            protocol=MDProtocol(timestep_fs=10.0, production_steps=12, sample_every_steps=6, ensemble="nvt"),
+            temperature_K=torch.tensor([60.0, 90.0], dtype=torch.float64),
+            pressure_bar=torch.zeros(2, dtype=torch.float64),
+            keys=[5, 6],
+        )
+        assert (made[0].rows is not None) == rows
+        runs.append(state.positions.clone())
+    assert torch.equal(runs[0], runs[1])
