@@ -42,16 +42,7 @@ def replica_key(campaign: str, task_id: str) -> int:
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
-    """Hash int64 tensors holding values in [0, 2³²) to [0, 2³²)."""
-    x = x ^ (x >> 16)
-    x = (x * 0x7FEB352D) & _MASK32
-    x = x ^ (x >> 15)
-    x = (x * 0x846CA68B) & _MASK32
-    return x ^ (x >> 16)
-
-
-def _mix32_numpy(x: np.ndarray) -> np.ndarray:
-    """:func:`_mix32` on int64 arrays (the same integers; a few µs for a pack's replicas)."""
+    """Hash int64 tensors (or numpy int64 arrays) holding values in [0, 2³²) to [0, 2³²)."""
     x = x ^ (x >> 16)
     x = (x * 0x7FEB352D) & _MASK32
     x = x ^ (x >> 15)
@@ -120,10 +111,10 @@ class ReplicaRandom:
             base = self.stream_base(stream, step)
             return torch.where(base >= 2**31, base - 2**32, base).to(torch.int32)
         key_hash, start = self._key_hash.numpy(), self.start_step.numpy()  # share the tensors' memory
-        h = _mix32_numpy((key_hash + int(stream)) & _MASK32)
+        h = _mix32((key_hash + int(stream)) & _MASK32)
         own = step - start
-        h = _mix32_numpy((h + (own & _MASK32)) & _MASK32)
-        h = _mix32_numpy((h + (own >> 32)) & _MASK32)
+        h = _mix32((h + (own & _MASK32)) & _MASK32)
+        h = _mix32((h + (own >> 32)) & _MASK32)
         if self._bits is None or self._bits.shape[0] != h.shape[0]:
             self._bits = torch.empty(h.shape[0], dtype=torch.int32)
         self._bits.numpy()[:] = h.astype(np.uint32).view(np.int32)
