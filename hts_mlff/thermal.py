@@ -67,6 +67,9 @@ class SedStudy:
     lifetimes_line: xr.Dataset  # (point, k, branch): peaks, lifetimes, harmonic_THz
     kappa: xr.Dataset  # (system, forcefield, temperature_K, pressure_bar): κ, jackknife error, n_modes, …
     notes: list[str] = field(default_factory=list)
+    #: per state point (forcefield, T, P): the full grid's modes behind κ — ``lifetime_ps`` and
+    #: ``mode_kappa_W_per_mK`` (harmonic group velocities) over (k, branch)
+    modes: dict[tuple[str, float, float], xr.Dataset] = field(default_factory=dict)
 
 
 def _fcc_system(spec: Campaign, system: str) -> FccSystem:
@@ -113,6 +116,7 @@ def _kappa_with_jackknife(
     temperature_K: float,
     heat_capacity: str,
     n_segments: int,
+    modes_out: dict[str, xr.Dataset],
 ) -> dict[str, float]:
     frequencies, polarizations, velocities = modes
     per_seed = spectral_energy_density(point, k_grid, polarizations=polarizations, n_segments=n_segments)
@@ -125,6 +129,9 @@ def _kappa_with_jackknife(
 
     full_fits = phonon_lifetimes(per_seed.mean("traj", keep_attrs=True), guesses_THz=frequencies)
     full = kappa_of(full_fits)
+    modes_out["modes"] = xr.Dataset(
+        {"lifetime_ps": full_fits["lifetime_ps"], "mode_kappa_W_per_mK": full["mode_kappa_W_per_mK"]}
+    )
     peaks = kappa_of(full_fits, from_peaks=True)
     n = per_seed.sizes["traj"]
     err = err_peaks = np.nan
@@ -181,6 +188,7 @@ def sed_study(
             raise ValueError(f"the store has no {name!r}: run the campaign with analyses: [sed] (stored velocities)")
     frame = ds["traj"].to_index().to_frame(index=False)
     lines, fits, rows, notes = [], [], [], []
+    mode_tables: dict[tuple[str, float, float], xr.Dataset] = {}
     keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
     for forcefield_name, temperature, pressure in keys.itertuples(index=False):
         chosen = np.flatnonzero(
@@ -217,6 +225,7 @@ def sed_study(
             k_grid = grid_kpoints(cell, 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
             modes = harmonic_reference(reference, unit, k_grid)
             volume = float(np.mean(np.abs(np.linalg.det(cells))))
+            found: dict[str, xr.Dataset] = {}
             row.update(
                 _kappa_with_jackknife(
                     point,
@@ -226,8 +235,10 @@ def sed_study(
                     temperature_K=float(point["kinetic_temperature_K"].mean()),
                     heat_capacity=heat_capacity,
                     n_segments=n_segments,
+                    modes_out=found,
                 )
             )
+            mode_tables[(forcefield_name, float(temperature), float(pressure))] = found["modes"]
         rows.append(row)
     if not rows:
         raise ValueError(f"no complete trajectory of system {system!r} with stored velocities")
@@ -242,6 +253,7 @@ def sed_study(
         lifetimes_line=xr.concat(fits, dim="point", coords="minimal", compat="override").assign_coords(point_index),
         kappa=xr.Dataset.from_dataframe(table),
         notes=notes,
+        modes=mode_tables,
     )
 
 

@@ -12,6 +12,8 @@ import xarray as xr
 from typer.testing import CliRunner
 
 import hts_mlff
+from hts_mlff.analysis.sed import relaxation_time_running_kappa
+from hts_mlff.analysis.thermal_report import running_kappa_comparison
 from hts_mlff.cli import app
 from hts_mlff.spec.model import Campaign
 from hts_mlff.store.layout import CampaignStore
@@ -106,6 +108,18 @@ def test_kappa_from_sed_and_green_kubo_are_finite_and_of_one_order(study):
     curve = green_kubo.running.isel(point=int(np.flatnonzero(green_kubo.running["temperature_K"].values == 30.0)[0]))
     at_cutoff = curve["kappa_W_per_mK"].sel(lag_fs=float(point["cutoff_fs"]))
     assert float(at_cutoff) == pytest.approx(gk, rel=1e-9)
+    # the relaxation-time running κ of the SED modes rises to the SED κ (eq. 9) and is tabulated
+    # beside Green–Kubo's
+    modes = result.modes[("lj", 30.0, 137.1)]
+    rta = relaxation_time_running_kappa(modes, np.array([0.0, 1e3, 1e4, 1e12]))
+    assert float(rta[0]) == 0.0 and np.all(np.diff(rta.values) > 0)
+    assert float(rta[-1]) == pytest.approx(sed, rel=1e-9)
+    lags = green_kubo.running["lag_fs"].values
+    table = running_kappa_comparison(
+        green_kubo.running, {("ar", *key): relaxation_time_running_kappa(m, lags) for key, m in result.modes.items()}
+    )
+    assert set(table["temperature_K"]) == {5.0, 30.0} and (table["t_ps"] <= lags[-1] / 1000).all()
+    assert np.allclose(table["GK − RTA"], table["kappa GK"] - table["kappa RTA (SED)"])
 
 
 def test_thermal_command_writes_tables_and_figures(crystal_store, tmp_path):

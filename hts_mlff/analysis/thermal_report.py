@@ -142,3 +142,65 @@ def plot_kappa(table: pd.DataFrame, path: str | Path) -> str:
     ax.set_ylabel("κ (W/(m·K))")
     ax.legend(fontsize=7)
     return save_figure(fig, path)
+
+
+#: Integration times (ps) at which the relaxation-time and Green–Kubo running κ are tabulated.
+COMPARISON_TIMES_PS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0)
+
+
+def running_kappa_comparison(running: xr.Dataset, rta: dict[tuple, xr.DataArray]) -> pd.DataFrame:
+    """Green–Kubo's seed-mean running κ(t) (± standard error) beside the relaxation-time κ_RTA(t)
+    of the same state point, at :data:`COMPARISON_TIMES_PS` within the Green–Kubo lags.
+
+    ``running`` from :func:`hts_mlff.thermal.green_kubo_study`; ``rta`` maps (system, forcefield,
+    T, P) to :func:`hts_mlff.analysis.sed.relaxation_time_running_kappa` on ``running``'s lags.
+    """
+    rows = []
+    lag_fs = running["lag_fs"].values
+    for i in range(running.sizes["point"]):
+        curve = running.isel(point=i)
+        key = tuple(curve[name].item() for name in ("system", "forcefield", "temperature_K", "pressure_bar"))
+        if key not in rta:
+            continue
+        for t_ps in COMPARISON_TIMES_PS:
+            at = int(np.searchsorted(lag_fs, 1000.0 * t_ps))
+            if at >= lag_fs.size:
+                break
+            gk = float(curve["kappa_W_per_mK"].values[at])
+            rows.append(
+                {
+                    "system": key[0],
+                    "forcefield": key[1],
+                    "temperature_K": key[2],
+                    "pressure_bar": key[3],
+                    "t_ps": round(float(lag_fs[at]) / 1000.0, 3),
+                    "kappa GK": gk,
+                    "± GK": float(curve["kappa_sem"].values[at]),
+                    "kappa RTA (SED)": float(rta[key].values[at]),
+                    "GK − RTA": gk - float(rta[key].values[at]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def plot_running_kappa_rta(running: xr.Dataset, rta: dict[tuple, xr.DataArray], path: str | Path) -> str:
+    """Green–Kubo running κ(t) (± standard error) with the relaxation-time κ_RTA(t) of the SED
+    modes of the same state point (dashed)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    lag_ps = running["lag_fs"].values / 1000.0
+    for i in range(running.sizes["point"]):
+        curve = running.isel(point=i)
+        key = tuple(curve[name].item() for name in ("system", "forcefield", "temperature_K", "pressure_bar"))
+        if key not in rta:
+            continue
+        mean, sem = curve["kappa_W_per_mK"].values, curve["kappa_sem"].values
+        label = f"{key[0]} {key[1]} {key[2]:g} K {key[3]:g} bar"
+        (line,) = ax.plot(lag_ps, mean, lw=1.2, label=f"Green–Kubo, {label}")
+        ax.fill_between(lag_ps, mean - sem, mean + sem, color=line.get_color(), alpha=0.25, lw=0)
+        ax.plot(lag_ps, rta[key].values, ls="--", lw=1.2, color=line.get_color(), label="relaxation time (SED modes)")
+    ax.set_xscale("log")
+    ax.set_xlabel("integration time t (ps)")
+    ax.set_ylabel("running κ(t) (W/(m·K))")
+    ax.legend(fontsize=6)
+    return save_figure(fig, path)

@@ -127,14 +127,24 @@ def thermal(
     cutoff_fs: Annotated[
         float | None, typer.Option(help="Green–Kubo integration cut-off (default: first zero of the HCACF).")
     ] = None,
+    green_kubo_store: Annotated[
+        Path | None,
+        typer.Option(
+            help="Store of a heat-flux campaign on the same cells: set its running κ(t) beside the one the SED "
+            "modes' lifetimes predict (relaxation-time picture)."
+        ),
+    ] = None,
 ) -> None:
     """SED maps, phonon lifetimes and κ (SED and Green–Kubo) per (force field, T, P)."""
+    from hts_mlff.analysis.sed import relaxation_time_running_kappa
     from hts_mlff.analysis.thermal_report import (
         kappa_table,
         plot_kappa,
         plot_lifetimes,
         plot_running_kappa,
+        plot_running_kappa_rta,
         plot_sed_map,
+        running_kappa_comparison,
     )
     from hts_mlff.store.layout import StoreError
     from hts_mlff.thermal import green_kubo_study, sed_study
@@ -167,6 +177,11 @@ def thermal(
             )
         if "heat_current_eV_A_per_fs" in ds:
             green_kubo = green_kubo_study(ds, cutoff_fs=cutoff_fs, system=system)
+        elif green_kubo_store is not None:
+            other, _, _, _ = _store_with_spec(green_kubo_store, system=None, allow_code=False)
+            green_kubo = green_kubo_study(other, cutoff_fs=cutoff_fs, system=system)
+        if green_kubo_store is not None and (study is None or not study.modes):
+            raise ValueError("--green-kubo-store compares with SED κ: the store needs velocities (analyses: [sed])")
     except (StoreError, ValueError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -175,6 +190,21 @@ def thermal(
     table = kappa_table(study.kappa if study is not None else None, green_kubo.kappa if green_kubo else None)
     if not table.empty:
         _print_frame(table, title=f"{store.name}: thermal conductivity ({heat_capacity} C for SED)")
+    rta = {}
+    if study is not None and green_kubo is not None and study.modes:
+        lags = green_kubo.running["lag_fs"].values
+        sed_system = study.kappa["system"].values[0]
+        rta = {(sed_system, *key): relaxation_time_running_kappa(m, lags) for key, m in study.modes.items()}
+        comparison = running_kappa_comparison(green_kubo.running, rta)
+        if comparison.empty:
+            err_console.print(
+                "[yellow]no Green–Kubo state point matches the SED ones (system, force field, T, P)[/yellow]"
+            )
+        else:
+            _print_frame(
+                comparison.set_index(["system", "forcefield", "temperature_K", "pressure_bar", "t_ps"]),
+                title="running κ(t): Green–Kubo against the relaxation-time picture of the SED modes",
+            )
     if study is not None:
         line = study.lifetimes_line
         summary = line[["peak_THz", "harmonic_THz", "lifetime_ps"]].median(["k", "branch"]).to_dataframe()
@@ -188,6 +218,12 @@ def thermal(
             written += [output / "kappa.csv", plot_kappa(table, output / "kappa.png")]
         if green_kubo is not None:
             written.append(plot_running_kappa(green_kubo.running, green_kubo.kappa, output / "running-kappa.png"))
+        if rta:
+            comparison.to_csv(output / "running-kappa-rta.csv")
+            written += [
+                output / "running-kappa-rta.csv",
+                plot_running_kappa_rta(green_kubo.running, rta, output / "running-kappa-rta.png"),
+            ]
         if study is not None:
             study.lifetimes_line.reset_index("point").to_dataframe().to_csv(output / "lifetimes-gamma-x.csv")
             written += [

@@ -14,6 +14,7 @@ from hts_mlff.analysis.sed import (
     line_kpoints,
     mode_heat_capacity_eV_per_K,
     phonon_lifetimes,
+    relaxation_time_running_kappa,
     sed_thermal_conductivity,
     spectral_energy_density,
     windowed_lorentzian,
@@ -196,3 +197,19 @@ def test_a_store_chunked_in_time_gives_the_same_sed_as_one_block():
     chunked = spectral_energy_density(ds.chunk({"velocity_time_fs": 64}), k_line)
     assert ds.chunk({"velocity_time_fs": 64})["velocities"].data.numblocks[1] == 7
     np.testing.assert_allclose(chunked.values, whole.values, rtol=1e-10, atol=1e-20)
+
+
+def test_relaxation_time_running_kappa_of_known_modes():
+    """κ_RTA(t) = Σ κ_mode (1 − e^{−t/τ}): two modes (0.2 W/m·K, 1 ps; 0.1 W/m·K, 10 ps), one
+    without a lifetime (left out)."""
+    modes = xr.Dataset(
+        {
+            "lifetime_ps": (("k", "branch"), np.array([[1.0, 10.0, np.nan]])),
+            "mode_kappa_W_per_mK": (("k", "branch"), np.array([[0.2, 0.1, 0.0]])),
+        }
+    )
+    lag_fs = np.array([0.0, 1000.0, 10_000.0, 1e9])
+    kappa = relaxation_time_running_kappa(modes, lag_fs)
+    expected = 0.2 * (1 - np.exp(-lag_fs / 1000.0)) + 0.1 * (1 - np.exp(-lag_fs / 10_000.0))
+    np.testing.assert_allclose(kappa.values, expected, rtol=1e-12)
+    assert kappa.dims == ("lag_fs",) and float(kappa[-1]) == pytest.approx(0.3)
