@@ -6,7 +6,7 @@ sums in a fixed order without atomics, so results are bit-identical whichever pa
 replica runs in, on CPU and on a GPU.
 
 * :mod:`~hts_mlff.engine.kernels.neighbor_matrix`: per-atom (full) neighbour rows, sorted by
-  neighbour index, rebuilt per system;
+  neighbour index, rebuilt per system (its kernels: :mod:`~hts_mlff.engine.kernels.neighbor_builders`);
 * :mod:`~hts_mlff.engine.kernels.pair`: pair potentials over those rows with the energy,
   virial, closest pair and largest force of every system in the same pass.
 
