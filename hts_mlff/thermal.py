@@ -27,7 +27,12 @@ import xarray as xr
 from ase import Atoms
 from ase.build import bulk
 
-from hts_mlff.analysis.green_kubo import green_kubo_kappa, heat_current_autocorrelation, running_kappa
+from hts_mlff.analysis.green_kubo import (
+    green_kubo_kappa,
+    heat_current_autocorrelation,
+    running_kappa,
+    two_stage_decomposition,
+)
 from hts_mlff.analysis.sed import (
     grid_kpoints,
     line_kpoints,
@@ -261,7 +266,9 @@ def sed_study(
 class GreenKuboStudy:
     """Results of :func:`green_kubo_study`."""
 
-    kappa: xr.Dataset  # (system, forcefield, temperature_K, pressure_bar): κ, interval, cut-off
+    #: (system, forcefield, temperature_K, pressure_bar): κ, interval, cut-off, and its split into
+    #: short- and long-time parts (:func:`~hts_mlff.analysis.green_kubo.two_stage_decomposition`)
+    kappa: xr.Dataset
     running: xr.Dataset  # (point, lag_fs): seed-mean running κ(t) and its standard error, W/(m·K)
 
 
@@ -279,6 +286,8 @@ def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None, system: 
     by = ("system", "forcefield", "temperature_K", "pressure_bar")
     hcacf = heat_current_autocorrelation(done)  # once: for κ and for the curves behind it
     kappa = green_kubo_kappa(done, cutoff_fs=cutoff_fs, by=by, hcacf=hcacf)
+    stages = two_stage_decomposition(done, hcacf=hcacf, fit_to_fs=cutoff_fs, by=by).drop_vars("n_seeds")
+    kappa = kappa.merge(stages)
     running = running_kappa(done, hcacf)
     frame = running["traj"].to_index().to_frame(index=False)[list(by)]
     means, sems, labels = [], [], []

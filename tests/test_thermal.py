@@ -108,6 +108,11 @@ def test_kappa_from_sed_and_green_kubo_are_finite_and_of_one_order(study):
     curve = green_kubo.running.isel(point=int(np.flatnonzero(green_kubo.running["temperature_K"].values == 30.0)[0]))
     at_cutoff = curve["kappa_W_per_mK"].sel(lag_fs=float(point["cutoff_fs"]))
     assert float(at_cutoff) == pytest.approx(gk, rel=1e-9)
+    # κ split into short- and long-time parts: they add up to the fit, which is close to κ
+    parts = [float(point[f"kappa_{p}_W_per_mK"]) for p in ("short", "long")]
+    assert all(p > 0 for p in parts) and sum(parts) == pytest.approx(float(point["kappa_fit_W_per_mK"]))
+    assert sum(parts) == pytest.approx(gk, rel=0.3)
+    assert float(point["tau_short_fs"]) < float(point["tau_long_fs"])
     # the relaxation-time running κ of the SED modes rises to the SED κ (eq. 9) and is tabulated
     # beside Green–Kubo's
     modes = result.modes[("lj", 30.0, 137.1)]

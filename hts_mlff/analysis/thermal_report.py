@@ -73,7 +73,8 @@ def plot_lifetimes(lifetimes: xr.Dataset, path: str | Path) -> str:
 
 
 def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> pd.DataFrame:
-    """One row per (force field, T, P): κ from SED (± jackknife) and from Green–Kubo (interval)."""
+    """One row per (force field, T, P): κ from SED (± jackknife) and from Green–Kubo (interval),
+    with Green–Kubo's long-time (phonon) part, the one to set against SED's relaxation-time sum."""
     frames = []
     if sed_kappa is not None and "kappa_W_per_mK" in sed_kappa:
         names = ["kappa_W_per_mK", "kappa_err", "kappa_peak_velocity_W_per_mK", "kappa_peak_velocity_err"]
@@ -89,8 +90,19 @@ def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> 
         )
         frames.append(frame)
     if green_kubo is not None:
-        frame = green_kubo[["kappa_W_per_mK", "kappa_low", "kappa_high", "n_seeds", "cutoff_fs"]].to_dataframe()
-        frame = frame.rename(columns={"kappa_W_per_mK": "κ GK (W/m·K)", "kappa_low": "GK low", "kappa_high": "GK high"})
+        names = ["kappa_W_per_mK", "kappa_low", "kappa_high", "n_seeds", "cutoff_fs"]
+        names += [n for n in ("kappa_long_W_per_mK", "kappa_long_low", "kappa_long_high") if n in green_kubo]
+        frame = green_kubo[names].to_dataframe()
+        frame = frame.rename(
+            columns={
+                "kappa_W_per_mK": "κ GK (W/m·K)",
+                "kappa_low": "GK low",
+                "kappa_high": "GK high",
+                "kappa_long_W_per_mK": "κ GK long-time part",
+                "kappa_long_low": "long low",
+                "kappa_long_high": "long high",
+            }
+        )
         frames.append(frame)
     if not frames:
         return pd.DataFrame()
@@ -102,6 +114,7 @@ def plot_running_kappa(running: xr.Dataset, kappa: xr.Dataset, path: str | Path)
 
     ``running`` and ``kappa`` as returned by :func:`hts_mlff.thermal.green_kubo_study`; a κ(t)
     still rising at the cut-off says the runs are too short or too few for this state point.
+    Dashed: the integral of the two-stage fit of the HCACF (short- plus long-time part).
     """
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
@@ -116,6 +129,13 @@ def plot_running_kappa(running: xr.Dataset, kappa: xr.Dataset, path: str | Path)
         cutoff = kappa["cutoff_fs"].sel(key)
         if np.isfinite(float(cutoff)):
             ax.axvline(float(cutoff) / 1000.0, color=line.get_color(), ls=":", lw=1)
+        if "kappa_long_W_per_mK" in kappa:  # the two-stage fit: κ_sh(1 − e^{−t/τ_sh}) + κ_lg(1 − e^{−t/τ_lg})
+            point = kappa.sel(key)
+            fit = sum(
+                float(point[f"kappa_{part}_W_per_mK"]) * -np.expm1(-lag_ps * 1000.0 / float(point[f"tau_{part}_fs"]))
+                for part in ("short", "long")
+            )
+            ax.plot(lag_ps, fit, color=line.get_color(), ls="--", lw=0.9)
     ax.set_xlabel("integration time t (ps)")
     ax.set_ylabel("running κ(t) (W/(m·K))")
     ax.legend(fontsize=6)
