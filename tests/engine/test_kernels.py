@@ -245,10 +245,12 @@ def test_a_frozen_replica_is_skipped_and_changes_no_other_bits():
 
 
 @pytest.mark.parametrize("half_rows", [True, False])
-def test_cell_list_rows_of_large_systems_match_the_torch_list(monkeypatch, half_rows):
+@pytest.mark.parametrize("split", [1, 3])
+def test_cell_list_rows_of_large_systems_match_the_torch_list(monkeypatch, half_rows, split):
     from hts_mlff.engine.kernels import neighbor_matrix
 
     monkeypatch.setattr(neighbor_matrix, "MIN_IMAGE_MAX_ATOMS", 100)  # 864-atom cells take the bins
+    monkeypatch.setattr(neighbor_matrix, "BIN_SPLIT", split)  # 3: bins of a third of the range, ±3 scanned
     big = _sheared(argon(repeat=6, rattle=0.1, seed=4), shear=0.1)  # bins of the whole range
     big.positions += np.array([-60.0, 17.0, 33.0])
     unwrapped = argon(repeat=6, rattle=0.3, seed=7)  # orthorhombic, far from the cell

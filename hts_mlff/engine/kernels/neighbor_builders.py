@@ -4,7 +4,7 @@
 * :func:`build_kernels`: fractional coordinates, then all pairs by minimum image (rows come out
   sorted);
 * :func:`binned_kernel`: a cell list for any cell shape (bins at least the list range wide, or one),
-  periodic images within reach, the row then insertion-sorted;
+  periodic images within reach, columns beyond the range skipped, the row then insertion-sorted;
 * :func:`stale_kernel`: per system, whether an atom moved more than half the skin, whether its
   positions are finite and how far they lie from the origin.
 
@@ -127,12 +127,22 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
 def binned_kernel(scalar: Any) -> Any:
     wp = warp()
 
+    @wp.func
+    def gap(d: wp.int32, t: scalar):
+        # distance, in bins, from a point at t ∈ [0, 1) of its bin to bin offset d
+        g = scalar(0.0)
+        if d > 0:
+            g = scalar(d) - t
+        if d < 0:
+            g = t - scalar(d + 1)
+        return g
+
     @wp.kernel(enable_backward=False, module="unique")
     def build_binned(
         first: wp.int32,
         wrapped: wp.array2d(dtype=scalar),
+        binned: wp.array2d(dtype=scalar),
         image: wp.array2d(dtype=wp.int32),
-        bin_of: wp.array2d(dtype=wp.int32),
         bin_atoms: wp.array(dtype=wp.int32),
         bin_start: wp.array(dtype=wp.int32),
         n0: wp.int32,
@@ -141,75 +151,119 @@ def binned_kernel(scalar: Any) -> Any:
         r0: wp.int32,
         r1: wp.int32,
         r2: wp.int32,
+        bin_width: wp.array(dtype=scalar),
+        orthogonal: wp.int32,
         cell: wp.array2d(dtype=scalar),
         offset: wp.int32,
-        range2: scalar,
+        range_A: scalar,
         half_rows: wp.int32,
         neighbors: wp.array2d(dtype=wp.int32),
         shift_code: wp.array2d(dtype=wp.int32),
         counts: wp.array(dtype=wp.int32),
     ):
-        # One thread per atom of one system (local index a, global index offset + a). Bins of
-        # at least the list range along each face normal where the cell holds one (else one bin);
-        # the atom visits bin offsets d in [-r, r] per direction, each a distinct (bin, periodic
-        # image) — r = 1 unless the cell is narrower than the range — so every neighbour image
-        # within the range is met once, the atom's own images included.
+        # One thread per atom of one system (local index a, global index offset + a). The atom
+        # visits bin offsets d in [-r, r] per direction (r·bin width ≥ the range along each face
+        # normal), each a distinct (bin, periodic image), so every neighbour image within the
+        # range is met once, the atom's own images included. Columns (d0, d1) farther than the
+        # range from the atom along the face normals are skipped, each column's d2 span is cut
+        # to the range, and the bins of a column that share one image are read as one run
+        # (bins are stored by (c0, c1, c2), the atoms of a bin in index order).
         a = wp.tid() + first
         i = a + offset
         width = neighbors.shape[1]
+        range2 = range_A * range_A
         n_found = wp.int32(0)
         f0 = wrapped[a, 0]
         f1 = wrapped[a, 1]
         f2 = wrapped[a, 2]
+        h00 = cell[0, 0]
+        h01 = cell[0, 1]
+        h02 = cell[0, 2]
+        h10 = cell[1, 0]
+        h11 = cell[1, 1]
+        h12 = cell[1, 2]
+        h20 = cell[2, 0]
+        h21 = cell[2, 1]
+        h22 = cell[2, 2]
+        u0 = f0 * scalar(n0)
+        u1 = f1 * scalar(n1)
+        u2 = f2 * scalar(n2)
+        b0 = wp.min(wp.int32(u0), n0 - 1)
+        b1 = wp.min(wp.int32(u1), n1 - 1)
+        b2 = wp.min(wp.int32(u2), n2 - 1)
+        t0 = u0 - scalar(b0)
+        t1 = u1 - scalar(b1)
+        t2 = u2 - scalar(b2)
         for d0 in range(-r0, r0 + 1):
-            c0 = bin_of[a, 0] + d0
-            w0 = wp.int32(wp.floor(scalar(c0) / scalar(n0)))
-            c0 = c0 - w0 * n0
-            for d1 in range(-r1, r1 + 1):
-                c1 = bin_of[a, 1] + d1
-                w1 = wp.int32(wp.floor(scalar(c1) / scalar(n1)))
-                c1 = c1 - w1 * n1
-                for d2 in range(-r2, r2 + 1):
-                    c2 = bin_of[a, 2] + d2
-                    w2 = wp.int32(wp.floor(scalar(c2) / scalar(n2)))
-                    c2 = c2 - w2 * n2
-                    # the atom's own image: in a full row any non-zero shift, in a half row one
-                    # whose first non-zero component is positive
-                    own = wp.int32(0)
-                    if w0 != 0 or w1 != 0 or w2 != 0:
-                        own = wp.int32(1)
-                        if half_rows != 0:
-                            lead = w0
-                            if lead == 0:
-                                lead = w1
-                            if lead == 0:
-                                lead = w2
-                            if lead < 0:
-                                own = wp.int32(0)
-                    b = (c0 * n1 + c1) * n2 + c2
-                    q0 = bin_start[b]
-                    q1 = bin_start[b + 1]
-                    if half_rows != 0:  # a bin's atoms are in index order: skip those below a at once
-                        while q0 < q1 and bin_atoms[q0] < a:
-                            q0 = q0 + 1
-                    for q in range(q0, q1):
-                        bj = bin_atoms[q]
-                        if bj != a or own != 0:
-                            e0 = wrapped[bj, 0] + scalar(w0) - f0
-                            e1 = wrapped[bj, 1] + scalar(w1) - f1
-                            e2 = wrapped[bj, 2] + scalar(w2) - f2
-                            x = e0 * cell[0, 0] + e1 * cell[1, 0] + e2 * cell[2, 0]
-                            y = e0 * cell[0, 1] + e1 * cell[1, 1] + e2 * cell[2, 1]
-                            z = e0 * cell[0, 2] + e1 * cell[1, 2] + e2 * cell[2, 2]
-                            if x * x + y * y + z * z < range2:
-                                if n_found < width:
-                                    # x_j − x_i + s·cell with s = w − image_j + image_i
-                                    s0 = w0 - image[bj, 0] + image[a, 0]
-                                    s1 = w1 - image[bj, 1] + image[a, 1]
-                                    s2 = w2 - image[bj, 2] + image[a, 2]
-                                    neighbors[i, n_found] = bj + offset
-                                    shift_code[i, n_found] = (s0 + 512) * 1048576 + (s1 + 512) * 1024 + (s2 + 512)
-                                n_found = n_found + wp.int32(1)
+            g0 = gap(d0, t0) * bin_width[0]
+            if g0 <= range_A:
+                c0 = b0 + d0
+                w0 = c0 // n0
+                c0 = c0 - w0 * n0
+                for d1 in range(-r1, r1 + 1):
+                    g1 = gap(d1, t1) * bin_width[1]
+                    lateral2 = g1 * g1 + g0 * g0
+                    if orthogonal == 0:
+                        lateral2 = wp.max(g0, g1) * wp.max(g0, g1)
+                    if lateral2 <= range2:
+                        c1 = b1 + d1
+                        w1 = c1 // n1
+                        c1 = c1 - w1 * n1
+                        # d2 span of this column: bins within the range left along normal 2
+                        left = range_A / bin_width[2]
+                        if orthogonal != 0:
+                            left = wp.sqrt(range2 - lateral2) / bin_width[2]
+                        hi = wp.min(r2, wp.int32(left + t2))  # ≥ 0: truncation is the floor
+                        d2 = wp.max(-r2, -wp.int32(left + scalar(1.0) - t2))
+                        column = (c0 * n1 + c1) * n2
+                        while d2 <= hi:
+                            c2 = b2 + d2
+                            w2 = c2 // n2
+                            c2 = c2 - w2 * n2
+                            last = wp.min(hi, d2 + n2 - 1 - c2)  # the run: same image w2
+                            # the atom's own image: in a full row any non-zero shift, in a
+                            # half row one whose first non-zero component is positive
+                            own = wp.int32(0)
+                            if w0 != 0 or w1 != 0 or w2 != 0:
+                                own = wp.int32(1)
+                                if half_rows != 0:
+                                    lead = w0
+                                    if lead == 0:
+                                        lead = w1
+                                    if lead == 0:
+                                        lead = w2
+                                    if lead < 0:
+                                        own = wp.int32(0)
+                            e0s = scalar(w0) - f0
+                            e1s = scalar(w1) - f1
+                            e2s = scalar(w2) - f2
+                            for q in range(bin_start[column + c2], bin_start[column + c2 + last - d2 + 1]):
+                                bj = bin_atoms[q]
+                                # a full row takes every other atom and the atom's own images, a
+                                # half row the atoms after it and its own images of positive lead
+                                keep = bj != a or own != 0
+                                if half_rows != 0:
+                                    keep = bj > a or (bj == a and own != 0)
+                                if keep:
+                                    # binned: the wrapped positions in bin order (read contiguously)
+                                    e0 = binned[q, 0] + e0s
+                                    e1 = binned[q, 1] + e1s
+                                    e2 = binned[q, 2] + e2s
+                                    x = e0 * h00 + e1 * h10 + e2 * h20
+                                    y = e0 * h01 + e1 * h11 + e2 * h21
+                                    z = e0 * h02 + e1 * h12 + e2 * h22
+                                    if x * x + y * y + z * z < range2:
+                                        if n_found < width:
+                                            # x_j − x_i + s·cell with s = w − image_j + image_i
+                                            s0 = w0 - image[bj, 0] + image[a, 0]
+                                            s1 = w1 - image[bj, 1] + image[a, 1]
+                                            s2 = w2 - image[bj, 2] + image[a, 2]
+                                            neighbors[i, n_found] = bj + offset
+                                            shift_code[i, n_found] = (
+                                                (s0 + 512) * 1048576 + (s1 + 512) * 1024 + (s2 + 512)
+                                            )
+                                        n_found = n_found + wp.int32(1)
+                            d2 = last + 1
         counts[i] = n_found
         if n_found <= width:  # rows sorted by (neighbour, shift): insertion sort of a few dozen
             for k in range(1, n_found):
