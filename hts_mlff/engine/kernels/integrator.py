@@ -215,9 +215,9 @@ class FusedLangevin:
         kick_drift_thermostat, momentum_per_system, recentre_drift, _ = _kernels(scalar)
         dev = warp_device(positions.device)
         momentum_change, velocity_change = self._buffers(positions)
-        pos_w, vel_w = as_warp(positions, scalar, keep=True), as_warp(velocities, scalar, keep=True)
-        masses_w, system_w = as_warp(masses, scalar, keep=True), as_warp(self.system32, wp.int32, keep=True)
-        change_w = as_warp(momentum_change, scalar, keep=True)
+        pos_w, vel_w = as_warp(positions, scalar), as_warp(velocities, scalar)
+        masses_w, system_w = as_warp(masses, scalar), as_warp(self.system32, wp.int32)
+        change_w = as_warp(momentum_change, scalar)
         noise = (1.0 - c1 * c1) * BOLTZMANN_EV_PER_K * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
         launch(
             kick_drift_thermostat,
@@ -228,11 +228,11 @@ class FusedLangevin:
                 as_warp(forces.contiguous(), scalar),
                 masses_w,
                 system_w,
-                as_warp(self.local32, wp.int32, keep=True),
+                as_warp(self.local32, wp.int32),
                 self._active32(active, positions.device),
-                as_warp(target_K, scalar, keep=True),
-                as_warp(base_bits, wp.uint32, keep=True),
-                as_warp(table, scalar, keep=True),
+                as_warp(target_K, scalar),
+                as_warp(base_bits, wp.uint32),
+                as_warp(table, scalar),
                 scalar(timestep_fs),
                 scalar(c1),
                 scalar(noise),
@@ -241,11 +241,11 @@ class FusedLangevin:
             ],
             device=dev,
         )
-        velocity_w = as_warp(velocity_change, scalar, keep=True)
+        velocity_w = as_warp(velocity_change, scalar)
         launch(
             momentum_per_system,
             spans=self.system_spans,
-            inputs=[as_warp(self.start32, wp.int32, keep=True), masses_w, change_w, velocity_w],
+            inputs=[as_warp(self.start32, wp.int32), masses_w, change_w, velocity_w],
             device=dev,
         )
         launch(
@@ -272,10 +272,10 @@ class FusedLangevin:
             kick,
             spans=self.atom_spans,
             inputs=[
-                as_warp(velocities, scalar, keep=True),
+                as_warp(velocities, scalar),
                 as_warp(forces.contiguous(), scalar),
-                as_warp(masses, scalar, keep=True),
-                as_warp(self.system32, wp.int32, keep=True),
+                as_warp(masses, scalar),
+                as_warp(self.system32, wp.int32),
                 self._active32(active, velocities.device),
                 scalar(timestep_fs),
                 scalar(ACCEL_A_PER_FS2_PER_EV_PER_A_AMU),

@@ -103,6 +103,8 @@ class NeighborMatrix:
         self._scratch: dict[tuple, list[torch.Tensor]] = {}
         self._identity: torch.Tensor | None = None
         self._no_strain: torch.Tensor | None = None
+        self._stale_flags: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._extent: torch.Tensor | None = None
         self.system32: torch.Tensor | None = None
         #: (n_systems,) int32, 0 for frozen replicas (set by the integrator), or None: all active
         self.active32: torch.Tensor | None = None
@@ -121,28 +123,33 @@ class NeighborMatrix:
         more than half the skin since the build, cell deformation included)."""
         if self._ref_positions is None or self._ref_positions.shape != state.positions.shape:
             return torch.ones(state.n_systems, dtype=torch.bool, device=state.device)
-        if torch.equal(state.cell, self._ref_cell):
-            if self._identity is None or self._identity.shape[0] != state.n_systems:
-                self._identity = torch.eye(3, dtype=state.dtype, device=state.device).repeat(state.n_systems, 1, 1)
-                self._no_strain = torch.zeros(state.n_systems, dtype=state.dtype, device=state.device)
+        fixed_cell = torch.equal(state.cell, self._ref_cell)
+        if self._identity is None or self._identity.shape[0] != state.n_systems or self._identity.dtype != state.dtype:
+            n, kw = state.n_systems, {"dtype": state.dtype, "device": state.device}
+            self._identity = torch.eye(3, **kw).repeat(n, 1, 1)
+            self._no_strain = torch.zeros(n, **kw)
+            # the check's outputs, kept from step to step (so are their Warp views)
+            self._stale_flags = tuple(torch.empty(n, dtype=torch.int32, device=state.device) for _ in range(2))
+            self._extent = torch.empty(n, **kw)
+        if fixed_cell:
             deform, strain = self._identity, self._no_strain
         else:  # F = cell_ref⁻¹ · cell (row-vector convention)
-            deform = torch.linalg.inv(self._ref_cell) @ state.cell
+            deform = (torch.linalg.inv(self._ref_cell) @ state.cell).contiguous()
             eye = torch.eye(3, dtype=state.dtype, device=state.device)
-            strain = torch.linalg.matrix_norm(deform - eye, ord=2)
+            strain = torch.linalg.matrix_norm(deform - eye, ord=2).contiguous()
         wp = warp()
         scalar = scalar_type(state.dtype)
-        stale, finite = torch.empty((2, state.n_systems), dtype=torch.int32, device=state.device)
-        extent = torch.empty(state.n_systems, dtype=state.dtype, device=state.device)
+        stale, finite = self._stale_flags
+        extent = self._extent
         launch(
             stale_kernel(scalar),
             spans=self.system_spans,
             inputs=[
-                as_warp(state_tensor(state.positions), scalar, keep=True),
-                as_warp(self._ref_positions, scalar, keep=True),
-                as_warp(deform.contiguous(), scalar),
-                as_warp(strain.contiguous(), scalar),
-                as_warp(self.start32, wp.int32, keep=True),
+                as_warp(state_tensor(state.positions), scalar),
+                as_warp(self._ref_positions, scalar),
+                as_warp(deform, scalar),
+                as_warp(strain, scalar),
+                as_warp(self.start32, wp.int32),
                 scalar(self.range_A),
                 scalar(self.skin_A),
                 as_warp(stale, wp.int32),
@@ -306,13 +313,13 @@ class NeighborMatrix:
         scalar = scalar_type(state.dtype)
         fractional, build_min_image = build_kernels(scalar)
         dev = warp_device(state.device)
-        system_w, flag_w = as_warp(self.system32, wp.int32, keep=True), as_warp(flag, wp.int32)
-        frac = as_warp(self.scratch(state.dtype, ((state.n_atoms, 3),), tag="fractional")[0], scalar, keep=True)
+        system_w, flag_w = as_warp(self.system32, wp.int32), as_warp(flag, wp.int32)
+        frac = as_warp(self.scratch(state.dtype, ((state.n_atoms, 3),), tag="fractional")[0], scalar)
         launch(
             fractional,
             spans=self.atom_spans,
             inputs=[
-                as_warp(state_tensor(state.positions), scalar, keep=True),
+                as_warp(state_tensor(state.positions), scalar),
                 as_warp(inverse, scalar),
                 system_w,
                 flag_w,
@@ -327,13 +334,13 @@ class NeighborMatrix:
                 frac,
                 as_warp(state.cell.detach().contiguous(), scalar),
                 system_w,
-                as_warp(self.start32, wp.int32, keep=True),
+                as_warp(self.start32, wp.int32),
                 flag_w,
                 scalar(self.range_A * self.range_A),
                 wp.int32(1 if self.half else 0),
-                as_warp(self.neighbors, wp.int32, keep=True),
-                as_warp(self.shift_code, wp.int32, keep=True),
-                as_warp(self.counts, wp.int32, keep=True),
+                as_warp(self.neighbors, wp.int32),
+                as_warp(self.shift_code, wp.int32),
+                as_warp(self.counts, wp.int32),
             ],
             device=dev,
         )
@@ -392,9 +399,9 @@ class NeighborMatrix:
                     wp.int32(lo),
                     scalar(self.range_A),
                     wp.int32(1 if self.half else 0),
-                    as_warp(self.neighbors, wp.int32, keep=True),
-                    as_warp(self.shift_code, wp.int32, keep=True),
-                    as_warp(self.counts, wp.int32, keep=True),
+                    as_warp(self.neighbors, wp.int32),
+                    as_warp(self.shift_code, wp.int32),
+                    as_warp(self.counts, wp.int32),
                 ],
                 device=warp_device(state.device),
             )
