@@ -59,8 +59,13 @@ def test_rows_hold_the_torch_lists_pairs_in_canonical_order(half_rows):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("half_rows", [True, False])
-def test_kernel_forces_energy_stress_match_the_torch_path(dtype, half_rows):
+@pytest.mark.parametrize("half_rows", [True, False, "chunked"])
+def test_kernel_forces_energy_stress_match_the_torch_path(monkeypatch, dtype, half_rows):
+    if half_rows == "chunked":  # half rows with each system cut into chunks (one array copy each)
+        from hts_mlff.engine.kernels import neighbor_matrix
+
+        monkeypatch.setattr(neighbor_matrix, "CHUNK_ATOMS", 8)
+        half_rows = True
     state = _mixed_state(dtype)
     lj = _lj()
     reference_list = NeighborList(CUTOFF_A, skin_A=1.0)
@@ -194,13 +199,16 @@ def test_a_replica_flung_hundreds_of_cells_away_gets_empty_rows_not_an_error():
     assert int(nl.rows.counts[n0:].sum()) == 108 * 78 // 2
 
 
-def test_threads_split_the_work_but_not_the_bits(monkeypatch):
-    """Kernels split over threads (whole systems for the pair kernel): same trajectory, bit for bit."""
+@pytest.mark.parametrize("chunk_atoms", [512, 8])
+def test_threads_split_the_work_but_not_the_bits(monkeypatch, chunk_atoms):
+    """Kernels split over threads (whole chunks of a system for the half-row pair kernel, each
+    chunk adding into its own copy of the arrays): same trajectory, bit for bit."""
     from hts_mlff.engine.kernels import integrator, neighbor_matrix
 
     split = ((neighbor_matrix, "MIN_SPAN"), (neighbor_matrix, "MIN_BUILD_SPAN"), (neighbor_matrix, "MIN_LIGHT_SPAN"))
-    for module, name in (*split, (integrator, "MIN_LIGHT_SPAN")):
+    for module, name in (*split, (integrator, "MIN_LIGHT_SPAN"), (integrator, "MIN_THERMOSTAT_SPAN")):
         monkeypatch.setattr(module, name, 1)  # split these small systems as if they were large
+    monkeypatch.setattr(neighbor_matrix, "CHUNK_ATOMS", chunk_atoms)  # 8: up to 8 chunks per system
     before = torch.get_num_threads()
     try:
         runs = []
@@ -291,10 +299,15 @@ def _torch_forces(state, lj):
     return lj.forward(state).forces
 
 
-@pytest.mark.parametrize("half_rows", [True, False])
-def test_heat_current_from_the_kernels_partition_matches_the_pair_sum(half_rows):
+@pytest.mark.parametrize("half_rows", [True, False, "chunked"])
+def test_heat_current_from_the_kernels_partition_matches_the_pair_sum(monkeypatch, half_rows):
     """A stress step keeps half of each pair's energy and virial on each end (half rows write
     both ends), so J needs no second pass: equal to the torch path's pairwise current."""
+    if half_rows == "chunked":
+        from hts_mlff.engine.kernels import neighbor_matrix
+
+        monkeypatch.setattr(neighbor_matrix, "CHUNK_ATOMS", 8)
+        half_rows = True
     state = _mixed_state()
     state.velocities = torch.randn(state.n_atoms, 3, generator=torch.Generator().manual_seed(3), dtype=state.dtype)
     state.velocities *= 0.005

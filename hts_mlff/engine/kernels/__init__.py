@@ -190,8 +190,10 @@ def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool, min_siz
 #: sums (a few dozen operations per atom, ~5 ns) only from :data:`MIN_LIGHT_SPAN`: below that,
 #: handing half of one to another thread (~30 µs) costs more than it saves (measured: a Langevin
 #: kick of 16,384 atoms took 0.24 ms on one thread, 0.49 ms split over two).
-MIN_SPAN = 4096
+MIN_SPAN = 1024
 MIN_BUILD_SPAN = 256
+#: The thermostat step (three Gaussian draws per atom, ~60 ns) splits from this many atoms.
+MIN_THERMOSTAT_SPAN = 8192
 MIN_LIGHT_SPAN = 65536
 
 _POOLS: dict[int, ThreadPoolExecutor] = {}

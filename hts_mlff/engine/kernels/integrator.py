@@ -20,6 +20,7 @@ import torch
 
 from hts_mlff.engine.kernels import (
     MIN_LIGHT_SPAN,
+    MIN_THERMOSTAT_SPAN,
     as_warp,
     kernel_threads,
     launch,
@@ -166,6 +167,8 @@ class FusedLangevin:
         self._velocity_change: torch.Tensor | None = None
         threads = kernel_threads() if system_idx.device.type == "cpu" else 1
         self.atom_spans = spans(offsets.tolist(), threads, whole_systems=False, min_size=MIN_LIGHT_SPAN)
+        # the thermostat step draws three Gaussians per atom: heavy enough to split earlier
+        self.thermostat_spans = spans(offsets.tolist(), threads, whole_systems=False, min_size=MIN_THERMOSTAT_SPAN)
         atoms_per_system = max(1, int(offsets[-1]) // max(self.n_systems, 1))
         self.system_spans = spans(
             list(range(self.n_systems + 1)),
@@ -221,7 +224,7 @@ class FusedLangevin:
         noise = (1.0 - c1 * c1) * BOLTZMANN_EV_PER_K * ACCEL_A_PER_FS2_PER_EV_PER_A_AMU
         launch(
             kick_drift_thermostat,
-            spans=self.atom_spans,
+            spans=self.thermostat_spans,
             inputs=[
                 pos_w,
                 vel_w,

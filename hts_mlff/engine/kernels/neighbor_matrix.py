@@ -28,6 +28,7 @@ Builders, both on the state's device:
   state's device.
 """
 
+import itertools
 import math
 from typing import Any
 
@@ -52,6 +53,21 @@ from hts_mlff.engine.state import BatchState, max_per_system
 
 #: Largest system built by the all-pairs minimum-image kernel (cost n² per rebuild).
 MIN_IMAGE_MAX_ATOMS = 2048
+#: Half rows write both ends of a pair, so two threads may not share a system's force array; a
+#: large system is cut into chunks by atom index instead (a power of two, at most
+#: :data:`MAX_CHUNKS`, of at least :data:`CHUNK_ATOMS` atoms each), each adding into its own
+#: copy of the arrays, summed chunk by chunk in order. The cut depends on the system's size
+#: alone, so its forces are bit-identical whatever the number of threads or the pack.
+CHUNK_ATOMS = 512
+MAX_CHUNKS = 8
+
+
+def chunks_of(n_atoms: int) -> int:
+    """How many chunks a system of ``n_atoms`` has (see :data:`CHUNK_ATOMS`)."""
+    most = min(MAX_CHUNKS, max(1, n_atoms // CHUNK_ATOMS))
+    return 1 << (most.bit_length() - 1)
+
+
 #: Cell-list bins are at least the list range / BIN_SPLIT wide (measured on 4,000 atoms in a cube
 #: and 10,000 in a 5 × 5 × 100 rod: 1 builds ~5 % faster than 2 or 3, whose fewer candidates cost
 #: more columns to set up).
@@ -109,6 +125,10 @@ class NeighborMatrix:
         #: (n_systems,) int32, 0 for frozen replicas (set by the integrator), or None: all active
         self.active32: torch.Tensor | None = None
         self.atom_spans: list[tuple[int, int]] = []
+        self.chunk_offsets: list[int] = []
+        self.chunk32: torch.Tensor | None = None
+        self.n_chunks = 1
+        self.light_spans: list[tuple[int, int]] = []
         self.pair_spans: list[tuple[int, int]] = []
         self.system_spans: list[tuple[int, int]] = []
         self.start32: torch.Tensor | None = None
@@ -206,8 +226,10 @@ class NeighborMatrix:
             offsets = self.start32.tolist()
             threads = kernel_threads() if dev.type == "cpu" else 1
             self.atom_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_BUILD_SPAN)
-            # half rows write both ends of a pair: the pair kernel's spans hold whole systems
-            self.pair_spans = spans(offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
+            self.light_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_LIGHT_SPAN)
+            # half rows write both ends of a pair: the pair kernel's spans hold whole chunks
+            self._chunk_layout(offsets, dev)
+            self.pair_spans = spans(self.chunk_offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
             per_system = max(1, MIN_LIGHT_SPAN * state.n_systems // max(n, 1))  # systems per MIN_LIGHT_SPAN atoms
             self.system_spans = spans(
                 list(range(state.n_systems + 1)), threads, whole_systems=False, min_size=per_system
@@ -257,6 +279,21 @@ class NeighborMatrix:
         self._checked = None
         self.n_builds += 1
         self.n_system_builds += int(systems.sum())
+
+    def _chunk_layout(self, offsets: list[int], device: torch.device) -> None:
+        """Chunks of every system (half rows; one per system for full rows): ``chunk_offsets``
+        (first atom of every chunk, and the end), ``chunk32`` (n_atoms,) int32 each atom's chunk
+        within its system, ``n_chunks`` the most chunks of any system."""
+        bounds, local = [offsets[0]], []
+        for lo, hi in itertools.pairwise(offsets):
+            k = chunks_of(hi - lo) if self.half else 1
+            cuts = [lo + round((hi - lo) * c / k) for c in range(1, k + 1)]
+            for c, (a, b) in enumerate(itertools.pairwise([lo, *cuts])):
+                local += [c] * (b - a)
+            bounds += cuts
+        self.chunk_offsets = bounds
+        self.chunk32 = torch.tensor(local, dtype=torch.int32, device=device)
+        self.n_chunks = max(local, default=0) + 1
 
     def _cell_geometry(self, state: BatchState) -> dict[str, Any]:
         """Which builder each system takes, its bins and the inverse cells: worked out again only
@@ -317,7 +354,7 @@ class NeighborMatrix:
         frac = as_warp(self.scratch(state.dtype, ((state.n_atoms, 3),), tag="fractional")[0], scalar)
         launch(
             fractional,
-            spans=self.atom_spans,
+            spans=self.light_spans,  # a few products per atom: not worth a hand-off
             inputs=[
                 as_warp(state_tensor(state.positions), scalar),
                 as_warp(inverse, scalar),

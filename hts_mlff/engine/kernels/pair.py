@@ -187,6 +187,7 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
         positions: wp.array2d(dtype=scalar),
         cells: wp.array3d(dtype=scalar),
         system: wp.array(dtype=wp.int32),
+        chunk: wp.array(dtype=wp.int32),
         types: wp.array(dtype=wp.int32),
         neighbors: wp.array2d(dtype=wp.int32),
         shift_code: wp.array2d(dtype=wp.int32),
@@ -195,13 +196,16 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
         parameters: wp.array3d(dtype=scalar),
         cutoff2: scalar,
         with_virial: wp.int32,
-        forces: wp.array2d(dtype=scalar),
-        atom_energy: wp.array(dtype=scalar),
-        atom_virial: wp.array2d(dtype=scalar),
+        forces: wp.array3d(dtype=scalar),
+        atom_energy: wp.array2d(dtype=scalar),
+        atom_virial: wp.array3d(dtype=scalar),
         atom_min_r2: wp.array(dtype=scalar),
     ):
+        # the atom's chunk k of its system owns copy k of the force, energy and virial arrays:
+        # chunks run side by side without writing to the same memory (see NeighborMatrix)
         i = wp.tid() + first
         s = system[i]
+        ck = chunk[i]
         ti = types[i]
         xi = positions[i, 0]
         yi = positions[i, 1]
@@ -257,9 +261,9 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
                 fx = fx - f_over_r * dx
                 fy = fy - f_over_r * dy
                 fz = fz - f_over_r * dz
-                forces[j, 0] = forces[j, 0] + f_over_r * dx
-                forces[j, 1] = forces[j, 1] + f_over_r * dy
-                forces[j, 2] = forces[j, 2] + f_over_r * dz
+                forces[ck, j, 0] = forces[ck, j, 0] + f_over_r * dx
+                forces[ck, j, 1] = forces[ck, j, 1] + f_over_r * dy
+                forces[ck, j, 2] = forces[ck, j, 2] + f_over_r * dz
                 e = e + ef[0]
                 if with_virial != 0:
                     # a stress step also keeps the symmetric per-atom partition (half of each
@@ -276,27 +280,27 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
                     wyy = wyy + pyy
                     wyz = wyz + pyz
                     wzz = wzz + pzz
-                    atom_energy[j] = atom_energy[j] + half * ef[0]
-                    atom_virial[j, 0] = atom_virial[j, 0] + half * pxx
-                    atom_virial[j, 1] = atom_virial[j, 1] + half * pxy
-                    atom_virial[j, 2] = atom_virial[j, 2] + half * pxz
-                    atom_virial[j, 3] = atom_virial[j, 3] + half * pyy
-                    atom_virial[j, 4] = atom_virial[j, 4] + half * pyz
-                    atom_virial[j, 5] = atom_virial[j, 5] + half * pzz
-        forces[i, 0] = forces[i, 0] + fx
-        forces[i, 1] = forces[i, 1] + fy
-        forces[i, 2] = forces[i, 2] + fz
+                    atom_energy[ck, j] = atom_energy[ck, j] + half * ef[0]
+                    atom_virial[ck, j, 0] = atom_virial[ck, j, 0] + half * pxx
+                    atom_virial[ck, j, 1] = atom_virial[ck, j, 1] + half * pxy
+                    atom_virial[ck, j, 2] = atom_virial[ck, j, 2] + half * pxz
+                    atom_virial[ck, j, 3] = atom_virial[ck, j, 3] + half * pyy
+                    atom_virial[ck, j, 4] = atom_virial[ck, j, 4] + half * pyz
+                    atom_virial[ck, j, 5] = atom_virial[ck, j, 5] + half * pzz
+        forces[ck, i, 0] = forces[ck, i, 0] + fx
+        forces[ck, i, 1] = forces[ck, i, 1] + fy
+        forces[ck, i, 2] = forces[ck, i, 2] + fz
         atom_min_r2[i] = r2_min
         if with_virial != 0:  # the arrays start at zero: atoms before i may have added theirs
-            atom_energy[i] = atom_energy[i] + half * e
-            atom_virial[i, 0] = atom_virial[i, 0] + half * wxx
-            atom_virial[i, 1] = atom_virial[i, 1] + half * wxy
-            atom_virial[i, 2] = atom_virial[i, 2] + half * wxz
-            atom_virial[i, 3] = atom_virial[i, 3] + half * wyy
-            atom_virial[i, 4] = atom_virial[i, 4] + half * wyz
-            atom_virial[i, 5] = atom_virial[i, 5] + half * wzz
-        else:
-            atom_energy[i] = e
+            atom_energy[ck, i] = atom_energy[ck, i] + half * e
+            atom_virial[ck, i, 0] = atom_virial[ck, i, 0] + half * wxx
+            atom_virial[ck, i, 1] = atom_virial[ck, i, 1] + half * wxy
+            atom_virial[ck, i, 2] = atom_virial[ck, i, 2] + half * wxz
+            atom_virial[ck, i, 3] = atom_virial[ck, i, 3] + half * wyy
+            atom_virial[ck, i, 4] = atom_virial[ck, i, 4] + half * wyz
+            atom_virial[ck, i, 5] = atom_virial[ck, i, 5] + half * wzz
+        else:  # the row's whole energy, in copy 0 (the others are not cleared on such steps)
+            atom_energy[0, i] = e
 
     return pair_half_rows
 
@@ -309,25 +313,45 @@ def _system_kernel(scalar: Any) -> Any:
     def system_sums(
         first: wp.int32,
         start: wp.array(dtype=wp.int32),
+        n_chunks: wp.int32,
+        chunk_forces: wp.array3d(dtype=scalar),
+        chunk_energy: wp.array2d(dtype=scalar),
+        chunk_virial: wp.array3d(dtype=scalar),
+        atom_min_r2: wp.array(dtype=scalar),
+        with_virial: wp.int32,
         forces: wp.array2d(dtype=scalar),
         atom_energy: wp.array(dtype=scalar),
         atom_virial: wp.array2d(dtype=scalar),
-        atom_min_r2: wp.array(dtype=scalar),
-        with_virial: wp.int32,
         energy: wp.array(dtype=scalar),
         virial: wp.array2d(dtype=scalar),
         min_r2: wp.array(dtype=scalar),
         max_f2: wp.array(dtype=scalar),
     ):
+        # per atom, the chunks' copies added in chunk order (one copy: the arrays may be the
+        # outputs themselves); per system, its atoms in index order
         s = wp.tid() + first
         e = scalar(0.0)
         r2 = scalar(1.0e30)
         f2 = scalar(0.0)
         finite = wp.int32(1)
         for i in range(start[s], start[s + 1]):
-            e = e + atom_energy[i]
+            fx = chunk_forces[0, i, 0]
+            fy = chunk_forces[0, i, 1]
+            fz = chunk_forces[0, i, 2]
+            ei = chunk_energy[0, i]
+            for c in range(1, n_chunks):
+                fx = fx + chunk_forces[c, i, 0]
+                fy = fy + chunk_forces[c, i, 1]
+                fz = fz + chunk_forces[c, i, 2]
+                if with_virial != 0:
+                    ei = ei + chunk_energy[c, i]
+            forces[i, 0] = fx
+            forces[i, 1] = fy
+            forces[i, 2] = fz
+            atom_energy[i] = ei
+            e = e + ei
             r2 = wp.min(r2, atom_min_r2[i])
-            g = forces[i, 0] * forces[i, 0] + forces[i, 1] * forces[i, 1] + forces[i, 2] * forces[i, 2]
+            g = fx * fx + fy * fy + fz * fz
             if g > f2:
                 f2 = g
             if not (g == g):
@@ -338,11 +362,15 @@ def _system_kernel(scalar: Any) -> Any:
         min_r2[s] = r2
         max_f2[s] = f2
         if with_virial != 0:
-            for c in range(6):
+            for m in range(6):
                 w = scalar(0.0)
                 for i in range(start[s], start[s + 1]):
-                    w = w + atom_virial[i, c]
-                virial[s, c] = w
+                    wi = chunk_virial[0, i, m]
+                    for c in range(1, n_chunks):
+                        wi = wi + chunk_virial[c, i, m]
+                    atom_virial[i, m] = wi
+                    w = w + wi
+                virial[s, m] = w
 
     return system_sums
 
@@ -377,18 +405,29 @@ def pair_rows(
     positions = state_tensor(state.positions)
     cells = state.cell.detach().contiguous()
     serial = rows.half  # half rows: Warp's serial CPU launch writes both ends of each pair
-    forces = (torch.zeros if serial else torch.empty)((n, 3), dtype=dtype, device=dev)
+    k = rows.n_chunks if serial else 1  # a chunked system: one copy of the arrays per chunk
+    chunk_forces = (torch.zeros if serial else torch.empty)((k, n, 3), dtype=dtype, device=dev)
+    forces = chunk_forces[0] if k == 1 else torch.empty((n, 3), dtype=dtype, device=dev)
     # per-atom scratch lives with the rows (its Warp views are reused from step to step)
-    atom_energy, atom_virial, atom_min_r2 = rows.scratch(dtype, ((n,), (n, 6), (n,)))
+    chunk_energy, chunk_virial, atom_min_r2 = rows.scratch(dtype, ((k, n), (k, n, 6), (n,)))
+    atom_energy, atom_virial = (
+        (chunk_energy[0], chunk_virial[0]) if k == 1 else rows.scratch(dtype, ((n,), (n, 6)), tag="atoms, summed")
+    )
     min_r2, max_f2 = rows.scratch(dtype, ((n_sys,), (n_sys,)), tag="systems")
     with_virial = wp.int32(1 if compute_virial else 0)
     if serial and compute_virial:  # both ends of a pair add their halves
-        atom_energy.zero_()
-        atom_virial.zero_()
+        chunk_energy.zero_()
+        chunk_virial.zero_()
     active = rows.active32
     if active is None or active.shape[0] != n_sys:
         active = rows.scratch(torch.int32, ((n_sys,),), tag="all active", fill=1)[0]
     warp_dev = warp_device(dev)
+    chunked = [as_warp(rows.chunk32, wp.int32)] if serial else []
+    per_atom = (
+        [as_warp(chunk_forces, scalar), as_warp(chunk_energy, scalar), as_warp(chunk_virial, scalar)]
+        if serial
+        else [as_warp(forces, scalar), as_warp(atom_energy, scalar), as_warp(atom_virial, scalar)]
+    )
     launch(
         (_half_row_kernel if serial else _row_kernel)(scalar, pair_function, parameters.shape[0] == 1),
         spans=rows.pair_spans,
@@ -396,6 +435,7 @@ def pair_rows(
             as_warp(positions, scalar),
             as_warp(cells, scalar),
             as_warp(rows.system32, wp.int32),
+            *chunked,
             as_warp(types, wp.int32),
             as_warp(rows.neighbors, wp.int32),
             as_warp(rows.shift_code, wp.int32),
@@ -404,9 +444,7 @@ def pair_rows(
             as_warp(parameters, scalar),
             scalar(cutoff_A * cutoff_A),
             with_virial,
-            as_warp(forces, scalar),
-            as_warp(atom_energy, scalar),
-            as_warp(atom_virial, scalar),
+            *per_atom,
             as_warp(atom_min_r2, scalar),
         ],
         device=warp_dev,
@@ -418,11 +456,15 @@ def pair_rows(
         spans=rows.system_spans,
         inputs=[
             as_warp(rows.start32, wp.int32),
+            wp.int32(k),
+            as_warp(chunk_forces, scalar),
+            as_warp(chunk_energy, scalar),
+            as_warp(chunk_virial, scalar),
+            as_warp(atom_min_r2, scalar),
+            with_virial,
             as_warp(forces, scalar),
             as_warp(atom_energy, scalar),
             as_warp(atom_virial, scalar),
-            as_warp(atom_min_r2, scalar),
-            with_virial,
             as_warp(energy, scalar),
             as_warp(virial6, scalar),
             as_warp(min_r2, scalar),
