@@ -58,7 +58,7 @@ MIN_IMAGE_MAX_ATOMS = 2048
 #: :data:`MAX_CHUNKS`, of at least :data:`CHUNK_ATOMS` atoms each), each adding into its own
 #: copy of the arrays, summed chunk by chunk in order. The cut depends on the system's size
 #: alone, so its forces are bit-identical whatever the number of threads or the pack.
-CHUNK_ATOMS = 512
+CHUNK_ATOMS = 256
 MAX_CHUNKS = 8
 
 
@@ -278,7 +278,23 @@ class NeighborMatrix:
             self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
         self._checked = None
         self.n_builds += 1
+        if self.half and len(self.pair_spans) > 1:
+            self._balance_pair_spans()
         self.n_system_builds += int(systems.sum())
+
+    def _balance_pair_spans(self) -> None:
+        """Cut the half-row pair kernel's spans where the rows' entries, not the atoms, divide
+        evenly (an atom's half row is longer the earlier it comes: the neighbours across the
+        cell's faces come after it). Chunks stay whole, so the bits do not change."""
+        ends = torch.tensor(self.chunk_offsets[1:], device=self.counts.device) - 1
+        load = torch.cumsum(self.counts.to(torch.int64), 0)[ends].tolist()  # entries up to each chunk's end
+        cuts, total, n_spans = [], load[-1], len(self.pair_spans)
+        for k in range(1, n_spans):
+            best = min(range(len(load) - 1), key=lambda c: abs(load[c] - total * k / n_spans))
+            if not cuts or best > cuts[-1]:
+                cuts.append(best)
+        bounds = [self.chunk_offsets[0], *(self.chunk_offsets[c + 1] for c in cuts), self.chunk_offsets[-1]]
+        self.pair_spans = list(itertools.pairwise(bounds))
 
     def _chunk_layout(self, offsets: list[int], device: torch.device) -> None:
         """Chunks of every system (half rows; one per system for full rows): ``chunk_offsets``

@@ -319,6 +319,7 @@ def _system_kernel(scalar: Any) -> Any:
         chunk_virial: wp.array3d(dtype=scalar),
         atom_min_r2: wp.array(dtype=scalar),
         with_virial: wp.int32,
+        clear: wp.int32,
         forces: wp.array2d(dtype=scalar),
         atom_energy: wp.array(dtype=scalar),
         atom_virial: wp.array2d(dtype=scalar),
@@ -328,7 +329,8 @@ def _system_kernel(scalar: Any) -> Any:
         max_f2: wp.array(dtype=scalar),
     ):
         # per atom, the chunks' copies added in chunk order (one copy: the arrays may be the
-        # outputs themselves); per system, its atoms in index order
+        # outputs themselves) and, with ``clear``, set back to zero for the next pass (kept
+        # copies need no clearing pass of their own); per system, its atoms in index order
         s = wp.tid() + first
         e = scalar(0.0)
         r2 = scalar(1.0e30)
@@ -345,6 +347,13 @@ def _system_kernel(scalar: Any) -> Any:
                 fz = fz + chunk_forces[c, i, 2]
                 if with_virial != 0:
                     ei = ei + chunk_energy[c, i]
+            if clear != 0:
+                for c in range(n_chunks):
+                    chunk_forces[c, i, 0] = scalar(0.0)
+                    chunk_forces[c, i, 1] = scalar(0.0)
+                    chunk_forces[c, i, 2] = scalar(0.0)
+                    if with_virial != 0 or c == 0:
+                        chunk_energy[c, i] = scalar(0.0)
             forces[i, 0] = fx
             forces[i, 1] = fy
             forces[i, 2] = fz
@@ -368,6 +377,9 @@ def _system_kernel(scalar: Any) -> Any:
                     wi = chunk_virial[0, i, m]
                     for c in range(1, n_chunks):
                         wi = wi + chunk_virial[c, i, m]
+                    if clear != 0:
+                        for c in range(n_chunks):
+                            chunk_virial[c, i, m] = scalar(0.0)
                     atom_virial[i, m] = wi
                     w = w + wi
                 virial[s, m] = w
@@ -406,18 +418,20 @@ def pair_rows(
     cells = state.cell.detach().contiguous()
     serial = rows.half  # half rows: Warp's serial CPU launch writes both ends of each pair
     k = rows.n_chunks if serial else 1  # a chunked system: one copy of the arrays per chunk
-    chunk_forces = (torch.zeros if serial else torch.empty)((k, n, 3), dtype=dtype, device=dev)
-    forces = chunk_forces[0] if k == 1 else torch.empty((n, 3), dtype=dtype, device=dev)
     # per-atom scratch lives with the rows (its Warp views are reused from step to step)
     chunk_energy, chunk_virial, atom_min_r2 = rows.scratch(dtype, ((k, n), (k, n, 6), (n,)))
-    atom_energy, atom_virial = (
-        (chunk_energy[0], chunk_virial[0]) if k == 1 else rows.scratch(dtype, ((n,), (n, 6)), tag="atoms, summed")
-    )
+    if k == 1:  # the arrays are the outputs
+        chunk_forces = (torch.zeros if serial else torch.empty)((1, n, 3), dtype=dtype, device=dev)
+        forces, atom_energy, atom_virial = chunk_forces[0], chunk_energy[0], chunk_virial[0]
+        if serial and compute_virial:  # both ends of a pair add their halves
+            chunk_energy.zero_()
+            chunk_virial.zero_()
+    else:  # copies kept from pass to pass, set back to zero by the pass that sums them
+        chunk_forces = rows.scratch(dtype, ((k, n, 3),), tag="chunk forces")[0]
+        forces = torch.empty((n, 3), dtype=dtype, device=dev)
+        atom_energy, atom_virial = rows.scratch(dtype, ((n,), (n, 6)), tag="atoms, summed")
     min_r2, max_f2 = rows.scratch(dtype, ((n_sys,), (n_sys,)), tag="systems")
     with_virial = wp.int32(1 if compute_virial else 0)
-    if serial and compute_virial:  # both ends of a pair add their halves
-        chunk_energy.zero_()
-        chunk_virial.zero_()
     active = rows.active32
     if active is None or active.shape[0] != n_sys:
         active = rows.scratch(torch.int32, ((n_sys,),), tag="all active", fill=1)[0]
@@ -462,6 +476,7 @@ def pair_rows(
             as_warp(chunk_virial, scalar),
             as_warp(atom_min_r2, scalar),
             with_virial,
+            wp.int32(1 if k > 1 else 0),
             as_warp(forces, scalar),
             as_warp(atom_energy, scalar),
             as_warp(atom_virial, scalar),
