@@ -21,6 +21,7 @@ import functools
 import hashlib
 import os
 import platform
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -112,9 +113,17 @@ def warp_device(device: torch.device) -> str:
 
 _VIEWS: dict[tuple, Any] = {}
 _MAX_VIEWS = 256
-#: The tensors behind the views handed out since the last launch: kept alive until it returns,
-#: so a temporary passed straight into a launch's arguments is not freed under the kernel.
-_PINNED: list[torch.Tensor] = []
+#: Per thread (packs may run side by side in one worker), the tensors behind the views handed
+#: out since its last launch: kept alive until that launch returns, so a temporary passed
+#: straight into a launch's arguments is not freed under the kernel.
+_PINNED = threading.local()
+
+
+def _pinned() -> list[torch.Tensor]:
+    held = getattr(_PINNED, "tensors", None)
+    if held is None:
+        held = _PINNED.tensors = []
+    return held
 
 
 def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
@@ -128,7 +137,7 @@ def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
     have its tensor kept by the caller.
     """
     wp = warp()
-    _PINNED.append(tensor)
+    _pinned().append(tensor)
     if not tensor.is_contiguous() or tensor.numel() == 0 or wp.types.type_size_in_bytes(dtype) != tensor.element_size():
         return wp.from_torch(tensor, dtype=dtype, requires_grad=False)
     key = (tensor.data_ptr(), tuple(tensor.shape), dtype, tensor.device)
@@ -233,7 +242,7 @@ def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> 
     try:
         _launch(kernel, spans=spans, inputs=inputs, device=device)
     finally:
-        _PINNED.clear()
+        _pinned().clear()
 
 
 def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> None:
