@@ -136,17 +136,18 @@ def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
     The tensor itself is held until the next :func:`launch` returns; a view kept longer must
     have its tensor kept by the caller.
     """
-    wp = warp()
     _pinned().append(tensor)
+    key = (tensor.data_ptr(), tensor.shape, tensor.stride(), dtype, tensor.device)
+    view = _VIEWS.get(key)
+    if view is not None:
+        return view
+    wp = warp()
     if not tensor.is_contiguous() or tensor.numel() == 0 or wp.types.type_size_in_bytes(dtype) != tensor.element_size():
         return wp.from_torch(tensor, dtype=dtype, requires_grad=False)
-    key = (tensor.data_ptr(), tuple(tensor.shape), dtype, tensor.device)
-    view = _VIEWS.get(key)
-    if view is None:
-        if len(_VIEWS) >= _MAX_VIEWS:
-            _VIEWS.pop(next(iter(_VIEWS)))
-        view = wp.array(ptr=key[0], dtype=dtype, shape=key[1], device=warp_device(tensor.device), copy=False)
-        _VIEWS[key] = view
+    if len(_VIEWS) >= _MAX_VIEWS:
+        _VIEWS.pop(next(iter(_VIEWS)))
+    view = wp.array(ptr=key[0], dtype=dtype, shape=tuple(key[1]), device=warp_device(tensor.device), copy=False)
+    _VIEWS[key] = view
     return view
 
 
@@ -209,24 +210,26 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 _LAUNCHED: set[int] = set()
 
 
-#: Packed launches of the CPU path by kernel, spans and arguments (:func:`launch`), at most
-#: :data:`_MAX_COMMANDS`; they hold raw pointers only, never the arrays.
-_COMMANDS: dict[tuple, list[Any]] = {}
-_MAX_COMMANDS = 512
+#: Packed launches of the CPU path by kernel, spans and the arguments' layout (:func:`launch`),
+#: with the addresses they were packed with; at most :data:`_MAX_COMMANDS`. They hold raw
+#: pointers only, never the arrays.
+_COMMANDS: dict[tuple, tuple[list[Any], list[int | None]]] = {}
+_MAX_COMMANDS = 256
 
 
-def _argument_key(value: Any) -> Any:
-    """What a packed launch depends on of one argument: an array's address, shape, strides and
-    type (not the Python object: a fresh view of the same memory packs the same), a scalar's
-    type and value; None when it cannot be told (the launch is then packed afresh)."""
+def _argument_key(value: Any) -> tuple[Any, int | None]:
+    """What a packed launch depends on of one argument, and the array's address: an array's
+    shape, strides and type (its address is patched in when it changes: each step's fresh
+    output arrays), a scalar's type and value; (None, None) when it cannot be told (the launch
+    is then packed afresh)."""
     if hasattr(value, "ptr") and hasattr(value, "strides"):
-        return (value.ptr, value.shape, value.strides, value.dtype)
+        return (value.shape, value.strides, value.dtype), value.ptr
     inner = getattr(value, "value", value)
     try:
         hash(inner)
     except TypeError:
-        return None
-    return (type(value), inner)
+        return None, None
+    return (type(value), inner), None
 
 
 def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> None:
@@ -236,8 +239,9 @@ def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> 
     (a launch releases the GIL), one per thread torch was given, the calling thread taking one.
     The arguments are packed once, here, and each span's launch is a copy of that one with its own
     first id and size, so the pool's threads only run the compiled code; a launch whose kernel,
-    spans and arguments (addresses, shapes, values) were seen before replays its packed commands
-    (~5 µs instead of ~25 µs of packing, every step). On a GPU one launch covers all.
+    spans and arguments (shapes, types, scalar values) were seen before replays its packed
+    commands, with the addresses of fresh arrays patched in (~5 µs instead of ~25 µs of packing,
+    every step). On a GPU one launch covers all.
     """
     try:
         _launch(kernel, spans=spans, inputs=inputs, device=device)
@@ -253,9 +257,17 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
         wp.launch(kernel, dim=hi - lo, inputs=[wp.int32(lo), *inputs], device=device, stream=stream)
         return
     todo = list(spans)
-    arguments = tuple(_argument_key(value) for value in inputs)
-    key = (id(kernel), tuple(todo), arguments) if None not in arguments else None
-    commands = _COMMANDS.get(key) if key is not None else None
+    layout, addresses = zip(*(_argument_key(value) for value in inputs), strict=True) if inputs else ((), ())
+    key = (id(kernel), tuple(todo), layout) if None not in layout else None
+    entry = _COMMANDS.get(key) if key is not None else None
+    commands = None
+    if entry is not None:
+        commands, packed_at = entry
+        for index, address in enumerate(addresses):
+            if address != packed_at[index]:  # a fresh array of the same layout: patch its address in
+                for command in commands:
+                    command.set_param_at_index(index + 1, inputs[index])
+                packed_at[index] = address
     if commands is None:
         if id(kernel) not in _LAUNCHED:  # the first launch loads (or compiles) the module: not in parallel
             a, b = todo.pop(0)
@@ -267,7 +279,7 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
         if key is not None and len(commands) == len(spans):
             if len(_COMMANDS) >= _MAX_COMMANDS:
                 _COMMANDS.pop(next(iter(_COMMANDS)))
-            _COMMANDS[key] = commands
+            _COMMANDS[key] = (commands, list(addresses))
     if len(commands) == 1:
         commands[0].launch()
         return
