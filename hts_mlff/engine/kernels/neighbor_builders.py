@@ -25,6 +25,7 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
     @wp.kernel(enable_backward=False, module="unique")
     def fractional(
         first: wp.int32,
+        targets: wp.array(dtype=wp.int32),
         positions: wp.array2d(dtype=scalar),
         inverse: wp.array3d(dtype=scalar),
         system: wp.array(dtype=wp.int32),
@@ -32,7 +33,7 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
         frac: wp.array2d(dtype=scalar),
     ):
         # f = x · cell⁻¹ (row vectors) of the atoms whose rows the minimum-image builder makes
-        i = wp.tid() + first
+        i = targets[wp.tid() + first]
         s = system[i]
         if rebuild[s] != 1:
             return
@@ -46,6 +47,7 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
     @wp.kernel(enable_backward=False, module="unique")
     def build_min_image(
         first: wp.int32,
+        targets: wp.array(dtype=wp.int32),
         frac: wp.array2d(dtype=scalar),
         cells: wp.array3d(dtype=scalar),
         system: wp.array(dtype=wp.int32),
@@ -57,9 +59,10 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
         shift_code: wp.array2d(dtype=wp.int32),
         counts: wp.array(dtype=wp.int32),
     ):
-        # one thread per atom of a system to rebuild by minimum image (flag 1), neighbours in
-        # index order (rows come out sorted); flag 2 clears the rows of a failed replica
-        i = wp.tid() + first
+        # one thread per atom (``targets``: the atoms of the systems flagged) of a system to
+        # rebuild by minimum image (flag 1), neighbours in index order (rows come out sorted);
+        # flag 2 clears the rows of a failed replica
+        i = targets[wp.tid() + first]
         s = system[i]
         if rebuild[s] == 0:
             return

@@ -124,11 +124,9 @@ class NeighborMatrix:
         self.system32: torch.Tensor | None = None
         #: (n_systems,) int32, 0 for frozen replicas (set by the integrator), or None: all active
         self.active32: torch.Tensor | None = None
-        self.atom_spans: list[tuple[int, int]] = []
         self.chunk_offsets: list[int] = []
         self.chunk32: torch.Tensor | None = None
         self.n_chunks = 1
-        self.light_spans: list[tuple[int, int]] = []
         self.pair_spans: list[tuple[int, int]] = []
         self.system_spans: list[tuple[int, int]] = []
         self.start32: torch.Tensor | None = None
@@ -225,8 +223,6 @@ class NeighborMatrix:
             self.start32 = state.system_offsets().to(torch.int32).contiguous()
             offsets = self.start32.tolist()
             threads = kernel_threads() if dev.type == "cpu" else 1
-            self.atom_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_BUILD_SPAN)
-            self.light_spans = spans(offsets, threads, whole_systems=False, min_size=MIN_LIGHT_SPAN)
             # half rows write both ends of a pair: the pair kernel's spans hold whole chunks
             self._chunk_layout(offsets, dev)
             self.pair_spans = spans(self.chunk_offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
@@ -273,8 +269,8 @@ class NeighborMatrix:
             self._ref_positions.copy_(positions)
             self._ref_cell.copy_(state.cell.detach())
         else:  # in place: the rebuild check's view of the reference stays valid
-            rebuilt = systems[state.system_idx][:, None]
-            self._ref_positions.copy_(torch.where(rebuilt, positions, self._ref_positions))
+            atoms = torch.nonzero(systems.index_select(0, self.system32)).flatten()
+            self._ref_positions.index_copy_(0, atoms, positions.index_select(0, atoms))
             self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
         self._checked = None
         self.n_builds += 1
@@ -366,12 +362,22 @@ class NeighborMatrix:
         scalar = scalar_type(state.dtype)
         fractional, build_min_image = build_kernels(scalar)
         dev = warp_device(state.device)
+        # the atoms of the systems this builder serves, so threads split the work itself (a
+        # partial rebuild's systems lie anywhere in the pack) and no thread idles on the others
+        flagged = (flag == 1) | (flag == 2)
+        if not bool(flagged.any()):
+            return
+        targets = torch.nonzero(flagged.index_select(0, self.system32)).flatten().to(torch.int32)
+        n_targets = int(targets.shape[0])
+        threads = kernel_threads() if state.device.type == "cpu" else 1
         system_w, flag_w = as_warp(self.system32, wp.int32), as_warp(flag, wp.int32)
+        targets_w = as_warp(targets, wp.int32)
         frac = as_warp(self.scratch(state.dtype, ((state.n_atoms, 3),), tag="fractional")[0], scalar)
         launch(
             fractional,
-            spans=self.light_spans,  # a few products per atom: not worth a hand-off
+            spans=[(0, n_targets)],  # a few products per atom: not worth a hand-off
             inputs=[
+                targets_w,
                 as_warp(state_tensor(state.positions), scalar),
                 as_warp(inverse, scalar),
                 system_w,
@@ -382,8 +388,9 @@ class NeighborMatrix:
         )
         launch(
             build_min_image,
-            spans=self.atom_spans,
+            spans=spans([0, n_targets], threads, whole_systems=False, min_size=MIN_BUILD_SPAN),
             inputs=[
+                targets_w,
                 frac,
                 as_warp(state.cell.detach().contiguous(), scalar),
                 system_w,
