@@ -72,38 +72,37 @@ def plot_lifetimes(lifetimes: xr.Dataset, path: str | Path) -> str:
     return save_figure(fig, path)
 
 
+def _columns(ds: xr.Dataset, names: dict[str, str]) -> pd.DataFrame:
+    """The variables of ``ds`` named in ``names`` (those present) as a table, renamed."""
+    return ds[[n for n in names if n in ds]].to_dataframe().rename(columns=names)
+
+
 def kappa_table(sed_kappa: xr.Dataset | None, green_kubo: xr.Dataset | None) -> pd.DataFrame:
     """One row per (force field, T, P): κ from SED (± jackknife) and from Green–Kubo (interval),
     with Green–Kubo's long-time (phonon) part, the one to set against SED's relaxation-time sum."""
     frames = []
     if sed_kappa is not None and "kappa_W_per_mK" in sed_kappa:
-        names = ["kappa_W_per_mK", "kappa_err", "kappa_peak_velocity_W_per_mK", "kappa_peak_velocity_err"]
-        names = [n for n in names if n in sed_kappa] + ["n_modes", "n_unresolved"]
-        frame = sed_kappa[names].to_dataframe()
-        frame = frame.rename(
-            columns={
-                "kappa_W_per_mK": "κ SED (W/m·K)",
-                "kappa_err": "± (jackknife)",
-                "kappa_peak_velocity_W_per_mK": "κ SED, v from peaks",
-                "kappa_peak_velocity_err": "± peaks (jackknife)",
-            }
-        )
-        frames.append(frame)
+        sed_columns = {
+            "kappa_W_per_mK": "κ SED (W/m·K)",
+            "kappa_err": "± (jackknife)",
+            "kappa_peak_velocity_W_per_mK": "κ SED, v from peaks",
+            "kappa_peak_velocity_err": "± peaks (jackknife)",
+            "n_modes": "n_modes",
+            "n_unresolved": "n_unresolved",
+        }
+        frames.append(_columns(sed_kappa, sed_columns))
     if green_kubo is not None:
-        names = ["kappa_W_per_mK", "kappa_low", "kappa_high", "n_seeds", "cutoff_fs"]
-        names += [n for n in ("kappa_long_W_per_mK", "kappa_long_low", "kappa_long_high") if n in green_kubo]
-        frame = green_kubo[names].to_dataframe()
-        frame = frame.rename(
-            columns={
-                "kappa_W_per_mK": "κ GK (W/m·K)",
-                "kappa_low": "GK low",
-                "kappa_high": "GK high",
-                "kappa_long_W_per_mK": "κ GK long-time part",
-                "kappa_long_low": "long low",
-                "kappa_long_high": "long high",
-            }
-        )
-        frames.append(frame)
+        gk_columns = {
+            "kappa_W_per_mK": "κ GK (W/m·K)",
+            "kappa_low": "GK low",
+            "kappa_high": "GK high",
+            "n_seeds": "n_seeds",
+            "cutoff_fs": "cutoff_fs",
+            "kappa_long_W_per_mK": "κ GK long-time part",
+            "kappa_long_low": "long low",
+            "kappa_long_high": "long high",
+        }
+        frames.append(_columns(green_kubo, gk_columns))
     if not frames:
         return pd.DataFrame()
     return pd.concat(frames, axis=1).dropna(how="all")

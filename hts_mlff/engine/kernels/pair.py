@@ -181,6 +181,27 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
     zero_shift = wp.int32(ZERO_SHIFT_CODE)
     pair_parameters = _pair_parameters(scalar)
 
+    @wp.func
+    def add_half_virial(
+        atom_virial: wp.array3d(dtype=scalar),
+        copy: wp.int32,
+        a: wp.int32,
+        xx: scalar,
+        xy: scalar,
+        xz: scalar,
+        yy: scalar,
+        yz: scalar,
+        zz: scalar,
+    ):
+        """Half of a virial (xx, xy, xz, yy, yz, zz) onto atom a's entry in copy ``copy``."""
+        half = scalar(0.5)
+        atom_virial[copy, a, 0] = atom_virial[copy, a, 0] + half * xx
+        atom_virial[copy, a, 1] = atom_virial[copy, a, 1] + half * xy
+        atom_virial[copy, a, 2] = atom_virial[copy, a, 2] + half * xz
+        atom_virial[copy, a, 3] = atom_virial[copy, a, 3] + half * yy
+        atom_virial[copy, a, 4] = atom_virial[copy, a, 4] + half * yz
+        atom_virial[copy, a, 5] = atom_virial[copy, a, 5] + half * zz
+
     @wp.kernel(module="unique")
     def pair_half_rows(
         first: wp.int32,
@@ -281,24 +302,14 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
                     wyz = wyz + pyz
                     wzz = wzz + pzz
                     atom_energy[ck, j] = atom_energy[ck, j] + half * ef[0]
-                    atom_virial[ck, j, 0] = atom_virial[ck, j, 0] + half * pxx
-                    atom_virial[ck, j, 1] = atom_virial[ck, j, 1] + half * pxy
-                    atom_virial[ck, j, 2] = atom_virial[ck, j, 2] + half * pxz
-                    atom_virial[ck, j, 3] = atom_virial[ck, j, 3] + half * pyy
-                    atom_virial[ck, j, 4] = atom_virial[ck, j, 4] + half * pyz
-                    atom_virial[ck, j, 5] = atom_virial[ck, j, 5] + half * pzz
+                    add_half_virial(atom_virial, ck, j, pxx, pxy, pxz, pyy, pyz, pzz)
         forces[ck, i, 0] = forces[ck, i, 0] + fx
         forces[ck, i, 1] = forces[ck, i, 1] + fy
         forces[ck, i, 2] = forces[ck, i, 2] + fz
         atom_min_r2[i] = r2_min
         if with_virial != 0:  # the arrays start at zero: atoms before i may have added theirs
             atom_energy[ck, i] = atom_energy[ck, i] + half * e
-            atom_virial[ck, i, 0] = atom_virial[ck, i, 0] + half * wxx
-            atom_virial[ck, i, 1] = atom_virial[ck, i, 1] + half * wxy
-            atom_virial[ck, i, 2] = atom_virial[ck, i, 2] + half * wxz
-            atom_virial[ck, i, 3] = atom_virial[ck, i, 3] + half * wyy
-            atom_virial[ck, i, 4] = atom_virial[ck, i, 4] + half * wyz
-            atom_virial[ck, i, 5] = atom_virial[ck, i, 5] + half * wzz
+            add_half_virial(atom_virial, ck, i, wxx, wxy, wxz, wyy, wyz, wzz)
         else:  # the row's whole energy, in copy 0 (the others are not cleared on such steps)
             atom_energy[0, i] = e
 
