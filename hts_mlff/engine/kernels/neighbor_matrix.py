@@ -296,16 +296,15 @@ class NeighborMatrix:
         """Chunks of every system (half rows; one per system for full rows): ``chunk_offsets``
         (first atom of every chunk, and the end), ``chunk32`` (n_atoms,) int32 each atom's chunk
         within its system, ``n_chunks`` the most chunks of any system."""
-        bounds, local = [offsets[0]], []
+        bounds, index = [offsets[0]], []
         for lo, hi in itertools.pairwise(offsets):
             k = chunks_of(hi - lo) if self.half else 1
-            cuts = [lo + round((hi - lo) * c / k) for c in range(1, k + 1)]
-            for c, (a, b) in enumerate(itertools.pairwise([lo, *cuts])):
-                local += [c] * (b - a)
-            bounds += cuts
+            bounds += [lo + round((hi - lo) * c / k) for c in range(1, k + 1)]
+            index += range(k)
         self.chunk_offsets = bounds
-        self.chunk32 = torch.tensor(local, dtype=torch.int32, device=device)
-        self.n_chunks = max(local, default=0) + 1
+        sizes = torch.tensor([b - a for a, b in itertools.pairwise(bounds)], device=device)
+        self.chunk32 = torch.repeat_interleave(torch.tensor(index, dtype=torch.int32, device=device), sizes)
+        self.n_chunks = max(index, default=0) + 1
 
     def _cell_geometry(self, state: BatchState) -> dict[str, Any]:
         """Which builder each system takes, its bins and the inverse cells: worked out again only
