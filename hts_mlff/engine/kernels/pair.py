@@ -13,6 +13,11 @@ a second kernel, one thread per system, sums its atoms in index order into the s
 energy, virial, closest pair and largest force. Each pair is computed twice (once from each
 end): the price of a sum whose order never depends on where, or beside whom, a replica runs.
 
+On a CPU the rows are *half* rows (each pair once, both ends written by the atom that owns
+the pair): spans of threads then hold whole chunks of a system (see
+:data:`~hts_mlff.engine.kernels.neighbor_matrix.CHUNK_ATOMS`), each chunk adding into its own
+copy of the per-atom arrays, which the per-system kernel sums in chunk order.
+
 A pair function is a ``warp.func`` ``(r2, p0, p1, p2, p3) -> vec2(energy eV, f_over_r eV/Å²)``
 reading four per-type-pair parameters; it is called only for r² below the cutoff².
 """
