@@ -321,3 +321,39 @@ def test_heat_current_from_the_kernels_partition_matches_the_pair_sum(monkeypatc
     out = lj.forward(state, compute_stress=True)
     torch.testing.assert_close(out.atom_energy.reshape(-1).sum(), out.energy.sum(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(lj.heat_current(state, output=out), reference, rtol=1e-10, atol=1e-12)
+
+
+def test_packs_stepped_side_by_side_in_one_process_keep_their_bits():
+    """Two packs of the same shape in two threads of one process (a worker with two threads):
+    each ends exactly as when run alone (launch caches and views are kept per thread)."""
+    import sys
+    import threading
+
+    def run(seed: int, out: dict) -> None:
+        state = batch([argon(rattle=0.05, seed=seed), argon(rattle=0.05, seed=seed + 1)])
+        result = run_md(
+            state,
+            _lj(),
+            protocol=MDProtocol(timestep_fs=10.0, production_steps=80, sample_every_steps=40, ensemble="nvt"),
+            temperature_K=torch.tensor([60.0, 90.0], dtype=torch.float64),
+            pressure_bar=torch.zeros(2, dtype=torch.float64),
+            keys=[seed, seed + 1],
+        )
+        out[seed] = (state.positions.clone(), result.atom_steps)
+
+    alone: dict = {}
+    for seed in (1, 3):
+        run(seed, alone)
+    together: dict = {}
+    threads = [threading.Thread(target=run, args=(seed, together)) for seed in (1, 3)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as Python allows: interleave the launches
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    for seed in (1, 3):
+        assert torch.equal(together[seed][0], alone[seed][0]), seed

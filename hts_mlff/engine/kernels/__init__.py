@@ -111,19 +111,19 @@ def warp_device(device: torch.device) -> str:
     return f"cuda:{device.index if device.index is not None else torch.cuda.current_device()}"
 
 
-_VIEWS: dict[tuple, Any] = {}
 _MAX_VIEWS = 256
-#: Per thread (packs may run side by side in one worker), the tensors behind the views handed
-#: out since its last launch: kept alive until that launch returns, so a temporary passed
-#: straight into a launch's arguments is not freed under the kernel.
-_PINNED = threading.local()
+#: Per thread (packs may run side by side in one worker's threads): ``views``, the Warp views by
+#: address (:func:`as_warp`); ``pinned``, the tensors behind the views handed out since the
+#: thread's last launch, kept alive until that launch returns (so a temporary passed straight
+#: into a launch's arguments is not freed under the kernel); ``commands``, the packed launches
+#: (:func:`launch`), whose patched addresses must not be shared by two packs.
+_LOCAL = threading.local()
 
 
-def _pinned() -> list[torch.Tensor]:
-    held = getattr(_PINNED, "tensors", None)
-    if held is None:
-        held = _PINNED.tensors = []
-    return held
+def _local() -> Any:
+    if not hasattr(_LOCAL, "views"):
+        _LOCAL.views, _LOCAL.pinned, _LOCAL.commands = {}, [], {}
+    return _LOCAL
 
 
 def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
@@ -136,18 +136,20 @@ def as_warp(tensor: torch.Tensor, dtype: Any) -> Any:
     The tensor itself is held until the next :func:`launch` returns; a view kept longer must
     have its tensor kept by the caller.
     """
-    _pinned().append(tensor)
+    local = _local()
+    local.pinned.append(tensor)
+    views = local.views
     key = (tensor.data_ptr(), tensor.shape, tensor.stride(), dtype, tensor.device)
-    view = _VIEWS.get(key)
+    view = views.get(key)
     if view is not None:
         return view
     wp = warp()
     if not tensor.is_contiguous() or tensor.numel() == 0 or wp.types.type_size_in_bytes(dtype) != tensor.element_size():
         return wp.from_torch(tensor, dtype=dtype, requires_grad=False)
-    if len(_VIEWS) >= _MAX_VIEWS:
-        _VIEWS.pop(next(iter(_VIEWS)))
+    if len(views) >= _MAX_VIEWS:
+        views.pop(next(iter(views)))
     view = wp.array(ptr=key[0], dtype=dtype, shape=tuple(key[1]), device=warp_device(tensor.device), copy=False)
-    _VIEWS[key] = view
+    views[key] = view
     return view
 
 
@@ -210,10 +212,8 @@ _POOLS: dict[int, ThreadPoolExecutor] = {}
 _LAUNCHED: set[int] = set()
 
 
-#: Packed launches of the CPU path by kernel, spans and the arguments' layout (:func:`launch`),
-#: with the addresses they were packed with; at most :data:`_MAX_COMMANDS`. They hold raw
-#: pointers only, never the arrays.
-_COMMANDS: dict[tuple, tuple[list[Any], list[int | None]]] = {}
+#: Packed launches kept per thread (:func:`launch`), by kernel, spans and the arguments' layout,
+#: with the addresses they were packed with. They hold raw pointers only, never the arrays.
 _MAX_COMMANDS = 256
 
 
@@ -246,7 +246,7 @@ def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> 
     try:
         _launch(kernel, spans=spans, inputs=inputs, device=device)
     finally:
-        _pinned().clear()
+        _local().pinned.clear()
 
 
 def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> None:
@@ -259,7 +259,8 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
     todo = list(spans)
     layout, addresses = zip(*(_argument_key(value) for value in inputs), strict=True) if inputs else ((), ())
     key = (id(kernel), tuple(todo), layout) if None not in layout else None
-    entry = _COMMANDS.get(key) if key is not None else None
+    cache = _local().commands
+    entry = cache.get(key) if key is not None else None
     commands = None
     if entry is not None:
         commands, packed_at = entry
@@ -277,9 +278,9 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
                 return
         commands = _packed(kernel, todo, inputs, device=device)
         if key is not None and len(commands) == len(spans):
-            if len(_COMMANDS) >= _MAX_COMMANDS:
-                _COMMANDS.pop(next(iter(_COMMANDS)))
-            _COMMANDS[key] = (commands, list(addresses))
+            if len(cache) >= _MAX_COMMANDS:
+                cache.pop(next(iter(cache)))
+            cache[key] = (commands, list(addresses))
     if len(commands) == 1:
         commands[0].launch()
         return
