@@ -103,12 +103,13 @@ def determinism(device: torch.device, steps: int) -> bool:
 
 
 def gnn_rate(device: torch.device, replicas: int, steps: int) -> None:
+    from gnn_md_throughput import rate_pack
+
     from hts_mlff.forcefields import load
 
     model = load(str(HERE.parent / "models" / "model-b-small.pt"))
     model.to(device)
-    run_pack(model, replicas=replicas, steps=2, device=device, dtype=torch.float32)
-    rate, _ = run_pack(model, replicas=replicas, steps=steps, device=device, dtype=torch.float32)
+    rate = rate_pack(model, replicas=replicas, steps=steps, device=device)
     print(f"GNN {replicas:5d} x 256 float32 {device}: {rate:10.4g} atom-steps/s", flush=True)
 
 
