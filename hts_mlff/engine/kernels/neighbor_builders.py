@@ -64,8 +64,6 @@ def build_kernels(scalar: Any) -> tuple[Any, Any]:
         # flag 2 clears the rows of a failed replica
         i = targets[wp.tid() + first]
         s = system[i]
-        if rebuild[s] == 0:
-            return
         width = neighbors.shape[1]
         n_found = wp.int32(0)
         if rebuild[s] == 1:

@@ -130,6 +130,7 @@ class NeighborMatrix:
         self.chunk32: torch.Tensor | None = None
         self.n_chunks = 1
         self.pair_spans: list[tuple[int, int]] = []
+        self._spans_balanced = False
         self.system_spans: list[tuple[int, int]] = []
         self.start32: torch.Tensor | None = None
         #: what the last rebuild check read of the positions: finite (S,) bool, largest |x_a| (S,) Å
@@ -228,6 +229,7 @@ class NeighborMatrix:
             # half rows write both ends of a pair: the pair kernel's spans hold whole chunks
             self._chunk_layout(offsets, dev)
             self.pair_spans = spans(self.chunk_offsets, threads, whole_systems=self.half, min_size=MIN_SPAN)
+            self._spans_balanced = False
             per_system = max(1, MIN_LIGHT_SPAN * state.n_systems // max(n, 1))  # systems per MIN_LIGHT_SPAN atoms
             self.system_spans = spans(
                 list(range(state.n_systems + 1)), threads, whole_systems=False, min_size=per_system
@@ -276,8 +278,9 @@ class NeighborMatrix:
             self._ref_cell = torch.where(systems[:, None, None], state.cell.detach(), self._ref_cell)
         self._checked = None
         self.n_builds += 1
-        if self.half and len(self.pair_spans) > 1:
-            self._balance_pair_spans()
+        if self.half and len(self.pair_spans) > 1 and not self._spans_balanced:
+            self._balance_pair_spans()  # once per layout: a row's length follows its atom's index
+            self._spans_balanced = True
         self.n_system_builds += int(systems.sum())
 
     def _balance_pair_spans(self) -> None:
