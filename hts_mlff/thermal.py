@@ -309,3 +309,101 @@ def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None, system: 
         coords={"lag_fs": lag},
     ).assign_coords(point)
     return GreenKuboStudy(kappa=kappa, running=curves)
+
+
+def _traj_chunk_groups(ds: xr.Dataset, chosen: np.ndarray, name: str) -> list[np.ndarray]:
+    """``chosen`` traj positions grouped by the store's chunks of ``name`` along traj."""
+    sizes = ds[name].chunksizes.get("traj") if ds[name].chunks is not None else None
+    edges = np.cumsum((0, *(sizes or (ds.sizes["traj"],))))
+    owner = np.searchsorted(edges, chosen, side="right") - 1
+    return [chosen[owner == c] for c in np.unique(owner)]
+
+
+def modal_heat_study(
+    ds: xr.Dataset,
+    spec: Campaign,
+    *,
+    system: str,
+    base_dir: Path,
+    harmonic: str | None = None,
+    cutoff_fs: float | None = None,
+) -> tuple[xr.Dataset, xr.Dataset]:
+    """Green–Kubo κ beside its phonon-gas part per state point of ``system``
+    (:mod:`hts_mlff.analysis.modal_heat`).
+
+    The store needs ``heat_flux`` and ``sed`` analyses and positions and velocities saved at the
+    same samples. Returns the table (forcefield, temperature_K, pressure_bar): κ_GK, κ_ph,
+    κ_diag, κ_cross, κ_GK − κ_ph with intervals, the RTA sum with energy lifetimes; and the
+    seed-mean running curves (point, lag_fs).
+    """
+    from hts_mlff.analysis.modal_heat import (
+        modal_currents,
+        modal_kappa,
+        normal_mode_coordinates,
+        own_cell_kpoints,
+        running_wave_energies,
+    )
+
+    fcc = _fcc_system(spec, system)
+    for name in ("positions", "velocities", "lattice_site_A", "heat_current_eV_A_per_fs"):
+        if name not in ds:
+            raise ValueError(
+                f"the store has no {name!r}: the modal analysis needs analyses: [heat_flux, sed] and "
+                "save_positions_every_samples = save_velocities_every_samples"
+            )
+    frame = ds["traj"].to_index().to_frame(index=False)
+    keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
+    rows, curves = [], []
+    for forcefield_name, temperature, pressure in keys.itertuples(index=False):
+        chosen = np.flatnonzero(
+            (frame["system"] == system).to_numpy()
+            & (frame["forcefield"] == forcefield_name).to_numpy()
+            & (frame["temperature_K"] == temperature).to_numpy()
+            & (frame["pressure_bar"] == pressure).to_numpy()
+            & (ds["status"].values == "done")
+        )
+        if chosen.size < 2:
+            continue
+        cells = np.asarray(ds["final_cell"].values[chosen], dtype=float)
+        lattice_A = float(np.mean(np.linalg.norm(cells, axis=2) / np.asarray(fcc.repeat)))
+        unit = fcc_primitive_cell(fcc.element, lattice_A)
+        reference = _harmonic_forcefield(spec, harmonic or forcefield_name, base_dir=base_dir)
+        conventional = cells[0] / np.asarray(fcc.repeat, dtype=float)[:, None]
+        k_grid = grid_kpoints(cells[0], 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
+        # harmonic_reference returns the modes at −k (the SED's sign): ask for −k to get +k.
+        frequencies, polarizations, velocities = harmonic_reference(reference, unit, -k_grid)
+        energies = []
+        for members in _traj_chunk_groups(ds, chosen, "positions"):
+            group = ds.isel(traj=members)
+            k_own = np.stack([own_cell_kpoints(k_grid, cells[0], c) for c in group["final_cell"].values])
+            q, q_dot = normal_mode_coordinates(group, k_own, polarizations)
+            for i in range(len(members)):
+                energy = running_wave_energies(q[i], q_dot[i], frequencies)
+                energies.append(energy.reshape(-1, energy.shape[-1]).astype(np.float32))
+        stacked = np.stack(energies)
+        point = ds.isel(traj=chosen)
+        temperatures = np.asarray(point["kinetic_temperature_K"].mean("time_fs").values, dtype=float)
+        volumes = np.asarray(point["volume_A3"].mean("time_fs").values, dtype=float)
+        snapshot_fs = np.asarray(point["position_time_fs"].values, dtype=float)
+        v_A_per_fs = velocities.reshape(-1, 3) * 1e-3
+        modal = modal_currents(stacked, v_A_per_fs, temperatures, max_lag=len(snapshot_fs) // 2)
+        total = heat_current_autocorrelation(point)
+        row, curve = modal_kappa(
+            modal,
+            total_hcacf=np.asarray(total.values, dtype=float),
+            total_dt_fs=float(total["lag_fs"].values[1]),
+            modal_dt_fs=float(snapshot_fs[1] - snapshot_fs[0]),
+            group_velocity_A_per_fs=v_A_per_fs,
+            volumes_A3=volumes,
+            temperatures_K=temperatures,
+            cutoff_fs=cutoff_fs,
+        )
+        label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
+        rows.append({"system": system, **label, **row})
+        curves.append(
+            curve.expand_dims(point=[len(curves)]).assign_coords({k: ("point", [v]) for k, v in label.items()})
+        )
+    if not rows:
+        raise ValueError(f"no state point of system {system!r} with two or more complete trajectories")
+    table = pd.DataFrame(rows).set_index(["system", "forcefield", "temperature_K", "pressure_bar"])
+    return xr.Dataset.from_dataframe(table), xr.concat(curves, dim="point")

@@ -209,7 +209,9 @@ def two_stage_decomposition(
     Returns:
         Dataset over the ``by`` dims: ``kappa_short_W_per_mK``, ``kappa_long_W_per_mK`` (each
         with ``…_low``/``…_high``), ``tau_short_fs``, ``tau_long_fs``, ``kappa_fit_W_per_mK``
-        (κ_sh + κ_lg), ``fit_to_fs`` and ``n_seeds``.
+        (κ_sh + κ_lg), ``fit_to_fs``, ``split_resolved`` and ``n_seeds``. A fitted τ_lg longer
+        than the fitted lags is not fixed by the data (the HCACF has not decayed within the
+        record): the κ parts are NaN and ``split_resolved`` False (τ's still reported).
     """
     hcacf = heat_current_autocorrelation(ds) if hcacf is None else hcacf
     integrand = hcacf.values * _kappa_scale(ds)[:, None]  # W/(m·K) per fs
@@ -226,9 +228,12 @@ def two_stage_decomposition(
         cut = first_zero_fs(mean, lag) if fit_to_fs is None else float(fit_to_fs)
         window = slice(0, int(np.clip(np.searchsorted(lag, cut), 2, len(lag) - 1)) + 1)
         fit = fit_two_stages(lag[window], mean[window])
-        kappas = np.array([fit[0] * fit[1], fit[2] * fit[3]])
+        # a slow time beyond the fitted lags is an extrapolation the data do not fix (the HCACF
+        # has not decayed within the record): no split then
+        resolved = bool(np.all(np.isfinite(fit)) and fit[3] <= lag[window.stop - 1])
+        kappas = np.array([fit[0] * fit[1], fit[2] * fit[3]]) if resolved else np.full(2, np.nan)
         spread = np.full(2, np.nan)
-        if n > 2 and np.all(np.isfinite(fit)):
+        if n > 2 and resolved:
             others = [(mean * n - curves[i]) / (n - 1) for i in range(n)]
             refits = np.array([fit_two_stages(lag[window], o[window], start=fit) for o in others])
             leave_out = np.stack([refits[:, 0] * refits[:, 1], refits[:, 2] * refits[:, 3]], axis=1)
@@ -248,6 +253,7 @@ def two_stage_decomposition(
                 "tau_long_fs": fit[3],
                 "kappa_fit_W_per_mK": kappas.sum(),
                 "fit_to_fs": float(lag[window.stop - 1]),
+                "split_resolved": resolved,
                 "n_seeds": n,
             }
         )

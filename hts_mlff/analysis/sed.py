@@ -114,7 +114,7 @@ def fold_to_first_zone(k_A: np.ndarray, reciprocal: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- SED
-def _project_block(
+def project_block(
     block: np.ndarray, *, phases: list[np.ndarray], members: list[np.ndarray], weights: np.ndarray, n_k: int
 ) -> np.ndarray:
     """(t, atoms, 3) velocities → (n_basis, t, n_k, 3) complex Σ_j √m_j v_j e^{ik·r_j}.
@@ -156,7 +156,7 @@ def trajectory_projection(
         k_block = k_A[lo : lo + per_k]
         phases = [_phase_blocks(k_block, sites_A[idx]) for idx in members]
         projected = data.map_blocks(
-            _project_block,
+            project_block,
             phases=phases,
             members=members,
             weights=weights,

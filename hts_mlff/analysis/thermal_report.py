@@ -223,3 +223,66 @@ def plot_running_kappa_rta(running: xr.Dataset, rta: dict[tuple, xr.DataArray], 
     ax.set_ylabel("running κ(t) (W/(m·K))")
     ax.legend(fontsize=6)
     return save_figure(fig, path)
+
+
+#: Parts of :func:`hts_mlff.thermal.modal_heat_study`'s table, in print order.
+MODAL_PARTS = {
+    "gk": "GK (full J)",
+    "phonon": "phonon gas",
+    "diagonal": "modes alone (RTA)",
+    "cross": "between modes",
+    "beyond_phonon": "beyond the phonon gas",
+}
+
+
+def modal_table(table: xr.Dataset) -> pd.DataFrame:
+    """κ of each part with its interval, one row per (state point, part), plus the relaxation-time
+    sum with lifetimes from the mode energies (jackknife error)."""
+    frame = table.to_dataframe().dropna(subset=["kappa_gk_W_per_mK"])
+    rows = []
+    for key, row in frame.iterrows():
+        for part, label in MODAL_PARTS.items():
+            rows.append(
+                (
+                    *key,
+                    label,
+                    row[f"kappa_{part}_W_per_mK"],
+                    row[f"kappa_{part}_low"],
+                    row[f"kappa_{part}_high"],
+                    row["cutoff_fs"] / 1000.0,
+                )
+            )
+        rows.append(
+            (
+                *key,
+                "RTA, energy lifetimes (jackknife)",
+                row["kappa_energy_rta_W_per_mK"],
+                row["kappa_energy_rta_low"],
+                row["kappa_energy_rta_high"],
+                np.nan,
+            )
+        )
+    columns = [*frame.index.names, "part", "kappa W/(m·K)", "low", "high", "cut-off ps"]
+    return pd.DataFrame(rows, columns=columns).set_index([*frame.index.names, "part"])
+
+
+def plot_modal_running(curves: xr.Dataset, table: xr.Dataset, path: str | Path) -> str:
+    """Seed-mean running κ(t) of the full current and of its phonon-gas parts, per state point,
+    with the common cut-off marked."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    lag_ps = curves["lag_fs"].values / 1000.0
+    styles = {"gk": "-", "phonon": "--", "diagonal": ":", "cross": "-.", "beyond_phonon": (0, (1, 3))}
+    cut = np.atleast_1d(table["cutoff_fs"].values.ravel())
+    for i in range(curves.sizes["point"]):
+        curve = curves.isel(point=i)
+        color = f"C{i}"
+        for part, label in MODAL_PARTS.items():
+            ax.plot(lag_ps, curve[f"kappa_{part}_W_per_mK"].values, ls=styles[part], color=color, lw=1.1, label=label)
+    for value in cut[np.isfinite(cut)]:
+        ax.axvline(value / 1000.0, color="0.6", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("integration time t (ps)")
+    ax.set_ylabel("running κ(t) (W/(m·K))")
+    ax.legend(fontsize=6)
+    return save_figure(fig, path)

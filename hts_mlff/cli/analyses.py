@@ -134,25 +134,34 @@ def thermal(
             "modes' lifetimes predict (relaxation-time picture)."
         ),
     ] = None,
+    modes: Annotated[
+        bool,
+        typer.Option(
+            help="Green–Kubo κ resolved on the harmonic normal modes: the phonon-gas current, its modes alone and "
+            "their correlations (needs heat_flux, sed, and positions and velocities saved at the same samples)."
+        ),
+    ] = False,
 ) -> None:
     """SED maps, phonon lifetimes and κ (SED and Green–Kubo) per (force field, T, P)."""
     from hts_mlff.analysis.sed import relaxation_time_running_kappa
     from hts_mlff.analysis.thermal_report import (
         kappa_table,
+        modal_table,
         plot_kappa,
         plot_lifetimes,
+        plot_modal_running,
         plot_running_kappa,
         plot_running_kappa_rta,
         plot_sed_map,
         running_kappa_comparison,
     )
     from hts_mlff.store.layout import StoreError
-    from hts_mlff.thermal import green_kubo_study, sed_study
+    from hts_mlff.thermal import green_kubo_study, modal_heat_study, sed_study
 
     if heat_capacity not in ("classical", "quantum"):
         err_console.print(f"[red]error[/red]: --heat-capacity {heat_capacity!r}: use classical or quantum")
         raise typer.Exit(2)
-    study = green_kubo = None
+    study = green_kubo = modal = None
     try:
         ds, spec, systems, base = _store_with_spec(store, system=system, campaign=campaign, allow_code=allow_code)
         if harmonic is not None and harmonic not in spec.forcefields:
@@ -182,6 +191,12 @@ def thermal(
             green_kubo = green_kubo_study(other, cutoff_fs=cutoff_fs, system=system)
         if green_kubo_store is not None and (study is None or not study.modes):
             raise ValueError("--green-kubo-store compares with SED κ: the store needs velocities (analyses: [sed])")
+        if modes:
+            if system is None and len(systems) > 1:
+                raise ValueError(f"the store holds several systems {systems}: pick one with --system")
+            modal = modal_heat_study(
+                ds, spec, system=system or systems[0], base_dir=base, harmonic=harmonic, cutoff_fs=cutoff_fs
+            )
     except (StoreError, ValueError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
@@ -205,6 +220,11 @@ def thermal(
                 comparison.set_index(["system", "forcefield", "temperature_K", "pressure_bar", "t_ps"]),
                 title="running κ(t): Green–Kubo against the relaxation-time picture of the SED modes",
             )
+    if modal is not None:
+        _print_frame(
+            modal_table(modal[0]),
+            title="Green–Kubo κ on the harmonic modes: phonon gas = modes alone + between modes (95 % intervals)",
+        )
     if study is not None:
         line = study.lifetimes_line
         summary = line[["peak_THz", "harmonic_THz", "lifetime_ps"]].median(["k", "branch"]).to_dataframe()
@@ -223,6 +243,14 @@ def thermal(
             written += [
                 output / "running-kappa-rta.csv",
                 plot_running_kappa_rta(green_kubo.running, rta, output / "running-kappa-rta.png"),
+            ]
+        if modal is not None:
+            modal_table(modal[0]).to_csv(output / "modal-kappa.csv")
+            modal[1].reset_index("point").to_dataframe().to_csv(output / "modal-running-kappa.csv")
+            written += [
+                output / "modal-kappa.csv",
+                output / "modal-running-kappa.csv",
+                plot_modal_running(modal[1], modal[0], output / "modal-running-kappa.png"),
             ]
         if study is not None:
             study.lifetimes_line.reset_index("point").to_dataframe().to_csv(output / "lifetimes-gamma-x.csv")

@@ -116,3 +116,15 @@ def test_two_stage_decomposition_recovers_a_fast_and_a_slow_current():
     total = green_kubo_kappa(dataset(fast + slow, ["a"] * n)).squeeze()
     assert float(out["kappa_fit_W_per_mK"]) == pytest.approx(float(total["kappa_W_per_mK"]), rel=0.1)
     assert int(out["n_seeds"]) == n
+    assert bool(out["split_resolved"])
+
+
+def test_no_split_when_the_slow_part_outlives_the_fitted_lags():
+    # the slow part (τ 20 ps) is far longer than the 2 ps fitted: its κ would be extrapolation
+    n, n_t = 8, 2000
+    fast = ou_currents(n, n_t, seed=21, tau_fs=30.0, sigma=1.2)
+    slow = ou_currents(n, n_t, seed=22, tau_fs=20000.0, sigma=0.4)
+    out = two_stage_decomposition(dataset(fast + slow, ["a"] * n), fit_to_fs=2000.0).squeeze()
+    assert not bool(out["split_resolved"])
+    assert np.isnan(float(out["kappa_long_W_per_mK"])) and np.isnan(float(out["kappa_fit_W_per_mK"]))
+    assert float(out["tau_long_fs"]) > 2000.0
