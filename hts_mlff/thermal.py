@@ -319,6 +319,15 @@ def _traj_chunk_groups(ds: xr.Dataset, chosen: np.ndarray, name: str) -> list[np
     return [chosen[owner == c] for c in np.unique(owner)]
 
 
+def _mode_spectrum(q_dot: np.ndarray, *, dt_fs: float) -> tuple[np.ndarray, np.ndarray]:
+    """(n_modes, n_t) Q̇ → (n_modes, n_ν) |FFT|² at +ν and −ν added (the waves along −k and +k,
+    one frequency by time reversal), and ν ≥ 0 in THz."""
+    spectrum = np.abs(np.fft.fft(q_dot, axis=-1)) ** 2
+    nu = np.fft.fftfreq(q_dot.shape[-1], d=dt_fs) * 1000.0
+    keep = nu >= 0
+    return spectrum[:, keep] + spectrum[:, np.flatnonzero(keep) * -1 % len(nu)], nu[keep]
+
+
 def modal_heat_study(
     ds: xr.Dataset,
     spec: Campaign,
@@ -329,19 +338,24 @@ def modal_heat_study(
     cutoff_fs: float | None = None,
 ) -> tuple[xr.Dataset, xr.Dataset]:
     """Green–Kubo κ beside its phonon-gas part per state point of ``system``
-    (:mod:`hts_mlff.analysis.modal_heat`).
+    (:mod:`hts_mlff.analysis.modal_heat`), with two sets of phonons: ``harmonic`` (T = 0
+    frequencies and group velocities at the run's lattice) and ``renormalised`` (the peaks of
+    each mode's velocity spectrum in the same runs, fitted as for the SED, and group
+    velocities scaled by peak/harmonic as :func:`peak_scaled_velocities` does).
 
     The store needs ``heat_flux`` and ``sed`` analyses and positions and velocities saved at the
-    same samples. Returns the table (forcefield, temperature_K, pressure_bar): κ_GK, κ_ph,
-    κ_diag, κ_cross, κ_GK − κ_ph with intervals, the RTA sum with energy lifetimes; and the
-    seed-mean running curves (point, lag_fs).
+    same samples. Memory: 12 bytes per (trajectory, mode, snapshot). Returns the table
+    (forcefield, temperature_K, pressure_bar, phonons): κ_GK, κ_ph, κ_diag, κ_cross, κ_GK − κ_ph
+    with intervals, the RTA sum with energy lifetimes; and the seed-mean running curves
+    (point, lag_fs).
     """
     from hts_mlff.analysis.modal_heat import (
+        energies_from_series,
+        energy_series,
         modal_currents,
         modal_kappa,
         normal_mode_coordinates,
         own_cell_kpoints,
-        running_wave_energies,
     )
 
     fcc = _fcc_system(spec, system)
@@ -372,38 +386,59 @@ def modal_heat_study(
         k_grid = grid_kpoints(cells[0], 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
         # harmonic_reference returns the modes at −k (the SED's sign): ask for −k to get +k.
         frequencies, polarizations, velocities = harmonic_reference(reference, unit, -k_grid)
-        energies = []
+        point = ds.isel(traj=chosen)
+        snapshot_fs = np.asarray(point["position_time_fs"].values, dtype=float)
+        dt_fs = float(snapshot_fs[1] - snapshot_fs[0])
+        series, spectrum = [], 0.0
         for members in _traj_chunk_groups(ds, chosen, "positions"):
             group = ds.isel(traj=members)
             k_own = np.stack([own_cell_kpoints(k_grid, cells[0], c) for c in group["final_cell"].values])
             q, q_dot = normal_mode_coordinates(group, k_own, polarizations)
             for i in range(len(members)):
-                energy = running_wave_energies(q[i], q_dot[i], frequencies)
-                energies.append(energy.reshape(-1, energy.shape[-1]).astype(np.float32))
-        stacked = np.stack(energies)
-        point = ds.isel(traj=chosen)
+                series.append(energy_series(q[i], q_dot[i]).reshape(3, -1, len(snapshot_fs)))
+                power, nu_THz = _mode_spectrum(q_dot[i].reshape(-1, len(snapshot_fs)), dt_fs=dt_fs)
+                spectrum = spectrum + power / chosen.size
+        stacked = np.stack(series)  # (n_traj, 3, n_modes, n_t)
+        n_k, n_b = frequencies.shape
+        sed = xr.DataArray(
+            np.asarray(spectrum).reshape(n_k, n_b, -1),
+            dims=("k", "branch", "frequency_THz"),
+            coords={"frequency_THz": nu_THz},
+            attrs={"record_ps": len(snapshot_fs) * dt_fs * 1e-3},
+        )
+        fits = phonon_lifetimes(sed, guesses_THz=frequencies)
+        peak = np.asarray(fits["peak_THz"].values, dtype=float)
+        renormalised = np.where(np.isfinite(peak) & (frequencies > 1e-3), peak, frequencies)
+        phonons = {
+            "harmonic": (frequencies, velocities),
+            "renormalised": (renormalised, peak_scaled_velocities(fits, frequencies, velocities)),
+        }
         temperatures = np.asarray(point["kinetic_temperature_K"].mean("time_fs").values, dtype=float)
         volumes = np.asarray(point["volume_A3"].mean("time_fs").values, dtype=float)
-        snapshot_fs = np.asarray(point["position_time_fs"].values, dtype=float)
-        v_A_per_fs = velocities.reshape(-1, 3) * 1e-3
-        modal = modal_currents(stacked, v_A_per_fs, temperatures, max_lag=len(snapshot_fs) // 2)
         total = heat_current_autocorrelation(point)
-        row, curve = modal_kappa(
-            modal,
-            total_hcacf=np.asarray(total.values, dtype=float),
-            total_dt_fs=float(total["lag_fs"].values[1]),
-            modal_dt_fs=float(snapshot_fs[1] - snapshot_fs[0]),
-            group_velocity_A_per_fs=v_A_per_fs,
-            volumes_A3=volumes,
-            temperatures_K=temperatures,
-            cutoff_fs=cutoff_fs,
-        )
         label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
-        rows.append({"system": system, **label, **row})
-        curves.append(
-            curve.expand_dims(point=[len(curves)]).assign_coords({k: ("point", [v]) for k, v in label.items()})
-        )
+        for name, (omega_THz, v_A_per_ps) in phonons.items():
+            energies = np.stack([energies_from_series(one, omega_THz.ravel()) for one in stacked])
+            v_A_per_fs = v_A_per_ps.reshape(-1, 3) * 1e-3
+            modal = modal_currents(energies, v_A_per_fs, temperatures, max_lag=len(snapshot_fs) // 2)
+            del energies
+            row, curve = modal_kappa(
+                modal,
+                total_hcacf=np.asarray(total.values, dtype=float),
+                total_dt_fs=float(total["lag_fs"].values[1]),
+                modal_dt_fs=dt_fs,
+                group_velocity_A_per_fs=v_A_per_fs,
+                volumes_A3=volumes,
+                temperatures_K=temperatures,
+                cutoff_fs=cutoff_fs,
+            )
+            row["median_peak_over_harmonic"] = float(
+                np.nanmedian(omega_THz / np.where(frequencies > 1e-3, frequencies, np.nan))
+            )
+            rows.append({"system": system, **label, "phonons": name, **row})
+            coords = {k: ("point", [v]) for k, v in {**label, "phonons": name}.items()}
+            curves.append(curve.expand_dims(point=[len(curves)]).assign_coords(coords))
     if not rows:
         raise ValueError(f"no state point of system {system!r} with two or more complete trajectories")
-    table = pd.DataFrame(rows).set_index(["system", "forcefield", "temperature_K", "pressure_bar"])
+    table = pd.DataFrame(rows).set_index(["system", "forcefield", "temperature_K", "pressure_bar", "phonons"])
     return xr.Dataset.from_dataframe(table), xr.concat(curves, dim="point")

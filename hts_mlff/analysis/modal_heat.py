@@ -122,6 +122,24 @@ def running_wave_energies(q: np.ndarray, q_dot: np.ndarray, frequencies_THz: np.
     return energy
 
 
+def energy_series(q: np.ndarray, q_dot: np.ndarray) -> np.ndarray:
+    """(3, …) float32 |Q|², |Q̇|² and Im(Q Q̇*) (amu·Å², amu·Å²/fs², amu·Å²/fs): what a running
+    wave's energy at any ω is made of, ½|ωQ + iQ̇|² = ½(ω²|Q|² + |Q̇|² + 2ω Im(Q Q̇*)), so the
+    frequencies (harmonic or renormalised) can be chosen after the trajectories are read."""
+    return np.stack([np.abs(q) ** 2, np.abs(q_dot) ** 2, (q * np.conj(q_dot)).imag]).astype(np.float32)
+
+
+def energies_from_series(series: np.ndarray, frequencies_THz: np.ndarray) -> np.ndarray:
+    """Running-wave energies (eV, float32) from :func:`energy_series` (3, n_modes, …) at
+    ``frequencies_THz`` (n_modes,); modes with ω ≤ 0 get NaN."""
+    omega = 2e-3 * np.pi * np.asarray(frequencies_THz, dtype=float)  # rad/fs
+    shape = (-1,) + (1,) * (series.ndim - 2)
+    w = omega.reshape(shape)
+    energy = 0.5 * (w**2 * series[0] + series[1] + 2 * w * series[2]) * EV_PER_AMU_A2_PER_FS2
+    energy[omega <= 1e-9] = np.nan
+    return energy.astype(np.float32)
+
+
 def _row_autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
     """(…, n_t) real → (…, max_lag) ⟨x(0)x(t)⟩ averaged over every time origin (FFT, unbiased)."""
     n_t = x.shape[-1]

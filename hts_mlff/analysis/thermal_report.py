@@ -277,8 +277,16 @@ def plot_modal_running(curves: xr.Dataset, table: xr.Dataset, path: str | Path) 
     for i in range(curves.sizes["point"]):
         curve = curves.isel(point=i)
         color = f"C{i}"
+        phonons = str(curve["phonons"].item()) if "phonons" in curve.coords else ""
         for part, label in MODAL_PARTS.items():
-            ax.plot(lag_ps, curve[f"kappa_{part}_W_per_mK"].values, ls=styles[part], color=color, lw=1.1, label=label)
+            ax.plot(
+                lag_ps,
+                curve[f"kappa_{part}_W_per_mK"].values,
+                ls=styles[part],
+                color=color,
+                lw=1.1,
+                label=f"{label} ({phonons})" if phonons else label,
+            )
     for value in cut[np.isfinite(cut)]:
         ax.axvline(value / 1000.0, color="0.6", lw=0.8)
     ax.set_xscale("log")
