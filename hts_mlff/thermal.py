@@ -9,7 +9,11 @@ Public entry points (the ``hts-mlff thermal`` command is a thin shell around the
   the cell's longest axis, Lorentzian lifetimes there, and κ from lifetimes on the full k grid
   of the cell with a leave-one-seed-out (jackknife) error;
 - :func:`green_kubo_study`: κ from the stored heat current (``analyses: [heat_flux]``) per
-  system (cell size), force field, T and P, with the running κ(t) curves behind it.
+  system (cell size), force field, T and P, with the running κ(t) curves behind it;
+- :func:`modal_heat_study`: Green–Kubo κ beside the part of it a phonon gas carries (stored
+  positions and velocities projected on the harmonic normal modes), split into each mode's own
+  correlations (the relaxation-time sum) and those between modes
+  (:mod:`hts_mlff.analysis.modal_heat`).
 
 This module sits where the CLI does in the data flow: it reads a store, rebuilds force fields
 from their parameters (Lennard-Jones and GNN checkpoints only — never code named in a store)
@@ -18,6 +22,7 @@ for the harmonic reference, and hands numpy/xarray objects to :mod:`hts_mlff.ana
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -328,6 +333,19 @@ def _mode_spectrum(q_dot: np.ndarray, *, dt_fs: float) -> tuple[np.ndarray, np.n
     return spectrum[:, keep] + spectrum[:, np.flatnonzero(keep) * -1 % len(nu)], nu[keep]
 
 
+class _LazyEnergies(Sequence):
+    """Each seed's running-wave energies, made from its series when indexed (never all at once)."""
+
+    def __init__(self, series: list[np.ndarray], frequencies_THz: np.ndarray, make: Callable) -> None:
+        self.series, self.frequencies_THz, self.make = series, frequencies_THz, make
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
+        return self.make(self.series[i], self.frequencies_THz)
+
+
 def modal_heat_study(
     ds: xr.Dataset,
     spec: Campaign,
@@ -344,10 +362,11 @@ def modal_heat_study(
     velocities scaled by peak/harmonic as :func:`peak_scaled_velocities` does).
 
     The store needs ``heat_flux`` and ``sed`` analyses and positions and velocities saved at the
-    same samples. Memory: 12 bytes per (trajectory, mode, snapshot). Returns the table
+    same samples. Memory: 12 bytes per (trajectory, mode, snapshot) of one state point at a time. Returns the table
     (forcefield, temperature_K, pressure_bar, phonons): κ_GK, κ_ph, κ_diag, κ_cross, κ_GK − κ_ph
-    with intervals, the RTA sum with energy lifetimes; and the seed-mean running curves
-    (point, lag_fs).
+    with intervals, the RTA sums with lifetimes from the mode energies (jackknife) and from
+    Lorentzian fits of the same spectra (seed eq. 9, ``kappa_sed_W_per_mK``); and the seed-mean
+    running curves (point, lag_fs).
     """
     from hts_mlff.analysis.modal_heat import (
         energies_from_series,
@@ -398,7 +417,6 @@ def modal_heat_study(
                 series.append(energy_series(q[i], q_dot[i]).reshape(3, -1, len(snapshot_fs)))
                 power, nu_THz = _mode_spectrum(q_dot[i].reshape(-1, len(snapshot_fs)), dt_fs=dt_fs)
                 spectrum = spectrum + power / chosen.size
-        stacked = np.stack(series)  # (n_traj, 3, n_modes, n_t)
         n_k, n_b = frequencies.shape
         sed = xr.DataArray(
             np.asarray(spectrum).reshape(n_k, n_b, -1),
@@ -418,10 +436,9 @@ def modal_heat_study(
         total = heat_current_autocorrelation(point)
         label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
         for name, (omega_THz, v_A_per_ps) in phonons.items():
-            energies = np.stack([energies_from_series(one, omega_THz.ravel()) for one in stacked])
+            energies = _LazyEnergies(series, omega_THz.ravel(), energies_from_series)
             v_A_per_fs = v_A_per_ps.reshape(-1, 3) * 1e-3
             modal = modal_currents(energies, v_A_per_fs, temperatures, max_lag=len(snapshot_fs) // 2)
-            del energies
             row, curve = modal_kappa(
                 modal,
                 total_hcacf=np.asarray(total.values, dtype=float),
@@ -431,6 +448,12 @@ def modal_heat_study(
                 volumes_A3=volumes,
                 temperatures_K=temperatures,
                 cutoff_fs=cutoff_fs,
+            )
+            # seed eq. 9 on the same runs: Lorentzian lifetimes of the same spectra (the SED of each mode)
+            row["kappa_sed_W_per_mK"] = float(
+                sed_thermal_conductivity(
+                    fits, v_A_per_ps, volume_A3=float(volumes.mean()), temperature_K=float(temperatures.mean())
+                )["kappa_W_per_mK"]
             )
             row["median_peak_over_harmonic"] = float(
                 np.nanmedian(omega_THz / np.where(frequencies > 1e-3, frequencies, np.nan))

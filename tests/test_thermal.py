@@ -191,6 +191,8 @@ def test_green_kubo_on_the_normal_modes(study, crystal_store, tmp_path):
     sed = float(result.kappa["kappa_W_per_mK"].sel(temperature_K=30.0).squeeze())
     assert 0.3 < float(warm["kappa_energy_rta_W_per_mK"]) / sed < 3
     assert float(cold["kappa_diagonal_W_per_mK"]) > float(warm["kappa_diagonal_W_per_mK"])  # longer lifetimes
+    # eq. 9 from Lorentzian fits of the modes' own spectra in the same runs: the SED study's κ
+    assert float(warm["kappa_sed_W_per_mK"]) == pytest.approx(sed, rel=0.25)
     out = tmp_path / "modal"
     run = CliRunner().invoke(app, ["thermal", str(crystal_store), "--modes", "--no-kappa", "-o", str(out)])
     assert run.exit_code == 0, run.output

@@ -47,6 +47,7 @@ Units: E in eV, v in Å/fs, J in eV·Å/fs (the heat-flux observer's), κ in W/(
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 
 import numpy as np
 import xarray as xr
@@ -67,16 +68,17 @@ def _time_chunks(field: xr.DataArray, dim: str) -> list[slice]:
 
 
 def normal_mode_coordinates(
-    group: xr.Dataset, k_points_A: np.ndarray, polarizations: np.ndarray
+    group: xr.Dataset, k_points_A: np.ndarray, polarizations: np.ndarray, *, dtype: type = np.complex64
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(n_traj, n_k, n_b, n_t) complex Q (√amu·Å) and Q̇ (√amu·Å/fs) of a few trajectories.
+    """(n_traj, n_k, n_b, n_t) complex64 Q (√amu·Å) and Q̇ (√amu·Å/fs) of a few trajectories.
 
     ``group``: trajectories (best: those of one chunk of the store's ``traj`` axis, read
     together) with ``positions`` (unwrapped) and ``velocities`` at the same snapshot times,
     ``lattice_site_A``, ``basis_index`` and ``atomic_numbers``. ``k_points_A`` (n_traj, n_k, 3)
     rad/Å, each trajectory's k in its own cell; ``polarizations`` (n_k, 3·n_basis, n_b) harmonic
     eigenvectors at +k in the e^{ik·r} convention of :func:`hts_mlff.statics.phonons.harmonic_modes`.
-    Read one time chunk at a time; only the projections are held.
+    Read one time chunk at a time; only the projections are held (``dtype``: single precision by
+    default, half the memory; relative rounding ~10⁻⁷).
     """
     if not np.array_equal(group["position_time_fs"].values, group["velocity_time_fs"].values):
         raise ValueError("positions and velocities must be stored at the same samples (same save_*_every_samples)")
@@ -84,7 +86,7 @@ def normal_mode_coordinates(
     n_traj, n_k = k_all.shape[:2]
     n_t = group.sizes["position_time_fs"]
     n_b = polarizations.shape[-1]
-    q = np.empty((2, n_traj, n_k, n_b, n_t), dtype=complex)
+    q = np.empty((2, n_traj, n_k, n_b, n_t), dtype=dtype)
     sites_all = np.asarray(group["lattice_site_A"].values, dtype=float)
     basis_all = np.asarray(group["basis_index"].values)
     numbers_all = np.asarray(group["atomic_numbers"].values)
@@ -150,7 +152,7 @@ def _row_autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
 
 
 def modal_currents(
-    energies_eV: np.ndarray,
+    energies_eV: Sequence[np.ndarray],
     group_velocity_A_per_fs: np.ndarray,
     temperatures_K: np.ndarray,
     *,
@@ -159,8 +161,9 @@ def modal_currents(
     """Phonon-gas currents and the diagonal parts of their autocorrelation.
 
     Args:
-        energies_eV: (n_traj, n_modes, n_t) running-wave energies of the seeds of one state
-            point (modes with NaN energy are left out); float32 halves the memory.
+        energies_eV: per seed of one state point, (n_modes, n_t) running-wave energies (an
+            (n_traj, n_modes, n_t) array, or a sequence that makes each when indexed, read
+            twice); modes with NaN energy are left out.
         group_velocity_A_per_fs: (n_modes, 3).
         temperatures_K: (n_traj,) each seed's mean kinetic temperature (scales the pooled mean).
         max_lag: lags kept.
@@ -171,12 +174,14 @@ def modal_currents(
         ``mode_acf`` (n_traj, n_modes, max_lag) ⟨δE(0)δE(t)⟩ in eV².
     """
     velocity = np.asarray(group_velocity_A_per_fs, dtype=float)
-    n_traj, n_modes, n_t = energies_eV.shape
-    keep = np.isfinite(energies_eV).all(axis=(0, 2))
+    n_traj = len(energies_eV)
     thermal = BOLTZMANN_EV_PER_K * np.asarray(temperatures_K, dtype=float)
-    pooled = np.zeros(n_modes)
+    pooled, keep = 0.0, True
     for i in range(n_traj):
-        pooled += np.nan_to_num(np.asarray(energies_eV[i], dtype=float).mean(axis=1)) / thermal[i] / n_traj
+        one = np.asarray(energies_eV[i], dtype=float)
+        keep = keep & np.isfinite(one).all(axis=1)
+        pooled = pooled + np.nan_to_num(one.mean(axis=1)) / thermal[i] / n_traj
+    n_modes, n_t = one.shape
     weight = (velocity**2).sum(axis=1) / 3.0
     current = np.empty((n_traj, n_t, 3))
     diagonal = np.empty((n_traj, max_lag))

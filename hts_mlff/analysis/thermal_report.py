@@ -262,6 +262,8 @@ def modal_table(table: xr.Dataset) -> pd.DataFrame:
                 np.nan,
             )
         )
+        sed = row.get("kappa_sed_W_per_mK", np.nan)
+        rows.append((*key, "RTA, Lorentzian lifetimes (SED, eq. 9)", sed, np.nan, np.nan, np.nan))
     columns = [*frame.index.names, "part", "kappa W/(m·K)", "low", "high", "cut-off ps"]
     return pd.DataFrame(rows, columns=columns).set_index([*frame.index.names, "part"])
 

@@ -68,7 +68,7 @@ def test_a_running_wave_puts_its_energy_in_its_own_mode_only(crystal):
     wave = polarizations[m, :, s][None, None, :] * np.exp(1j * (phase[None, :, None] - omega * times[:, None, None]))
     u = amplitude * wave.real
     v = (amplitude * -1j * omega * wave).real
-    q, q_dot = normal_mode_coordinates(_group(atoms, u, v), k[None], polarizations)
+    q, q_dot = normal_mode_coordinates(_group(atoms, u, v), k[None], polarizations, dtype=np.complex128)
     energy = running_wave_energies(q[0], q_dot[0], frequencies)  # (n_k, n_b, n_t)
     harmonic = 0.5 * mass * ((v**2).sum((1, 2)) + omega**2 * (u**2).sum((1, 2))) * EV_PER_AMU_A2_PER_FS2
     np.testing.assert_allclose(energy[m, s], harmonic, rtol=1e-10)
@@ -86,7 +86,9 @@ def test_mode_energies_add_up_to_the_kinetic_and_harmonic_energy(crystal):
     n = len(atoms)
     v = rng.normal(scale=2e-3, size=(1, n, 3))
     v -= v.mean(axis=1, keepdims=True)  # no centre-of-mass motion (it is the ω = 0 mode)
-    q, q_dot = normal_mode_coordinates(_group(atoms, np.zeros((1, n, 3)), v), k[None], polarizations)
+    q, q_dot = normal_mode_coordinates(
+        _group(atoms, np.zeros((1, n, 3)), v), k[None], polarizations, dtype=np.complex128
+    )
     kinetic = np.nansum(running_wave_energies(q[0], q_dot[0], frequencies))
     assert kinetic == pytest.approx(0.5 * mass * (v**2).sum() * EV_PER_AMU_A2_PER_FS2, rel=1e-10)
     # static displacements: Σ E = ½ uᵀΦu, Φ from ASE's LJ forces (symmetric difference, O(u⁴))
@@ -100,7 +102,9 @@ def test_mode_energies_add_up_to_the_kinetic_and_harmonic_energy(crystal):
         moved.calc = calc
         forces.append(moved.get_forces())
     harmonic = -0.25 * float(((u - 0.05) * (forces[0] - forces[1])).sum())
-    q, q_dot = normal_mode_coordinates(_group(atoms, u[None], np.zeros((1, n, 3))), k[None], polarizations)
+    q, q_dot = normal_mode_coordinates(
+        _group(atoms, u[None], np.zeros((1, n, 3))), k[None], polarizations, dtype=np.complex128
+    )
     assert np.nansum(running_wave_energies(q[0], q_dot[0], frequencies)) == pytest.approx(harmonic, rel=1e-4)
 
 
