@@ -41,7 +41,9 @@ def _kernels(scalar: Any) -> tuple[Any, Any, Any, Any]:
         x = x ^ (x >> wp.uint32(16))
         x = x * wp.uint32(0x7FEB352D)
         x = x ^ (x >> wp.uint32(15))
-        x = x * wp.uint32(0x846CA68B)
+        x = x * (
+            (wp.uint32(0x846C) << wp.uint32(16)) | wp.uint32(0xA68B)
+        )  # 0x846CA68B: above int32, which a literal is
         return x ^ (x >> wp.uint32(16))
 
     @wp.func
