@@ -22,7 +22,7 @@ for the harmonic reference, and hands numpy/xarray objects to :mod:`hts_mlff.ana
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +99,22 @@ def _harmonic_forcefield(spec: Campaign, name: str, *, base_dir: Path) -> ForceF
             f"{', '.join(DATA_ONLY_KINDS)} (no code named in a store is run); pass --harmonic NAME"
         )
     return forcefield(ff_spec, base_dir=base_dir)
+
+
+def _state_points(ds: xr.Dataset, system: str) -> Iterator[tuple[str, float, float, np.ndarray]]:
+    """(force field, T, P, traj positions of its complete trajectories) of every state point of ``system``."""
+    frame = ds["traj"].to_index().to_frame(index=False)
+    keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
+    done = ds["status"].values == "done"
+    for forcefield_name, temperature, pressure in keys.itertuples(index=False):
+        chosen = np.flatnonzero(
+            (frame["system"] == system).to_numpy()
+            & (frame["forcefield"] == forcefield_name).to_numpy()
+            & (frame["temperature_K"] == temperature).to_numpy()
+            & (frame["pressure_bar"] == pressure).to_numpy()
+            & done
+        )
+        yield forcefield_name, temperature, pressure, chosen
 
 
 def _longest_axis(cell: np.ndarray) -> int:
@@ -196,18 +212,9 @@ def sed_study(
     for name in ("velocities", "lattice_site_A"):
         if name not in ds:
             raise ValueError(f"the store has no {name!r}: run the campaign with analyses: [sed] (stored velocities)")
-    frame = ds["traj"].to_index().to_frame(index=False)
     lines, fits, rows, notes = [], [], [], []
     mode_tables: dict[tuple[str, float, float], xr.Dataset] = {}
-    keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
-    for forcefield_name, temperature, pressure in keys.itertuples(index=False):
-        chosen = np.flatnonzero(
-            (frame["system"] == system).to_numpy()
-            & (frame["forcefield"] == forcefield_name).to_numpy()
-            & (frame["temperature_K"] == temperature).to_numpy()
-            & (frame["pressure_bar"] == pressure).to_numpy()
-            & (ds["status"].values == "done")
-        )
+    for forcefield_name, temperature, pressure, chosen in _state_points(ds, system):
         if chosen.size == 0:
             notes.append(f"{forcefield_name} {temperature:g} K {pressure:g} bar: no complete trajectory")
             continue
@@ -384,17 +391,8 @@ def modal_heat_study(
                 f"the store has no {name!r}: the modal analysis needs analyses: [heat_flux, sed] and "
                 "save_positions_every_samples = save_velocities_every_samples"
             )
-    frame = ds["traj"].to_index().to_frame(index=False)
-    keys = frame[frame["system"] == system][["forcefield", "temperature_K", "pressure_bar"]].drop_duplicates()
     rows, curves = [], []
-    for forcefield_name, temperature, pressure in keys.itertuples(index=False):
-        chosen = np.flatnonzero(
-            (frame["system"] == system).to_numpy()
-            & (frame["forcefield"] == forcefield_name).to_numpy()
-            & (frame["temperature_K"] == temperature).to_numpy()
-            & (frame["pressure_bar"] == pressure).to_numpy()
-            & (ds["status"].values == "done")
-        )
+    for forcefield_name, temperature, pressure, chosen in _state_points(ds, system):
         if chosen.size < 2:
             continue
         cells = np.asarray(ds["final_cell"].values[chosen], dtype=float)
