@@ -274,7 +274,7 @@ def plot_modal_running(curves: xr.Dataset, table: xr.Dataset, path: str | Path) 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     lag_ps = curves["lag_fs"].values / 1000.0
-    styles = {"gk": "-", "phonon": "--", "diagonal": ":", "cross": "-.", "beyond_phonon": (0, (1, 3))}
+    styles = {"gk": "-", "phonon": "--", "diagonal": ":", "cross": "-.", "beyond_phonon": (0, (6, 1.5, 1, 1.5, 1, 1.5))}
     cut = np.atleast_1d(table["cutoff_fs"].values.ravel())
     for i in range(curves.sizes["point"]):
         curve = curves.isel(point=i)
