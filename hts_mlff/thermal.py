@@ -22,7 +22,7 @@ for the harmonic reference, and hands numpy/xarray objects to :mod:`hts_mlff.ana
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,9 +38,18 @@ from hts_mlff.analysis.green_kubo import (
     running_kappa,
     two_stage_decomposition,
 )
+from hts_mlff.analysis.modal_heat import (
+    chunk_slices,
+    energies_from_series,
+    energy_series,
+    modal_currents,
+    modal_kappa,
+    normal_mode_coordinates,
+)
 from hts_mlff.analysis.sed import (
     grid_kpoints,
     line_kpoints,
+    own_cell_kpoints,
     phonon_lifetimes,
     sed_thermal_conductivity,
     spectral_energy_density,
@@ -115,6 +124,13 @@ def _state_points(ds: xr.Dataset, system: str) -> Iterator[tuple[str, float, flo
             & done
         )
         yield forcefield_name, temperature, pressure, chosen
+
+
+def _cell_k_grid(fcc: FccSystem, cell_A: np.ndarray) -> np.ndarray:
+    """(N_T, 3) every k of an FCC supercell (``cell_A``, repeats of the cubic cell) modulo the
+    primitive reciprocal lattice, rad/Å."""
+    conventional = cell_A / np.asarray(fcc.repeat, dtype=float)[:, None]
+    return grid_kpoints(cell_A, 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
 
 
 def _longest_axis(cell: np.ndarray) -> int:
@@ -238,8 +254,7 @@ def sed_study(
         fits.append(line_fit)
         row = dict(label, system=system, lattice_A=lattice_A, record_ps=float(sed.attrs["record_ps"]))
         if kappa:
-            conventional = cell / np.asarray(fcc.repeat, dtype=float)[:, None]
-            k_grid = grid_kpoints(cell, 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
+            k_grid = _cell_k_grid(fcc, cell)
             modes = harmonic_reference(reference, unit, k_grid)
             volume = float(np.mean(np.abs(np.linalg.det(cells))))
             found: dict[str, xr.Dataset] = {}
@@ -325,10 +340,8 @@ def green_kubo_study(ds: xr.Dataset, *, cutoff_fs: float | None = None, system: 
 
 def _traj_chunk_groups(ds: xr.Dataset, chosen: np.ndarray, name: str) -> list[np.ndarray]:
     """``chosen`` traj positions grouped by the store's chunks of ``name`` along traj."""
-    sizes = ds[name].chunksizes.get("traj") if ds[name].chunks is not None else None
-    edges = np.cumsum((0, *(sizes or (ds.sizes["traj"],))))
-    owner = np.searchsorted(edges, chosen, side="right") - 1
-    return [chosen[owner == c] for c in np.unique(owner)]
+    groups = [chosen[(chosen >= part.start) & (chosen < part.stop)] for part in chunk_slices(ds[name], "traj")]
+    return [g for g in groups if g.size]
 
 
 def _mode_spectrum(q_dot: np.ndarray, *, dt_fs: float) -> tuple[np.ndarray, np.ndarray]:
@@ -343,14 +356,14 @@ def _mode_spectrum(q_dot: np.ndarray, *, dt_fs: float) -> tuple[np.ndarray, np.n
 class _LazyEnergies(Sequence):
     """Each seed's running-wave energies, made from its series when indexed (never all at once)."""
 
-    def __init__(self, series: list[np.ndarray], frequencies_THz: np.ndarray, make: Callable) -> None:
-        self.series, self.frequencies_THz, self.make = series, frequencies_THz, make
+    def __init__(self, series: list[np.ndarray], frequencies_THz: np.ndarray) -> None:
+        self.series, self.frequencies_THz = series, frequencies_THz
 
     def __len__(self) -> int:
         return len(self.series)
 
     def __getitem__(self, i: int) -> np.ndarray:  # type: ignore[override]
-        return self.make(self.series[i], self.frequencies_THz)
+        return energies_from_series(self.series[i], self.frequencies_THz)
 
 
 def modal_heat_study(
@@ -375,15 +388,6 @@ def modal_heat_study(
     Lorentzian fits of the same spectra (seed eq. 9, ``kappa_sed_W_per_mK``); and the seed-mean
     running curves (point, lag_fs).
     """
-    from hts_mlff.analysis.modal_heat import (
-        energies_from_series,
-        energy_series,
-        modal_currents,
-        modal_kappa,
-        normal_mode_coordinates,
-        own_cell_kpoints,
-    )
-
     fcc = _fcc_system(spec, system)
     for name in ("positions", "velocities", "lattice_site_A", "heat_current_eV_A_per_fs"):
         if name not in ds:
@@ -399,8 +403,7 @@ def modal_heat_study(
         lattice_A = float(np.mean(np.linalg.norm(cells, axis=2) / np.asarray(fcc.repeat)))
         unit = fcc_primitive_cell(fcc.element, lattice_A)
         reference = _harmonic_forcefield(spec, harmonic or forcefield_name, base_dir=base_dir)
-        conventional = cells[0] / np.asarray(fcc.repeat, dtype=float)[:, None]
-        k_grid = grid_kpoints(cells[0], 0.5 * np.array([[0, 1, 1], [1, 0, 1], [1, 1, 0]]) @ conventional)
+        k_grid = _cell_k_grid(fcc, cells[0])
         # harmonic_reference returns the modes at −k (the SED's sign): ask for −k to get +k.
         frequencies, polarizations, velocities = harmonic_reference(reference, unit, -k_grid)
         point = ds.isel(traj=chosen)
@@ -434,7 +437,7 @@ def modal_heat_study(
         total = heat_current_autocorrelation(point)
         label = {"forcefield": forcefield_name, "temperature_K": float(temperature), "pressure_bar": float(pressure)}
         for name, (omega_THz, v_A_per_ps) in phonons.items():
-            energies = _LazyEnergies(series, omega_THz.ravel(), energies_from_series)
+            energies = _LazyEnergies(series, omega_THz.ravel())
             v_A_per_fs = v_A_per_ps.reshape(-1, 3) * 1e-3
             modal = modal_currents(energies, v_A_per_fs, temperatures, max_lag=len(snapshot_fs) // 2)
             row, curve = modal_kappa(

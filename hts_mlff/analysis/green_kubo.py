@@ -45,13 +45,18 @@ from hts_mlff.spec.model import STATE_POINT_AXES
 from hts_mlff.units import BOLTZMANN_EV_PER_K, W_PER_M_K_PER_EV_PER_A_FS_K
 
 
-def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """(n_traj, n_t, 3) → (n_traj, max_lag) ⟨x(0)·x(t)⟩/3, unbiased over time origins (NaN rows kept NaN)."""
-    n_t = x.shape[1]
+def autocorrelation_rows(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """(…, n_t) real → (…, max_lag) ⟨x(0)x(t)⟩ averaged over every time origin (FFT, unbiased)."""
+    n_t = x.shape[-1]
     size = 1 << int(np.ceil(np.log2(2 * n_t)))
-    spectrum = np.fft.rfft(np.nan_to_num(x), n=size, axis=1)
-    acf = np.fft.irfft((spectrum * spectrum.conj()).real, n=size, axis=1)[:, :max_lag].sum(-1) / 3.0
-    acf /= (n_t - np.arange(max_lag))[None, :]
+    spectrum = np.fft.rfft(x, n=size, axis=-1)
+    acf = np.fft.irfft((spectrum * spectrum.conj()).real, n=size, axis=-1)[..., :max_lag]
+    return acf / (n_t - np.arange(max_lag))
+
+
+def vector_autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """(n_traj, n_t, 3) → (n_traj, max_lag) ⟨x(0)·x(t)⟩/3, unbiased over time origins (NaN rows kept NaN)."""
+    acf = autocorrelation_rows(np.nan_to_num(x).transpose(0, 2, 1), max_lag).sum(1) / 3.0
     acf[np.isnan(x).any(axis=(1, 2))] = np.nan
     return acf
 
@@ -65,7 +70,7 @@ def heat_current_autocorrelation(ds: xr.Dataset, *, max_lag_fs: float | None = N
     time_fs = np.asarray(current["time_fs"].values, dtype=float)
     dt = float(time_fs[1] - time_fs[0])
     n_lag = len(time_fs) // 2 if max_lag_fs is None else min(len(time_fs), int(max_lag_fs / dt) + 1)
-    values = _autocorrelation(np.asarray(current.values, dtype=float), n_lag)
+    values = vector_autocorrelation(np.asarray(current.values, dtype=float), n_lag)
     return xr.DataArray(
         values,
         dims=("traj", "lag_fs"),

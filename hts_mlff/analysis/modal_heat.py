@@ -53,13 +53,14 @@ import numpy as np
 import xarray as xr
 from ase.data import atomic_masses
 from scipy import stats
+from scipy.integrate import cumulative_trapezoid, trapezoid
 
-from hts_mlff.analysis.green_kubo import first_zero_fs
-from hts_mlff.analysis.sed import project_block, reciprocal_rows
+from hts_mlff.analysis.green_kubo import autocorrelation_rows, first_zero_fs, vector_autocorrelation
+from hts_mlff.analysis.sed import project_block
 from hts_mlff.units import BOLTZMANN_EV_PER_K, EV_PER_AMU_A2_PER_FS2, W_PER_M_K_PER_EV_PER_A_FS_K
 
 
-def _time_chunks(field: xr.DataArray, dim: str) -> list[slice]:
+def chunk_slices(field: xr.DataArray, dim: str) -> list[slice]:
     """Slices along ``dim`` that follow the store's chunks (each chunk is read once)."""
     sizes = field.chunksizes.get(dim) if field.chunks is not None else None
     sizes = sizes or (field.sizes[dim],)
@@ -98,7 +99,7 @@ def normal_mode_coordinates(
         phases = [np.exp(-1j * (k_all[i] @ sites_all[i][idx].T)) for idx in members]
         n_cells = int((basis >= 0).sum()) // len(members)
         setups.append((masses, members, phases, n_cells))
-    for window in _time_chunks(group["positions"], "position_time_fs"):
+    for window in chunk_slices(group["positions"], "position_time_fs"):
         blocks = [
             np.asarray(group[name].isel({dim: window}).values, dtype=float)
             for name, dim in (("positions", "position_time_fs"), ("velocities", "velocity_time_fs"))
@@ -142,15 +143,6 @@ def energies_from_series(series: np.ndarray, frequencies_THz: np.ndarray) -> np.
     return energy.astype(np.float32)
 
 
-def _row_autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
-    """(…, n_t) real → (…, max_lag) ⟨x(0)x(t)⟩ averaged over every time origin (FFT, unbiased)."""
-    n_t = x.shape[-1]
-    size = 1 << int(np.ceil(np.log2(2 * n_t)))
-    spectrum = np.fft.rfft(x, n=size, axis=-1)
-    acf = np.fft.irfft(np.abs(spectrum) ** 2, n=size, axis=-1)[..., :max_lag]
-    return acf / (n_t - np.arange(max_lag))
-
-
 def modal_currents(
     energies_eV: Sequence[np.ndarray],
     group_velocity_A_per_fs: np.ndarray,
@@ -189,16 +181,10 @@ def modal_currents(
     for i in range(n_traj):  # one seed at a time: the FFTs of all would not fit
         delta = np.where(keep[:, None], np.asarray(energies_eV[i], dtype=float) - pooled[:, None] * thermal[i], 0.0)
         current[i] = delta.T @ velocity
-        acf = _row_autocorrelation(delta, max_lag)
+        acf = autocorrelation_rows(delta, max_lag)
         diagonal[i] = weight @ acf
         mode_acf[i] = acf
     return {"current": current, "diagonal": diagonal, "mode_acf": mode_acf}
-
-
-def _cumulative(integrand: np.ndarray, dt_fs: float) -> np.ndarray:
-    """Running trapezoid integral along the last axis, starting at 0."""
-    steps = 0.5 * (integrand[..., 1:] + integrand[..., :-1]) * dt_fs
-    return np.concatenate([np.zeros((*integrand.shape[:-1], 1)), np.cumsum(steps, axis=-1)], axis=-1)
 
 
 def energy_lifetimes_ps(mode_acf: np.ndarray, dt_fs: float) -> np.ndarray:
@@ -211,7 +197,7 @@ def energy_lifetimes_ps(mode_acf: np.ndarray, dt_fs: float) -> np.ndarray:
         if not curve[0] > 0:
             continue
         stop = int(np.searchsorted(lag, first_zero_fs(curve, lag))) + 1
-        out[m] = _cumulative(curve[:stop] / curve[0], dt_fs)[-1] * 1e-3
+        out[m] = trapezoid(curve[:stop] / curve[0], dx=dt_fs) * 1e-3
     return out
 
 
@@ -245,16 +231,16 @@ def modal_kappa(
         np.asarray(volumes_A3, dtype=float) * BOLTZMANN_EV_PER_K * np.asarray(temperatures_K, dtype=float) ** 2
     )
     n_traj, n_lag = modal["diagonal"].shape
-    phonon_hcacf = np.stack([_row_autocorrelation(c.T, n_lag).sum(0) / 3.0 for c in modal["current"]])
+    phonon_hcacf = vector_autocorrelation(modal["current"], n_lag)
     total_lag = np.arange(total_hcacf.shape[1]) * total_dt_fs
     lag = np.arange(n_lag) * modal_dt_fs
     cut = first_zero_fs(total_hcacf.mean(0), total_lag) if cutoff_fs is None else float(cutoff_fs)
     cut = min(cut, float(lag[-1]), float(total_lag[-1]))
-    running_total = _cumulative(total_hcacf, total_dt_fs) * scale[:, None]
+    running_total = cumulative_trapezoid(total_hcacf, dx=total_dt_fs, initial=0) * scale[:, None]
     running = {
         "gk": np.stack([np.interp(lag, total_lag, r) for r in running_total]),
-        "phonon": _cumulative(phonon_hcacf, modal_dt_fs) * scale[:, None],
-        "diagonal": _cumulative(modal["diagonal"], modal_dt_fs) * scale[:, None],
+        "phonon": cumulative_trapezoid(phonon_hcacf, dx=modal_dt_fs, initial=0) * scale[:, None],
+        "diagonal": cumulative_trapezoid(modal["diagonal"], dx=modal_dt_fs, initial=0) * scale[:, None],
     }
     running["cross"] = running["phonon"] - running["diagonal"]
     running["beyond_phonon"] = running["gk"] - running["phonon"]
@@ -293,8 +279,3 @@ def modal_kappa(
         coords={"lag_fs": lag},
     )
     return row, curves
-
-
-def own_cell_kpoints(k_points_A: np.ndarray, reference_cell_A: np.ndarray, cell_A: np.ndarray) -> np.ndarray:
-    """The same k (fractions of the reciprocal cell) in another seed's cell, as the SED uses."""
-    return (np.asarray(k_points_A) @ np.asarray(reference_cell_A).T / (2 * np.pi)) @ reciprocal_rows(cell_A)

@@ -65,6 +65,12 @@ def reciprocal_rows(cell_A: np.ndarray) -> np.ndarray:
     return 2 * np.pi * np.linalg.inv(np.asarray(cell_A, dtype=float)).T
 
 
+def own_cell_kpoints(k_points_A: np.ndarray, reference_cell_A: np.ndarray, cell_A: np.ndarray) -> np.ndarray:
+    """The same k (fractions of the reciprocal cell of ``reference_cell_A``) in another cell: seeds
+    equilibrated at a pressure end in cells that differ slightly."""
+    return (np.asarray(k_points_A) @ np.asarray(reference_cell_A).T / (2 * np.pi)) @ reciprocal_rows(cell_A)
+
+
 def line_kpoints(supercell_A: np.ndarray, *, end_A: np.ndarray) -> np.ndarray:
     """(n, 3) k points of the supercell on the segment Γ → ``end_A`` (rad/Å), Γ and the end included.
 
@@ -218,13 +224,11 @@ def spectral_energy_density(
     dt_fs = float(time_fs[1] - time_fs[0])
     positions = list(range(ds.sizes["traj"])) if traj is None else list(traj)
     cells = np.asarray(ds["final_cell"].values, dtype=float)[positions] if "final_cell" in ds else None
-    # k is given for the first trajectory's cell; seeds equilibrated at a pressure end in cells that
-    # differ slightly, so each gets the same k in fractions of its own reciprocal cell.
-    k_frac = None if cells is None else k_A @ cells[0].T / (2 * np.pi)
+    # k is given for the first trajectory's cell; each gets the same k in its own reciprocal cell.
     spectra = []
     for n, i in enumerate(positions):
         one = ds.isel(traj=i)
-        k_own = k_A if k_frac is None else k_frac @ reciprocal_rows(cells[n])
+        k_own = k_A if cells is None else own_cell_kpoints(k_A, cells[0], cells[n])
         basis = np.asarray(one["basis_index"].values)
         numbers = np.asarray(one["atomic_numbers"].values)
         masses = np.where(basis >= 0, atomic_masses[np.clip(numbers, 0, None)], 0.0)

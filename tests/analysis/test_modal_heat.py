@@ -17,10 +17,9 @@ from hts_mlff.analysis.modal_heat import (
     modal_currents,
     modal_kappa,
     normal_mode_coordinates,
-    own_cell_kpoints,
     running_wave_energies,
 )
-from hts_mlff.analysis.sed import grid_kpoints
+from hts_mlff.analysis.sed import grid_kpoints, own_cell_kpoints
 from hts_mlff.forcefields.lennard_jones import LennardJones
 from hts_mlff.thermal import fcc_primitive_cell, harmonic_reference
 from hts_mlff.units import BOLTZMANN_EV_PER_K, EV_PER_AMU_A2_PER_FS2, W_PER_M_K_PER_EV_PER_A_FS_K
