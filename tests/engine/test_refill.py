@@ -15,6 +15,9 @@ from hts_mlff.forcefields.lennard_jones import LennardJones
 from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
 
 GUARD = GuardLimits(max_force_eV_per_A=5.0, min_pair_distance_A=2.0)
+#: A float32 reduction through the GNN's layers carries a few units of round-off (ulp) of the
+#: largest force; the bound a pack may differ from the task alone by (measured: ~1.5).
+ROUNDOFF_ULP = 16
 
 
 def _systems() -> list:
@@ -185,8 +188,12 @@ def test_vacancy_tracking_of_refilled_windows_matches_the_windows_alone():
 
 def test_the_gnn_refills_on_its_own_neighbour_list():
     """The GNN (torch pair list, rebuilt whole when a slot takes a new task) through 2 slots. Its
-    dense layers (BLAS) block by the pack's edge count, so a GNN trajectory in any pack agrees with
-    the task alone to round-off, not bitwise (pack of two without refill: ~2e-11 Å after 12 steps)."""
+    dense layers (BLAS) block by the pack's edge count, so a GNN force in a pack differs from the
+    same force alone by round-off of the dtype the network computes in (float32: measured ~1.5 ulp
+    of the largest force). Over a run this short (120 fs, far below a Lyapunov time) and with the
+    same random numbers, a relative force error ε moves the trajectory by ε of what it does: every
+    stored quantity then agrees with the task alone to ε of its own magnitude (positions: of the
+    displacement since the start), ε = ``ROUNDOFF_ULP`` units of the compute dtype's round-off."""
     from hts_mlff.forcefields import load
     from tests.conftest import REPO
 
@@ -216,8 +223,23 @@ def test_the_gnn_refills_on_its_own_neighbour_list():
             refill=refill,
         )
 
+    # the round-off itself, measured: pack of two against each system alone, before any step
+    pair = gnn.forward(batch(systems[:2]), compute_stress=False).forces
+    singles = torch.cat([gnn.forward(batch([s]), compute_stress=False).forces for s in systems[:2]])
+    ulp = torch.finfo(gnn.compute_dtype).eps * float(singles.abs().max())
+    # the premise: round-off, not a bug (bit-equal where the pack's blocking happens to match)
+    assert float((pair - singles).abs().max()) <= ROUNDOFF_ULP * ulp
+    tolerance = ROUNDOFF_ULP * torch.finfo(gnn.compute_dtype).eps
+
     refilled = run(systems[:2], refill=Refill(temperature_K=temps, pressure_bar=pressures, keys=keys, load=load_task))
     for k in range(3):
         alone = run([systems[k]])
         for name, value in alone.arrays.items():
-            np.testing.assert_allclose(refilled[name][k], value[0], rtol=1e-9, atol=1e-9, err_msg=f"task {k}: {name}")
+            got, want = np.asarray(refilled[name][k]), np.asarray(value[0])
+            if name == "final_positions":  # what the trajectory did: the displacement from the start
+                got, want = got - systems[k].positions, want - systems[k].positions
+            if not np.issubdtype(want.dtype, np.floating):
+                np.testing.assert_array_equal(got, want, err_msg=f"task {k}: {name}")
+                continue
+            scale = float(np.nanmax(np.abs(want))) if np.isfinite(want).any() else 0.0
+            np.testing.assert_allclose(got, want, rtol=tolerance, atol=tolerance * scale, err_msg=f"task {k}: {name}")
