@@ -81,7 +81,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from hts_mlff.forcefields import load
+    from hts_mlff.forcefields import as_ase_calculator, load
     from hts_mlff.forcefields.gnn_reference import LiteralGNNCalculator
 
     device = torch.device(args.device)
@@ -91,7 +91,7 @@ def main() -> None:
     cpu_ff = load(args.model)
     seeds = rate_ase(LiteralGNNCalculator(cpu_ff), steps=args.ase_steps)
     print(f"seeds' path (ASE Langevin + literal GNN, 1 x 256, cpu): {seeds:10.4g} atom-steps/s   1.0x")
-    ours_ase = rate_ase(cpu_ff.as_ase_calculator(dtype=torch.float32), steps=args.ase_steps)
+    ours_ase = rate_ase(as_ase_calculator(cpu_ff, dtype=torch.float32), steps=args.ase_steps)
     print(
         f"ASE Langevin + hts_mlff GNN calculator (1 x 256, cpu): {ours_ase:10.4g} atom-steps/s {ours_ase / seeds:5.1f}x"
     )

@@ -39,7 +39,7 @@ def serial_seconds(atoms, calculator, *, step_A: float, sample: int) -> float:
 
 
 def main() -> None:
-    from hts_mlff.forcefields import LennardJones, load
+    from hts_mlff.forcefields import LennardJones, as_ase_calculator, load
     from hts_mlff.forcefields.gnn_reference import LiteralGNNCalculator
     from hts_mlff.statics import phonons
 
@@ -63,7 +63,7 @@ def main() -> None:
         phonons.hessian(forcefield, atoms, step_A=step, dtype=dtype)
         batched = time.perf_counter() - started
         ours_serial = serial_seconds(
-            atoms, forcefield.as_ase_calculator(dtype=dtype), step_A=step, sample=args.serial_sample
+            atoms, as_ase_calculator(forcefield, dtype=dtype), step_A=step, sample=args.serial_sample
         )
         line = (
             f"{name}: batched {batched:.1f} s ({6 * n * n / batched:.3g} atoms/s); "

@@ -247,8 +247,8 @@ def _parity_per_species(store) -> None:
     class LithiumTooStrong(ForceField):
         cutoff_A = teter.cutoff_A
 
-        def forward(self, state, *, compute_stress=True):
-            out = teter.forward(state, compute_stress=compute_stress)
+        def forward(self, state, *, neighbors=None, compute_stress=True):
+            out = teter.forward(state, neighbors=neighbors, compute_stress=compute_stress)
             scale = torch.where(state.atomic_numbers == 3, 1.1, 1.0).to(out.forces.dtype)
             return dataclasses.replace(out, forces=out.forces * scale[:, None])
 

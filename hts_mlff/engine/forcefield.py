@@ -3,19 +3,23 @@
 A force field maps a :class:`BatchState` to per-system energies, per-atom forces and
 per-system stresses::
 
-    forward(state, *, compute_stress=True) -> ForceOutput
+    forward(state, *, neighbors=None, compute_stress=True) -> ForceOutput
         energy  (n_systems,)       eV
         forces  (n_atoms, 3)       eV/Å
         stress  (n_systems, 3, 3)  eV/Å³, ASE sign convention σ = (1/V) ∂E/∂ε
                                    (negative under compression; P_virial = −tr σ / 3)
 
-Force fields that need neighbours declare ``cutoff_A``; the engine attaches a Verlet list
-covering it to the state (``state.neighbors``), otherwise the force field builds one.
+Force fields that need neighbours declare ``cutoff_A`` and the layout they read
+(``neighbor_layout``: "rows" for a compiled row kernel, "pairs" for index tensors); the engine
+hands them a Verlet list covering the cutoff (:func:`hts_mlff.engine.neighbors.neighbor_list_for`,
+updated for the state), and a force field called without one builds its own
+(:func:`hts_mlff.engine.neighbors.pairs_for`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 
 
@@ -43,7 +48,8 @@ class ForceOutput:
     max_force_eV_per_A: torch.Tensor | None = None
     #: Per-atom energy partition of a compiled pair potential on a stress step: (n_atoms,) eV
     #: (site terms included) and (n_atoms, 3, 3) eV, half of each pair's energy and virial on
-    #: each end; valid until the next evaluation. The heat current reads them.
+    #: each end; the output's own tensors (they outlive later evaluations). The heat current
+    #: reads them.
     atom_energy: torch.Tensor | None = None
     atom_virial: torch.Tensor | None = None
 
@@ -54,9 +60,24 @@ class ForceField(ABC):
     #: Interaction range in Å; the engine's neighbour list covers it.
     cutoff_A: float = 0.0
 
-    #: True when :meth:`forward` has a compiled path over per-atom neighbour rows
-    #: (:mod:`hts_mlff.engine.kernels`); the engine then keeps its list as rows.
-    uses_neighbor_rows: bool = False
+    #: The list layout :meth:`forward` reads best: "rows" when it has a compiled path over
+    #: per-atom neighbour rows (:mod:`hts_mlff.engine.kernels`; it falls back to pairs where the
+    #: kernels do not run), else "pairs". A row list serves pairs too (same order, same bits).
+    neighbor_layout: str = "pairs"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        forward = cls.__dict__.get("forward")
+        if forward is None or getattr(forward, "__isabstractmethod__", False):
+            return
+        parameters = inspect.signature(forward).parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+        if "neighbors" not in parameters and not takes_any:
+            raise TypeError(
+                f"{cls.__module__}.{cls.__qualname__}.forward must accept the keyword argument "
+                "'neighbors' (the engine's neighbour list, or None): "
+                "forward(self, state, *, neighbors=None, compute_stress=True)"
+            )
 
     @property
     def provides_energy(self) -> bool:
@@ -64,20 +85,28 @@ class ForceField(ABC):
         return True
 
     @abstractmethod
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        """Energies, forces and (optionally) stresses of every system in ``state``."""
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
+        """Energies, forces and (optionally) stresses of every system in ``state``; ``neighbors``:
+        a list covering ``cutoff_A``, current for ``state`` (None: the force field builds one)."""
 
-    def __call__(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        return self.forward(state, compute_stress=compute_stress)
+    def __call__(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
+        return self.forward(state, neighbors=neighbors, compute_stress=compute_stress)
 
     #: True where :meth:`heat_current` is defined (a per-atom energy partition exists).
     has_heat_current: bool = False
 
-    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
+    def heat_current(
+        self, state: BatchState, *, output: ForceOutput | None = None, neighbors: NeighborList | None = None
+    ) -> torch.Tensor:
         """(n_systems, 3) heat current J = d/dt Σ_i r_i e_i in eV·Å/fs (Green–Kubo).
 
         ``output``: this force field's evaluation at the current positions; when it carries
         the per-atom partition (``atom_energy``, ``atom_virial``) no pair is visited again.
+        ``neighbors``: the list of that evaluation (None: one is built).
 
         Needs a partition of the energy into per-atom terms and the forces between atoms
         (pair potentials: :class:`~hts_mlff.forcefields.LennardJones`). Many-body models define
@@ -96,12 +125,6 @@ class ForceField(ABC):
         """Content hash that changes whenever results could change."""
         payload = json.dumps({"class": type(self).__name__, **self.config()}, sort_keys=True)
         return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
-
-    def as_ase_calculator(self, *, device: str = "cpu", dtype: torch.dtype = torch.float64):
-        """An ASE Calculator (energy, forces, stress) backed by this force field."""
-        from hts_mlff.engine.ase_calculator import ForceFieldCalculator
-
-        return ForceFieldCalculator(self, device=device, dtype=dtype)
 
 
 def check_forcefield(

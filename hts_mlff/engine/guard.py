@@ -15,6 +15,7 @@ from enum import IntEnum
 import torch
 
 from hts_mlff.engine.forcefield import ForceOutput
+from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState, max_per_system
 
 
@@ -56,10 +57,13 @@ class StabilityGuard:
         *,
         step: int,
         timestep_fs: float,
+        neighbors: NeighborList | None = None,
         replicas: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Check every active replica (of ``replicas``, (n_systems,) bool, when given: the others
-        keep their state untouched); freeze new failures. Returns (n_systems,) new failures."""
+        keep their state untouched); freeze new failures. Returns (n_systems,) new failures.
+        ``neighbors``: the list of the evaluation (the closest pair is read from it when the force
+        field's own pass did not report one; None: no fusion check)."""
         n, sysidx = state.n_systems, state.system_idx
         reason = torch.zeros(n, dtype=torch.int64, device=state.device)
         force_norm = torch.linalg.vector_norm(output.forces, dim=1)
@@ -75,10 +79,10 @@ class StabilityGuard:
             max_step > self.limits.max_step_displacement_A, int(FailureReason.DISPLACEMENT_BOUND), reason
         )
         reason = torch.where(max_force > self.limits.max_force_eV_per_A, int(FailureReason.FORCE_BOUND), reason)
-        if self.limits.min_pair_distance_A > 0 and state.neighbors is not None:
+        if self.limits.min_pair_distance_A > 0 and neighbors is not None:
             closest = output.min_pair_distance_A
             if closest is None:
-                closest = self._min_pair_distance(state)
+                closest = self._min_pair_distance(state, neighbors)
             reason = torch.where(closest < self.limits.min_pair_distance_A, int(FailureReason.ATOMS_FUSED), reason)
         reason = torch.where(finite, reason, int(FailureReason.NON_FINITE))
         checked = self.active if replicas is None else self.active & replicas
@@ -104,8 +108,7 @@ class StabilityGuard:
         self._good_positions[atoms] = state.positions.detach()[atoms]
         self._good_cell[replica] = state.cell.detach()[replica]
 
-    def _min_pair_distance(self, state: BatchState) -> torch.Tensor:
-        nl = state.neighbors
+    def _min_pair_distance(self, state: BatchState, nl: NeighborList) -> torch.Tensor:
         d = nl.pair_vectors(state)
         r = torch.linalg.vector_norm(d, dim=1)
         out = torch.full((state.n_systems,), torch.inf, dtype=state.dtype, device=state.device)

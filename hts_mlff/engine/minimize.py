@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from hts_mlff.engine.forcefield import ForceField
-from hts_mlff.engine.neighbors import NeighborList, list_range_A
+from hts_mlff.engine.neighbors import PairList, list_range_A
 from hts_mlff.engine.state import BatchState, max_per_system, sum_per_system
 from hts_mlff.units import EV_PER_A3_PER_BAR
 
@@ -100,7 +100,7 @@ def fire_minimize(
     n_sys, sysidx = state.n_systems, state.system_idx
     pressure = torch.as_tensor(pressure_bar, dtype=dt_, device=dev).expand(n_sys) * EV_PER_A3_PER_BAR
     n_atoms_sys = state.atoms_per_system.to(dt_)
-    nl = NeighborList(list_range_A(forcefield.cutoff_A), skin_A=skin_A)
+    nl = PairList(list_range_A(forcefield.cutoff_A), skin_A=skin_A)
     eye = torch.eye(3, dtype=dt_, device=dev).expand(n_sys, 3, 3)
     cell0 = state.cell.clone()
     deform = eye.clone()
@@ -116,7 +116,7 @@ def fire_minimize(
         state.positions = torch.einsum("ai,aji->aj", x_ref, deform[sysidx])
         state.cell = torch.einsum("sij,skj->sik", cell0, deform)
         nl.update(state)
-        out = forcefield.forward(state, compute_stress=relax_cell)
+        out = forcefield.forward(state, neighbors=nl, compute_stress=relax_cell)
         f_atoms = torch.einsum("ai,aij->aj", out.forces, deform[sysidx])
         if not relax_cell:
             return f_atoms, torch.zeros_like(deform)
@@ -150,5 +150,4 @@ def fire_minimize(
         x_ref = x_ref + limit[sysidx][:, None] * dr_atoms
         # The cell degree of freedom is N·D (ASE's cell_factor), so D moves by dr/N.
         deform = deform + (limit / n_atoms_sys)[:, None, None] * dr_cell
-    state.neighbors = None
     return MinimizeResult(converged=converged, max_force_eV_per_A=fmax_now, n_steps=step)

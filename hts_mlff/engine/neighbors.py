@@ -1,11 +1,22 @@
-"""Verlet neighbour list with a skin over a batch of periodic systems.
+"""Verlet neighbour lists with a skin over a batch of periodic systems: one interface, two layouts.
 
-Pairs are found per system with ``vesin`` (a cell-list C++ library) within
-``cutoff_A + skin_A`` and kept until some atom of some system has moved more than half
-the skin (cell deformation included). Each pair appears once (a half list) in a canonical
-order — i < j, then by periodic shift — so the order in which forces are summed never
-depends on when the list was rebuilt, nor on which other systems share the pack: a
-replica's trajectory is bit-identical on CPU whatever pack it runs in.
+A list covers ``cutoff_A + skin_A`` and is kept until some atom of some system has moved more
+than half the skin (cell deformation included). It is an argument: whoever integrates or
+relaxes a state makes one (:func:`neighbor_list_for` picks the layout once, from the device and
+what the force field reads), updates it, and hands it to the force field and the stability
+guard (``forward(state, neighbors=…)``). A force field called without one builds its own
+(:func:`pairs_for`).
+
+* :class:`PairList` — the half pair list as index tensors, found per system with ``vesin`` (a
+  cell-list C++ library) or, for small cells, by minimum image on the state's device; the torch
+  path of every force field.
+* :class:`RowList` — per-atom neighbour rows built by the compiled builders
+  (:mod:`hts_mlff.engine.kernels.neighbor_matrix`) and rebuilt per system, for force fields with a
+  row kernel; it serves the same half pair list, derived from the rows, to anything else (a GNN).
+
+Either way each pair appears once in a canonical order — i < j, then by periodic shift — so
+the order in which forces are summed never depends on when the list was rebuilt, nor on which
+other systems share the pack: a replica's trajectory is bit-identical whatever pack it runs in.
 """
 
 from __future__ import annotations
@@ -15,6 +26,8 @@ import torch
 from vesin import NeighborList as _VesinList
 
 from hts_mlff.engine.state import BatchState, max_per_system
+
+LAYOUTS = ("rows", "pairs")
 
 
 def _canonical_pairs(i: np.ndarray, j: np.ndarray, shifts: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -156,53 +169,68 @@ def brute_force_pairs(
 
 
 class NeighborList:
-    """Half pair list within ``cutoff_A + skin_A`` for every system of a batch.
-
-    With ``rows=True`` the list is kept as per-atom neighbour rows
-    (:class:`~hts_mlff.engine.kernels.neighbor_matrix.NeighborMatrix`, built by compiled
-    kernels and rebuilt per system) for force fields with a row kernel; the half-list
-    attributes are then derived from the rows when something asks for them.
+    """What every neighbour list offers: the half pair list within ``cutoff_A + skin_A``.
 
     Attributes (after :meth:`update`):
         pair_i, pair_j: (n_pairs,) int64 global atom indices.
         pair_shift: (n_pairs, 3) integer cell shifts (state dtype).
         pair_system: (n_pairs,) int64 system of each pair.
-        rows: the neighbour rows (``rows=True``), else None.
+        rows: the per-atom rows (:class:`RowList`), else None.
         n_builds: number of rebuilds so far (of the whole batch, or of any system with rows).
     """
 
-    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0, rows: bool = False, half_rows: bool = True) -> None:
+    layout = "pairs"
+    rows = None
+
+    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0) -> None:
         if cutoff_A <= 0 or skin_A < 0:
             raise ValueError("cutoff_A must be positive and skin_A non-negative")
         self.cutoff_A = float(cutoff_A)
         self.skin_A = float(skin_A)
-        self._n_builds = 0
-        self._ref_positions: torch.Tensor | None = None
-        self._ref_cell: torch.Tensor | None = None
-        self._ref_cell_inv: torch.Tensor | None = None
+        self._pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         self._shift_cart: torch.Tensor | None = None
         self._shift_cell: torch.Tensor | None = None
-        self._pairs: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
-        self._rows_state: BatchState | None = None
         self._checked: tuple | None = None
-        self.rows = None
-        if rows:
-            from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
 
-            # Warp runs CPU kernels serially: half rows (each pair once) are deterministic there;
-            # on a GPU every atom's thread walks its full row (no atomics).
-            self.rows = NeighborMatrix(cutoff_A, skin_A=skin_A, half=half_rows)
-
+    # ------------------------------------------------------------------ per layout
     @property
     def n_builds(self) -> int:
-        return self.rows.n_builds if self.rows is not None else self._n_builds
+        raise NotImplementedError
 
     def _half_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        if self._pairs is None:  # rows layout: derive the canonical half list once per rebuild
-            state = self._rows_state
-            i, j, shifts = self.rows.half_list(state)
-            self._pairs = (i, j, shifts.to(state.dtype), state.system_idx[i])
-        return self._pairs
+        raise NotImplementedError
+
+    def _refresh(self, state: BatchState) -> bool:
+        """Rebuild what is stale for ``state``; True on a rebuild."""
+        raise NotImplementedError
+
+    def invalidate(self, system: int, *, atoms: slice) -> None:
+        """System ``system`` (its ``atoms``) was given new positions: rebuild its pairs at the next update."""
+        raise NotImplementedError
+
+    def set_active(self, active: torch.Tensor | None) -> None:
+        """(n_systems,) bool: replicas still integrated (rows: frozen ones are neither rebuilt nor walked)."""
+
+    # ------------------------------------------------------------------ shared
+    def update(self, state: BatchState) -> bool:
+        """Rebuild if needed (rows: the stale systems only); True on a rebuild."""
+        rebuilt = self._refresh(state)
+        if rebuilt:
+            self._shift_cart = None
+        self._checked = self._stamp(state)
+        return rebuilt
+
+    def covers(self, cutoff_A: float) -> bool:
+        """True when the list holds every pair within ``cutoff_A``."""
+        return self.cutoff_A >= cutoff_A - 1e-12
+
+    def _stamp(self, state: BatchState) -> tuple:
+        return (id(state.positions), state.positions._version, id(state.cell), state.cell._version)
+
+    def checked_for(self, state: BatchState) -> bool:
+        """True when :meth:`update` ran on exactly these positions and cell (same tensors, not
+        modified in place since), so the list is known to be current without a new check."""
+        return self._checked == self._stamp(state)
 
     @property
     def pair_i(self) -> torch.Tensor:
@@ -220,10 +248,48 @@ class NeighborList:
     def pair_system(self) -> torch.Tensor:
         return self._half_list()[3]
 
+    def pair_vectors_t(self, state: BatchState) -> torch.Tensor:
+        """(3, n_pairs) vectors r_j − r_i + shift·cell in Å, component-major (differentiable).
+
+        Component-major layout, gathered one Cartesian component at a time, makes the
+        gathers, squared norms and force scatter several times faster on CPU than (n_pairs, 3).
+        """
+        cell = state.cell
+        if self._shift_cart is None or not torch.equal(self._shift_cell, cell) or cell.requires_grad:
+            self._shift_cart = torch.einsum("pk,pkl->lp", self.pair_shift, cell[self.pair_system]).contiguous()
+            self._shift_cell = cell.detach().clone()
+        positions_t = state.positions.t().contiguous()
+        rows = [
+            positions_t[c].index_select(0, self.pair_j) - positions_t[c].index_select(0, self.pair_i) for c in range(3)
+        ]
+        return torch.stack(rows) + self._shift_cart
+
+    def pair_vectors(self, state: BatchState) -> torch.Tensor:
+        """(n_pairs, 3) vectors r_j − r_i + shift·cell in Å."""
+        return self.pair_vectors_t(state).t()
+
+
+class PairList(NeighborList):
+    """The half pair list as index tensors (see the module doc); the torch layout."""
+
+    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0) -> None:
+        super().__init__(cutoff_A, skin_A=skin_A)
+        self._n_builds = 0
+        self._ref_positions: torch.Tensor | None = None
+        self._ref_cell: torch.Tensor | None = None
+        self._ref_cell_inv: torch.Tensor | None = None
+
+    @property
+    def n_builds(self) -> int:
+        return self._n_builds
+
+    def _half_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._pairs is None:
+            raise RuntimeError("the pair list was never built: call update(state) first")
+        return self._pairs
+
     def needs_rebuild(self, state: BatchState) -> bool:
         """True when pairs within the cutoff may be missing from the list."""
-        if self.rows is not None:
-            return bool(self.rows.stale_systems(state).any())
         if self._ref_positions is None or self._ref_positions.shape != state.positions.shape:
             return True
         if torch.equal(state.cell, self._ref_cell):  # NVE/NVT: the cheap test, every step
@@ -239,61 +305,23 @@ class NeighborList:
         budget = 2.0 * max_moved + strain * (self.cutoff_A + self.skin_A)
         return bool((budget > self.skin_A).any() | ~torch.isfinite(budget).all())
 
-    def _stamp(self, state: BatchState) -> tuple:
-        return (id(state.positions), state.positions._version, id(state.cell), state.cell._version)
-
-    def checked_for(self, state: BatchState) -> bool:
-        """True when :meth:`update` ran on exactly these positions and cell (same tensors, not
-        modified in place since), so the list is known to be current without a new check."""
-        return self._checked == self._stamp(state)
-
-    def update(self, state: BatchState) -> bool:
-        """Rebuild if needed (with rows: the stale systems only); attach the list to ``state``.
-        Returns True on a rebuild."""
-        if self.rows is not None:
-            rebuilt = self.rows.update(state)
-            if rebuilt:
-                self._on_rebuilt(state)
-        else:
-            rebuilt = False
-            if self.needs_rebuild(state):
-                self.build(state)
-                rebuilt = True
-        state.neighbors = self
-        self._checked = self._stamp(state)
-        return rebuilt
+    def _refresh(self, state: BatchState) -> bool:
+        if not self.needs_rebuild(state):
+            return False
+        self.build(state)
+        return True
 
     def invalidate(self, system: int, *, atoms: slice) -> None:
-        """System ``system`` (its ``atoms``) was given new positions: rebuild its pairs at the next update."""
-        if self.rows is not None:
-            self.rows.invalidate(atoms)
-        else:
-            self._ref_positions = None
+        self._ref_positions = None
         self._checked = None
-
-    def set_active(self, active: torch.Tensor | None) -> None:
-        """(n_systems,) bool: with rows, frozen replicas' rows are neither rebuilt nor walked
-        (their forces read zero); the pair layout ignores it."""
-        if self.rows is not None:
-            self.rows.active32 = None if active is None else active.to(torch.int32).contiguous()
-
-    def _on_rebuilt(self, state: BatchState) -> None:
-        self._pairs = None
-        self._rows_state = state
-        self._shift_cart = None
 
     def build(self, state: BatchState) -> None:
         """Rebuild the pair list of every system from the current positions and cells.
 
         Small systems whose cell is wider than twice the list cutoff are done together by
         minimum image on the state's device; the others one at a time with vesin. Either
-        way each system's pairs come out in canonical (i < j, then shift) order. With rows,
-        every system's rows are rebuilt by the compiled builders.
+        way each system's pairs come out in canonical (i < j, then shift) order.
         """
-        if self.rows is not None:
-            self.rows.build(state)
-            self._on_rebuilt(state)
-            return
         rc = self.cutoff_A + self.skin_A
         dev = state.device
         cells = state.cell.detach().cpu().double().numpy()
@@ -345,33 +373,93 @@ class NeighborList:
         self._shift_cart = None
         self._n_builds += 1
 
-    def pair_vectors_t(self, state: BatchState) -> torch.Tensor:
-        """(3, n_pairs) vectors r_j − r_i + shift·cell in Å, component-major (differentiable).
 
-        Component-major layout, gathered one Cartesian component at a time, makes the
-        gathers, squared norms and force scatter several times faster on CPU than (n_pairs, 3).
-        """
-        cell = state.cell
-        if self._shift_cart is None or not torch.equal(self._shift_cell, cell) or cell.requires_grad:
-            self._shift_cart = torch.einsum("pk,pkl->lp", self.pair_shift, cell[self.pair_system]).contiguous()
-            self._shift_cell = cell.detach().clone()
-        positions_t = state.positions.t().contiguous()
-        rows = [
-            positions_t[c].index_select(0, self.pair_j) - positions_t[c].index_select(0, self.pair_i) for c in range(3)
-        ]
-        return torch.stack(rows) + self._shift_cart
+class RowList(NeighborList):
+    """Per-atom neighbour rows (:class:`~hts_mlff.engine.kernels.neighbor_matrix.NeighborMatrix`,
+    built by compiled kernels and rebuilt per system); the half pair list is derived from the rows
+    once per rebuild when something asks for it.
 
-    def pair_vectors(self, state: BatchState) -> torch.Tensor:
-        """(n_pairs, 3) vectors r_j − r_i + shift·cell in Å."""
-        return self.pair_vectors_t(state).t()
+    Args:
+        half_rows: each pair once, in the row of its lower atom (CPU: Warp runs a launch serially
+            and a kernel writes both ends); False: every atom's full row (GPU: one thread per
+            atom, no atomics).
+    """
+
+    layout = "rows"
+
+    def __init__(self, cutoff_A: float, *, skin_A: float = 1.0, half_rows: bool = True) -> None:
+        super().__init__(cutoff_A, skin_A=skin_A)
+        from hts_mlff.engine.kernels.neighbor_matrix import NeighborMatrix
+
+        self.rows = NeighborMatrix(cutoff_A, skin_A=skin_A, half=half_rows)
+        self._rows_state: BatchState | None = None
+
+    @property
+    def n_builds(self) -> int:
+        return self.rows.n_builds
+
+    def _half_list(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        if self._pairs is None:
+            state = self._rows_state
+            if state is None:
+                raise RuntimeError("the rows were never built: call update(state) first")
+            i, j, shifts = self.rows.half_list(state)
+            self._pairs = (i, j, shifts.to(state.dtype), state.system_idx[i])
+        return self._pairs
+
+    def needs_rebuild(self, state: BatchState) -> bool:
+        return bool(self.rows.stale_systems(state).any())
+
+    def _refresh(self, state: BatchState) -> bool:
+        rebuilt = self.rows.update(state)
+        if rebuilt:
+            self._on_rebuilt(state)
+        return rebuilt
+
+    def build(self, state: BatchState) -> None:
+        """Rebuild every system's rows now."""
+        self.rows.build(state)
+        self._on_rebuilt(state)
+
+    def invalidate(self, system: int, *, atoms: slice) -> None:
+        self.rows.invalidate(atoms)
+        self._checked = None
+
+    def set_active(self, active: torch.Tensor | None) -> None:
+        self.rows.active32 = None if active is None else active.to(torch.int32).contiguous()
+
+    def _on_rebuilt(self, state: BatchState) -> None:
+        self._pairs = None
+        self._rows_state = state
+        self._shift_cart = None
 
 
-def neighbors_for(state: BatchState, *, cutoff_A: float) -> NeighborList:
-    """The pair list attached to ``state`` if it covers ``cutoff_A``, else a fresh one."""
-    existing = state.neighbors
-    if existing is not None and existing.cutoff_A >= cutoff_A - 1e-12:
-        if existing.checked_for(state) or not existing.needs_rebuild(state):
-            return existing
-    fresh = NeighborList(cutoff_A, skin_A=0.0)
-    fresh.build(state)
-    return fresh
+def neighbor_list_for(
+    forcefield, device: torch.device, *, skin_A: float, min_pair_distance_A: float = 0.0
+) -> NeighborList:
+    """The engine's one choice of a list for ``forcefield`` on ``device``: its range from
+    :func:`list_range_A`; rows where the compiled builders run (they serve the pair layout too,
+    in the same canonical order, with no CPU round trip on a GPU), else pairs. The rows are
+    half rows on a CPU and full on a GPU: the layout depends on the device only, so a
+    trajectory's bits depend neither on its pack nor on the number of threads."""
+    from hts_mlff.engine.kernels import kernels_enabled
+
+    range_A = list_range_A(forcefield.cutoff_A, min_pair_distance_A=min_pair_distance_A)
+    if kernels_enabled(device):
+        return RowList(range_A, skin_A=skin_A, half_rows=device.type == "cpu")
+    return PairList(range_A, skin_A=skin_A)
+
+
+def pairs_for(state: BatchState, neighbors: NeighborList | None, *, cutoff_A: float) -> NeighborList:
+    """The list a force field evaluates ``state`` with: ``neighbors`` as handed in (it must cover
+    ``cutoff_A`` and be current: the caller updated it for this state), else a fresh
+    :class:`PairList` built now (a force field called on its own)."""
+    if neighbors is None:
+        fresh = PairList(cutoff_A, skin_A=0.0)
+        fresh.update(state)
+        return fresh
+    if not neighbors.covers(cutoff_A):
+        raise ValueError(f"the neighbour list covers {neighbors.cutoff_A} Å, the force field needs {cutoff_A} Å")
+    if not neighbors.checked_for(state):
+        neighbors.update(state)  # positions changed since the caller's update: rebuild if needed
+    return neighbors

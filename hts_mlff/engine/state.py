@@ -6,14 +6,10 @@ concatenated in system order and ``system_idx`` says which system each atom belo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:
-    from hts_mlff.engine.neighbors import NeighborList
 
 
 @dataclass
@@ -27,7 +23,6 @@ class BatchState:
         atomic_numbers: (n_atoms,) int64.
         cell: (n_systems, 3, 3) Å, rows are the lattice vectors.
         system_idx: (n_atoms,) int64 system of every atom, non-decreasing.
-        neighbors: pair list attached by the engine; force fields build their own when None.
     """
 
     positions: torch.Tensor
@@ -36,7 +31,6 @@ class BatchState:
     atomic_numbers: torch.Tensor
     cell: torch.Tensor
     system_idx: torch.Tensor
-    neighbors: NeighborList | None = field(default=None, repr=False)
 
     @property
     def n_atoms(self) -> int:

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 
 from hts_mlff.engine.minimize import FireSchedule
-from hts_mlff.engine.neighbors import NeighborList, list_range_A
+from hts_mlff.engine.neighbors import PairList, list_range_A
 from hts_mlff.engine.state import BatchState
 
 
@@ -282,12 +282,13 @@ def atomic_force_function(
     until an atom has moved more than skin/2.
     """
     n = template.n_atoms
-    neighbor_list = NeighborList(list_range_A(forcefield.cutoff_A), skin_A=skin_A)
+    neighbor_list = PairList(list_range_A(forcefield.cutoff_A), skin_A=skin_A)
 
     def force(images: torch.Tensor) -> torch.Tensor:
         pack = image_pack(template, images)
         neighbor_list.update(pack)
-        return forcefield.forward(pack, compute_stress=False).forces.reshape(images.shape[0], 3 * n).to(images.dtype)
+        out = forcefield.forward(pack, neighbors=neighbor_list, compute_stress=False)
+        return out.forces.reshape(images.shape[0], 3 * n).to(images.dtype)
 
     return force
 

@@ -7,7 +7,7 @@
   optional). Batched: the whole pack goes to the model as one ``SimState``.
 
 (The other direction — every hts_mlff force field as an ASE Calculator — is
-:meth:`ForceField.as_ase_calculator`.)
+:func:`hts_mlff.forcefields.ase_calculator.as_ase_calculator`.)
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import torch
 from ase import Atoms
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 
 
@@ -78,7 +79,10 @@ class AseCalculatorForceField(ForceField):
     def config(self) -> dict[str, Any]:
         return {"ase_calculator": self.description}
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
+        """One replica at a time through its calculator (which finds its own neighbours)."""
         positions = state.positions.detach().cpu().double().numpy()
         numbers = state.atomic_numbers.cpu().numpy()
         cells = state.cell.detach().cpu().double().numpy()
@@ -126,7 +130,10 @@ class TorchSimForceField(ForceField):
             digest.update(tensor.detach().cpu().double().numpy().tobytes())
         return {"torchsim": self.description, "weights_blake2b": digest.hexdigest()}
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
+        """The whole pack through the model in one call (it finds its own neighbours)."""
         dev, dtype = self.model.device, self.model.dtype
         sim = self._sim_state(
             positions=state.positions.detach().to(dev, dtype),

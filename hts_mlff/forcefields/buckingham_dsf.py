@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.engine.neighbors import NeighborList, neighbors_for
+from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState, sum_per_system
 from hts_mlff.forcefields.pair import (
     KernelTable,
@@ -76,7 +76,7 @@ class BuckinghamDSF(ForceField):
     """
 
     has_heat_current = True
-    uses_neighbor_rows = True
+    neighbor_layout = "rows"
 
     def __init__(
         self,
@@ -195,9 +195,11 @@ class BuckinghamDSF(ForceField):
             self._site_key = key
         return self._site
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
         q, atom_site, site = self._charges_and_site_energy(state)
-        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        nl = pairs_for(state, neighbors, cutoff_A=self.cutoff_A)
         if nl.rows is not None:
             from hts_mlff.engine.kernels import scalar_type
             from hts_mlff.forcefields.pair_functions import buckingham_dsf_function
@@ -217,13 +219,15 @@ class BuckinghamDSF(ForceField):
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
         return pair_output(state, nl, d, e_pair, f_over_r, compute_stress=compute_stress, site_energy=site)
 
-    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
+    def heat_current(
+        self, state: BatchState, *, output: ForceOutput | None = None, neighbors: NeighborList | None = None
+    ) -> torch.Tensor:
         """(n_systems, 3) heat current in eV·Å/fs, pairwise partition (as Lennard-Jones); each
         ion's constant self energy rides with its kinetic energy. From ``output``'s per-atom
         partition when it carries one (compiled path)."""
         if output is not None and output.atom_virial is not None:
             return partition_heat_current(state, output)
         q = self._charges(state)
-        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        nl = pairs_for(state, neighbors, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl, q)
         return pair_heat_current(state, nl, d, e_pair, f_over_r, atom_energy=self._self_energy(q))

@@ -111,7 +111,7 @@ def load(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str | 
     """The force field stored at ``path`` (a GNN checkpoint written by ``hts-mlff train``).
 
     >>> ff = load("models/model-b.pt")
-    >>> atoms.calc = ff.as_ase_calculator()
+    >>> atoms.calc = as_ase_calculator(ff)
     """
     payload = read_checkpoint(path)
     forcefield = forcefield_from_payload(payload, source=str(path), dtype=dtype)

@@ -50,7 +50,7 @@ import torch
 from torch import nn
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.engine.neighbors import neighbors_for
+from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState, sum_per_system
 
 
@@ -354,11 +354,13 @@ class GNNForceField(ForceField):
             self._table = None
         return self.module
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
         cfg = self.gnn_config
         dev, out_dtype = state.device, state.dtype
         module = self._module_on(dev)
-        nl = neighbors_for(state, cutoff_A=cfg.cutoff_A)
+        nl = pairs_for(state, neighbors, cutoff_A=cfg.cutoff_A)
         species = self.species_index(state.atomic_numbers)
         with torch.no_grad():
             d_all = nl.pair_vectors_t(state).to(self.compute_dtype)

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.engine.neighbors import NeighborList, neighbors_for
+from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState
 from hts_mlff.forcefields.pair import (
     KernelTable,
@@ -78,7 +78,7 @@ class LennardJones(ForceField):
         self._kernel_table = KernelTable(self._kernel_parameters)
 
     has_heat_current = True
-    uses_neighbor_rows = True
+    neighbor_layout = "rows"
 
     def config(self) -> dict[str, Any]:
         return {
@@ -130,8 +130,10 @@ class LennardJones(ForceField):
         f_over_r = (2.0 * s12 - s6) * inv_r2 * (24.0 * eps)
         return d, e_pair, f_over_r
 
-    def forward(self, state: BatchState, *, compute_stress: bool = True) -> ForceOutput:
-        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+    def forward(
+        self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
+    ) -> ForceOutput:
+        nl = pairs_for(state, neighbors, cutoff_A=self.cutoff_A)
         if nl.rows is not None:
             return self._forward_rows(state, nl, compute_stress=compute_stress)
         d, e_pair, f_over_r = self._pair_terms(state, nl)
@@ -159,12 +161,14 @@ class LennardJones(ForceField):
             compute_stress=compute_stress,
         )
 
-    def heat_current(self, state: BatchState, *, output: ForceOutput | None = None) -> torch.Tensor:
+    def heat_current(
+        self, state: BatchState, *, output: ForceOutput | None = None, neighbors: NeighborList | None = None
+    ) -> torch.Tensor:
         """(n_systems, 3) heat current in eV·Å/fs, pairwise energy partition
         (:func:`hts_mlff.forcefields.pair.pair_heat_current`; from ``output``'s per-atom
         partition when it carries one, :func:`~hts_mlff.forcefields.pair.partition_heat_current`)."""
         if output is not None and output.atom_virial is not None:
             return partition_heat_current(state, output)
-        nl = neighbors_for(state, cutoff_A=self.cutoff_A)
+        nl = pairs_for(state, neighbors, cutoff_A=self.cutoff_A)
         d, e_pair, f_over_r = self._pair_terms(state, nl)
         return pair_heat_current(state, nl, d, e_pair, f_over_r)

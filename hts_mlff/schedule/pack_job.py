@@ -18,7 +18,8 @@ import re
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,32 +70,28 @@ def _worker_index() -> int:
     return int(match.group(1)) if match else 0
 
 
+#: The engine's protocol fields that a campaign's ``protocol:`` spells otherwise (nested or
+#: renamed); every other field of :class:`MDProtocol` is copied from the spec field of its name.
+_SPELLED_OTHERWISE: dict[str, Callable[[Any], Any]] = {
+    "melt_temperature_K": lambda p: None if p.melt_half is None else p.melt_half.temperature_K,
+    "melt_steps": lambda p: 0 if p.melt_half is None else p.melt_half.steps,
+    "melt_fraction": lambda p: 0.5 if p.melt_half is None else p.melt_half.fraction,
+    "skin_A": lambda p: p.neighbor_skin_A,
+    "guard": lambda p: GuardLimits(
+        max_force_eV_per_A=p.guard.max_force_eV_per_A,
+        max_step_displacement_A=p.guard.max_step_displacement_A,
+        min_pair_distance_A=p.guard.min_pair_distance_A,
+    ),
+    "guard_every_steps": lambda p: p.guard.check_every_steps,
+}
+
+
 def md_protocol(campaign: Campaign) -> MDProtocol:
+    """The engine's protocol of a campaign: the one place a ``protocol:`` spec becomes an
+    :class:`MDProtocol` (a new field of the same name on both sides needs no line here)."""
     p = campaign.protocol
-    return MDProtocol(
-        timestep_fs=p.timestep_fs,
-        production_steps=p.production_steps,
-        sample_every_steps=p.sample_every_steps,
-        ensemble=p.ensemble,
-        equilibration_ensemble=p.equilibration_ensemble,
-        equilibration_steps=p.equilibration_steps,
-        friction_per_fs=p.friction_per_fs,
-        barostat_time_constant_fs=p.barostat_time_constant_fs,
-        compressibility_per_bar=p.compressibility_per_bar,
-        barostat_axes=p.barostat_axes,
-        melt_temperature_K=None if p.melt_half is None else p.melt_half.temperature_K,
-        melt_steps=0 if p.melt_half is None else p.melt_half.steps,
-        melt_fraction=0.5 if p.melt_half is None else p.melt_half.fraction,
-        initial_temperature_K=p.initial_temperature_K,
-        final_temperature_K=p.final_temperature_K,
-        skin_A=p.neighbor_skin_A,
-        guard=GuardLimits(
-            max_force_eV_per_A=p.guard.max_force_eV_per_A,
-            max_step_displacement_A=p.guard.max_step_displacement_A,
-            min_pair_distance_A=p.guard.min_pair_distance_A,
-        ),
-        guard_every_steps=p.guard.check_every_steps,
-    )
+    values = {f.name: getattr(p, f.name) for f in fields(MDProtocol) if f.name not in _SPELLED_OTHERWISE}
+    return MDProtocol(**values, **{name: get(p) for name, get in _SPELLED_OTHERWISE.items()})
 
 
 def vacancy_seed(campaign_name: str, system: str, seed: int, window: int) -> int:

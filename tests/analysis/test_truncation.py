@@ -20,6 +20,7 @@ from hts_mlff.analysis.truncation import (
     truncation_correction,
     uniform_tail_eV,
 )
+from hts_mlff.forcefields.ase_calculator import as_ase_calculator
 from hts_mlff.forcefields.lennard_jones import LennardJones
 
 EPS, SIGMA = 0.010327, 3.405
@@ -41,7 +42,7 @@ def test_missing_energy_is_the_engines_long_cutoff_energy_minus_the_model(shift)
         "model": LennardJones(EPS, sigma_A=SIGMA, cutoff_A=cutoff, shift=shift),
         "reference": LennardJones(EPS, sigma_A=SIGMA, cutoff_A=radius, shift=False),
     }.items():
-        atoms.calc = ff.as_ase_calculator()
+        atoms.calc = as_ase_calculator(ff)
         energies[name] = atoms.get_potential_energy()
     n = len(atoms)
     tail = uniform_tail_eV(radius, density_per_A3=n / atoms.get_volume(), epsilon_eV=EPS, sigma_A=SIGMA)

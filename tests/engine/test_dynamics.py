@@ -244,3 +244,39 @@ def test_checkpoint_resume_is_bit_identical(lj):
     for name in full.arrays:
         np.testing.assert_array_equal(full[name], resumed[name])
     np.testing.assert_array_equal(full["final_cell"], resumed["final_cell"])
+
+
+def test_a_new_ensemble_is_one_module_and_its_registration(lj, monkeypatch):
+    """Berendsen weak coupling written as an ensemble module would be (``init`` + ``step`` over
+    the propagator's primitives) and registered in one line: a protocol names it and the pack
+    relaxes to each replica's own target, T → T₀ with rate 1/τ."""
+    import types
+
+    from hts_mlff.engine import ensembles
+    from hts_mlff.engine.integrators import temperature_K
+
+    tau_fs = 200.0
+
+    def step(md, propagator, targets, *, stress):
+        ensembles.ENSEMBLES["nve"].step(md, propagator, targets, stress=stress)
+        state = md.system
+        ratio = targets.temperature_K / temperature_K(state)
+        scale = torch.sqrt(1.0 + propagator.timestep_fs / tau_fs * (ratio - 1.0))
+        state.velocities = state.velocities * scale[state.system_idx][:, None]
+
+    berendsen = types.SimpleNamespace(init=lambda md, propagator: None, step=step)
+    monkeypatch.setitem(ensembles.ENSEMBLES, "berendsen", None)  # removed again after the test
+    ensembles.register(berendsen, name="berendsen")
+    state = batch([argon(repeat=3, rattle=0.05, seed=1), argon(repeat=3, rattle=0.05, seed=2)])
+    result = _run(
+        state,
+        lj,
+        temps=[30.0, 70.0],
+        timestep_fs=5.0,
+        production_steps=600,
+        sample_every_steps=20,
+        ensemble="berendsen",
+        initial_temperature_K=150.0,  # both replicas start far from their targets
+    )
+    late = result["kinetic_temperature_K"][:, -10:].mean(axis=1)
+    np.testing.assert_allclose(late, [30.0, 70.0], rtol=0.05)

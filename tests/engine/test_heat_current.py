@@ -86,7 +86,7 @@ def test_force_fields_without_an_energy_partition_say_so():
     from hts_mlff.engine.forcefield import ForceField
 
     class NoPartition(ForceField):
-        def forward(self, state, *, compute_stress=True):
+        def forward(self, state, *, neighbors=None, compute_stress=True):
             raise AssertionError
 
         def config(self):

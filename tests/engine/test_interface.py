@@ -6,9 +6,10 @@ import numpy as np
 import torch
 from ase.build import bulk
 
-from hts_mlff.engine.md import MDProtocol, melt_half_temperatures, run_md
+from hts_mlff.engine.md import MDProtocol, run_md
 from hts_mlff.engine.observers import ThermoObserver
 from hts_mlff.engine.observers.interface import InterfaceObserver
+from hts_mlff.engine.schedule import melt_half_temperatures
 from tests.conftest import batch
 
 REPEAT = (3, 3, 8)

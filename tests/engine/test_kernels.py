@@ -8,7 +8,7 @@ import torch
 
 from hts_mlff.engine.kernels import kernels_enabled
 from hts_mlff.engine.md import MDProtocol, run_md
-from hts_mlff.engine.neighbors import NeighborList
+from hts_mlff.engine.neighbors import PairList, RowList
 from hts_mlff.engine.observers import SnapshotObserver, ThermoObserver
 from hts_mlff.engine.state import BatchState
 from hts_mlff.forcefields import LennardJones
@@ -45,9 +45,9 @@ def _lj() -> LennardJones:
 @pytest.mark.parametrize("half_rows", [True, False])
 def test_rows_hold_the_torch_lists_pairs_in_canonical_order(half_rows):
     state = _mixed_state()
-    torch_list = NeighborList(CUTOFF_A, skin_A=1.0)
+    torch_list = PairList(CUTOFF_A, skin_A=1.0)
     torch_list.build(state)
-    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows = RowList(CUTOFF_A, skin_A=1.0, half_rows=half_rows)
     rows.build(state)
     assert torch.equal(rows.pair_i, torch_list.pair_i)
     assert torch.equal(rows.pair_j, torch_list.pair_j)
@@ -68,14 +68,14 @@ def test_kernel_forces_energy_stress_match_the_torch_path(monkeypatch, dtype, ha
         half_rows = True
     state = _mixed_state(dtype)
     lj = _lj()
-    reference_list = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference_list = PairList(CUTOFF_A, skin_A=1.0)
     reference_list.update(state)
-    reference = lj.forward(state)
-    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    reference = lj.forward(state, neighbors=reference_list)
+    rows = RowList(CUTOFF_A, skin_A=1.0, half_rows=half_rows)
     rows.update(state)
     tol = dict(rtol=1e-11, atol=1e-13) if dtype == torch.float64 else dict(rtol=2e-5, atol=2e-6)
     for stress in (False, True, False, True):  # passes in a row: kept arrays start clean each time
-        out = lj.forward(state, compute_stress=stress)
+        out = lj.forward(state, neighbors=rows, compute_stress=stress)
         torch.testing.assert_close(out.forces, reference.forces, **tol)
         torch.testing.assert_close(out.energy, reference.energy, **tol)
     torch.testing.assert_close(out.stress, reference.stress, **tol)
@@ -94,8 +94,9 @@ def test_full_rows_give_bit_identical_forces_whoever_shares_the_pack():
 
     def forces(atoms_list):
         state = batch(atoms_list)
-        NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=False).update(state)
-        return lj.forward(state)
+        rows = RowList(CUTOFF_A, skin_A=1.0, half_rows=False)
+        rows.update(state)
+        return lj.forward(state, neighbors=rows)
 
     together = forces(systems)
     offsets = np.cumsum([0] + [len(a) for a in systems])
@@ -108,7 +109,7 @@ def test_full_rows_give_bit_identical_forces_whoever_shares_the_pack():
 
 def test_rows_rebuild_only_the_systems_that_moved():
     state = batch([argon(repeat=3), argon(repeat=3)])
-    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl = RowList(CUTOFF_A, skin_A=1.0)
     assert nl.update(state)
     before = nl.rows.neighbors.clone()
     state.positions[5, 0] += 0.6  # system 0 only
@@ -124,9 +125,9 @@ def test_rows_grow_when_an_atom_has_more_neighbours_than_expected(monkeypatch):
 
     monkeypatch.setattr(neighbor_matrix.NeighborMatrix, "_estimate_width", lambda self, state: 4)
     state = _mixed_state()
-    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl = RowList(CUTOFF_A, skin_A=1.0)
     nl.build(state)
-    reference = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference = PairList(CUTOFF_A, skin_A=1.0)
     reference.build(state)
     assert nl.rows.neighbors.shape[1] >= int(nl.rows.counts.max()) > 4
     assert torch.equal(nl.pair_j, reference.pair_j)
@@ -135,7 +136,7 @@ def test_rows_grow_when_an_atom_has_more_neighbours_than_expected(monkeypatch):
 def test_a_replica_with_non_finite_positions_gets_empty_rows():
     state = batch([argon(repeat=3), argon(repeat=3)])
     state.positions[3, 1] = float("nan")
-    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl = RowList(CUTOFF_A, skin_A=1.0)
     nl.build(state)
     n0 = state.system_slice(0).stop
     assert int(nl.rows.counts[:n0].max()) == 0
@@ -171,7 +172,7 @@ def test_md_on_the_kernel_path_follows_the_torch_path(monkeypatch, ensemble):
 
 def test_rows_go_stale_after_half_the_skin_or_a_strain():
     state = batch([argon(repeat=3), argon(repeat=3)])
-    nl = NeighborList(8.5, skin_A=0.5, rows=True)
+    nl = RowList(8.5, skin_A=0.5)
     nl.update(state)
     state.positions[0, 0] += 0.2
     assert nl.rows.stale_systems(state).tolist() == [False, False]
@@ -193,7 +194,7 @@ def test_rows_go_stale_after_half_the_skin_or_a_strain():
 def test_a_replica_flung_hundreds_of_cells_away_gets_empty_rows_not_an_error():
     state = batch([argon(repeat=3), argon(repeat=3)])
     state.positions[:5] += 1.0e6  # an explosion between two guard checks
-    nl = NeighborList(CUTOFF_A, skin_A=1.0, rows=True)
+    nl = RowList(CUTOFF_A, skin_A=1.0)
     nl.build(state)
     n0 = state.system_slice(0).stop
     assert int(nl.rows.counts[:n0].max()) == 0
@@ -223,6 +224,49 @@ def test_threads_split_the_work_but_not_the_bits(monkeypatch, chunk_atoms):
         np.testing.assert_array_equal(other["total_energy_eV"], runs[0]["total_energy_eV"])
 
 
+@pytest.mark.parametrize("ensemble", ["nvt", "npt"])
+def test_a_replayed_launch_equals_a_fresh_one_bit_for_bit(monkeypatch, ensemble):
+    """Recorded launches replayed with the addresses of fresh arrays set anew (kernels.launch)
+    give the bits of launches packed afresh: whole MD runs split over two threads, and two
+    evaluations of same-shaped packs alive at once (so every array address differs)."""
+    from hts_mlff.engine import kernels
+    from hts_mlff.engine.kernels import integrator, neighbor_matrix
+
+    for module, name in (
+        (neighbor_matrix, "MIN_SPAN"),
+        (neighbor_matrix, "MIN_LIGHT_SPAN"),
+        (integrator, "MIN_LIGHT_SPAN"),
+    ):
+        monkeypatch.setattr(module, name, 1)  # several spans per launch
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        runs, evaluations = {}, {}
+        for replay in (True, False):
+            monkeypatch.setattr(kernels, "REPLAY_LAUNCHES", replay)
+            kernels._local().commands.clear()
+            runs[replay] = _md(monkeypatch, "auto", ensemble=ensemble)
+            if replay:
+                assert kernels._local().commands  # launches were recorded and replayed
+            lj = _lj()
+            states = [_mixed_state(), _mixed_state()]
+            states[1].positions = states[1].positions * 1.001
+            lists = [RowList(CUTOFF_A, skin_A=1.0) for _ in states]
+            outputs = []
+            for state, rows in zip(states, lists, strict=True):
+                rows.update(state)
+                outputs.append(lj.forward(state, neighbors=rows, compute_stress=True))
+            evaluations[replay] = outputs
+    finally:
+        torch.set_num_threads(before)
+    for name in ("positions", "total_energy_eV", "virial_pressure_bar"):
+        np.testing.assert_array_equal(runs[True][name], runs[False][name])
+    for replayed, fresh in zip(evaluations[True], evaluations[False], strict=True):
+        for name in ("energy", "forces", "stress", "atom_energy", "atom_virial", "min_pair_distance_A"):
+            assert torch.equal(getattr(replayed, name), getattr(fresh, name)), name
+    assert not torch.equal(evaluations[True][0].forces, evaluations[True][1].forces)
+
+
 def test_a_frozen_replica_is_skipped_and_changes_no_other_bits():
     good = argon(rattle=0.05, seed=2)
     bad = argon(rattle=0.05, seed=1)
@@ -246,11 +290,14 @@ def test_a_frozen_replica_is_skipped_and_changes_no_other_bits():
     pack, state = run([bad, good], [1, 2])
     alone, _ = run([good], [2])
     assert pack["failure_step"].tolist() == [0, -1]
-    assert state.neighbors.rows.active32.tolist() == [0, 1]
     np.testing.assert_array_equal(pack["positions"][1], alone["positions"][0])
     n = len(bad)
-    assert int(state.neighbors.rows.counts[:n].sum()) > 0  # rows kept, never walked: forces zero
-    assert float(lj.forward(state).forces[:n].abs().max()) == 0.0
+    rows = RowList(CUTOFF_A, skin_A=1.0)  # the engine's layout on a CPU, with the guard's mask
+    rows.update(state)
+    rows.set_active(torch.tensor([False, True]))
+    assert rows.rows.active32.tolist() == [0, 1]
+    assert int(rows.rows.counts[:n].sum()) > 0  # rows kept, never walked: forces zero
+    assert float(lj.forward(state, neighbors=rows).forces[:n].abs().max()) == 0.0
 
 
 @pytest.mark.parametrize("half_rows", [True, False])
@@ -283,21 +330,24 @@ def test_cells_narrower_than_the_list_range_are_built_on_the_device(half_rows):
 
 def _assert_rows_hold_the_torch_list(state, *, half_rows: bool) -> None:
     """The compiled rows give the torch list's pairs (canonical order) and its forces."""
-    reference = NeighborList(CUTOFF_A, skin_A=1.0)
+    reference = PairList(CUTOFF_A, skin_A=1.0)
     reference.build(state)
-    rows = NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows)
+    rows = RowList(CUTOFF_A, skin_A=1.0, half_rows=half_rows)
     rows.build(state)
     assert torch.equal(rows.pair_i, reference.pair_i)
     assert torch.equal(rows.pair_j, reference.pair_j)
     assert torch.equal(rows.pair_shift, reference.pair_shift)
     lj = _lj()
-    torch.testing.assert_close(lj.forward(state).forces, _torch_forces(state, lj), rtol=1e-11, atol=1e-13)
+    torch.testing.assert_close(
+        lj.forward(state, neighbors=rows).forces, _torch_forces(state, lj), rtol=1e-11, atol=1e-13
+    )
 
 
 def _torch_forces(state, lj):
     state = state.clone()
-    NeighborList(CUTOFF_A, skin_A=1.0).update(state)
-    return lj.forward(state).forces
+    pairs = PairList(CUTOFF_A, skin_A=1.0)
+    pairs.update(state)
+    return lj.forward(state, neighbors=pairs).forces
 
 
 @pytest.mark.parametrize("half_rows", [True, False, "chunked"])
@@ -313,14 +363,23 @@ def test_heat_current_from_the_kernels_partition_matches_the_pair_sum(monkeypatc
     state.velocities = torch.randn(state.n_atoms, 3, generator=torch.Generator().manual_seed(3), dtype=state.dtype)
     state.velocities *= 0.005
     lj = _lj()
-    NeighborList(CUTOFF_A, skin_A=1.0).update(state)
-    reference = lj.heat_current(state)
-    NeighborList(CUTOFF_A, skin_A=1.0, rows=True, half_rows=half_rows).update(state)
-    lean = lj.forward(state, compute_stress=False)
+    pairs = PairList(CUTOFF_A, skin_A=1.0)
+    pairs.update(state)
+    reference = lj.heat_current(state, neighbors=pairs)
+    rows = RowList(CUTOFF_A, skin_A=1.0, half_rows=half_rows)
+    rows.update(state)
+    lean = lj.forward(state, neighbors=rows, compute_stress=False)
     assert lean.atom_virial is None  # plain steps keep no partition
-    out = lj.forward(state, compute_stress=True)
+    out = lj.forward(state, neighbors=rows, compute_stress=True)
     torch.testing.assert_close(out.atom_energy.reshape(-1).sum(), out.energy.sum(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(lj.heat_current(state, output=out), reference, rtol=1e-10, atol=1e-12)
+    kept_energy, kept_virial = out.atom_energy.clone(), out.atom_virial.clone()
+    noise = torch.randn(state.positions.shape, generator=torch.Generator().manual_seed(4), dtype=state.dtype)
+    state.positions = state.positions + 0.01 * noise  # another evaluation writes the rows' scratch
+    rows.update(state)
+    again = lj.forward(state, neighbors=rows, compute_stress=True)
+    assert not torch.equal(again.atom_energy, kept_energy)
+    assert torch.equal(out.atom_energy, kept_energy) and torch.equal(out.atom_virial, kept_virial)
 
 
 def test_packs_stepped_side_by_side_in_one_process_keep_their_bits():
@@ -357,3 +416,62 @@ def test_packs_stepped_side_by_side_in_one_process_keep_their_bits():
         sys.setswitchinterval(interval)
     for seed in (1, 3):
         assert torch.equal(together[seed][0], alone[seed][0]), seed
+
+
+def test_kernel_threads_are_each_packs_own_and_torch_gets_its_threads_back():
+    """Two packs overlapping in two threads of one worker (the first ends while the second runs):
+    each splits its launches over the threads torch had before either began, torch runs on one
+    until the last ends, then has its threads back, and a later ``set_num_threads`` holds."""
+    import threading
+
+    from hts_mlff.engine.kernels import kernel_threads, kernel_threads_for_pack
+
+    before = torch.get_num_threads()
+    seen: dict[str, int] = {}
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+
+    def pack_a() -> None:
+        with kernel_threads_for_pack():
+            seen["a"] = kernel_threads()
+            a_in.set()
+            b_in.wait(10)
+        a_out.set()
+
+    def pack_b() -> None:
+        a_in.wait(10)
+        with kernel_threads_for_pack():
+            seen["b"] = kernel_threads()
+            b_in.set()
+            a_out.wait(10)
+            seen["torch while b runs alone"] = torch.get_num_threads()
+            seen["b after a ended"] = kernel_threads()
+        with kernel_threads_for_pack(3):
+            seen["b asked for 3"] = kernel_threads()
+
+    try:
+        torch.set_num_threads(2)
+        workers = [threading.Thread(target=f) for f in (pack_a, pack_b)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        assert seen == {"a": 2, "b": 2, "torch while b runs alone": 1, "b after a ended": 2, "b asked for 3": 3}
+        assert torch.get_num_threads() == 2
+        torch.set_num_threads(3)  # the user's later choice holds
+        assert kernel_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_an_untested_warp_release_runs_the_torch_path_unless_asked(monkeypatch, caplog):
+    from hts_mlff.engine import kernels
+
+    assert kernels.warp_release_tested("1.19.0") and kernels.warp_release_tested("1.18.2")
+    assert not kernels.warp_release_tested("1.17.0") and not kernels.warp_release_tested("1.20.0")
+    monkeypatch.setattr(kernels.warp(), "__version__", "1.15.0")
+    monkeypatch.setenv("HTS_MLFF_KERNELS", "auto")
+    with caplog.at_level("WARNING"):
+        assert not kernels.kernels_enabled(torch.device("cpu"))
+    assert "warp-lang 1.15.0 is outside" in caplog.text
+    monkeypatch.setenv("HTS_MLFF_KERNELS", "warp")
+    assert kernels.kernels_enabled(torch.device("cpu"))

@@ -8,7 +8,7 @@ import torch
 from ase.calculators.lj import LennardJones as AseLJ
 
 from hts_mlff.engine.forcefield import check_forcefield
-from hts_mlff.forcefields import LennardJones, PairParameters
+from hts_mlff.forcefields import LennardJones, PairParameters, as_ase_calculator
 from tests.conftest import CUTOFF_A, EPSILON_EV, SIGMA_A, argon, batch
 
 
@@ -52,8 +52,8 @@ def test_contract_checker_passes_on_batched_mixed_sizes(lj):
 
 def test_contract_checker_catches_wrong_forces(lj):
     class Broken(LennardJones):
-        def forward(self, state, *, compute_stress=True):
-            out = super().forward(state, compute_stress=compute_stress)
+        def forward(self, state, *, neighbors=None, compute_stress=True):
+            out = super().forward(state, neighbors=neighbors, compute_stress=compute_stress)
             out.forces = out.forces * 1.1
             return out
 
@@ -95,7 +95,15 @@ def test_ase_calculator_adapter_drives_ase(lj):
     from ase.optimize import BFGS
 
     atoms = argon(a=5.3, repeat=3, rattle=0.05, seed=5)
-    atoms.calc = lj.as_ase_calculator()
+    atoms.calc = as_ase_calculator(lj)
     BFGS(atoms, logfile=None).run(fmax=1e-3, steps=200)
     assert np.abs(atoms.get_forces()).max() < 1e-3
     assert atoms.get_stress().shape == (6,)
+
+
+def test_a_force_field_whose_forward_takes_no_neighbour_list_is_refused_at_definition():
+    with pytest.raises(TypeError, match="must accept the keyword argument 'neighbors'"):
+
+        class Old(LennardJones):
+            def forward(self, state, *, compute_stress=True):
+                return super().forward(state, compute_stress=compute_stress)

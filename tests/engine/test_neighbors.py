@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from ase.neighborlist import neighbor_list
 
-from hts_mlff.engine.neighbors import NeighborList, system_pairs
+from hts_mlff.engine.neighbors import PairList, system_pairs
 from tests.conftest import argon, batch
 
 
@@ -23,7 +23,7 @@ def test_pairs_match_ase_for_unwrapped_positions():
 
 def test_rebuild_only_after_half_skin():
     state = batch([argon(repeat=3)])
-    nl = NeighborList(8.5, skin_A=1.0)
+    nl = PairList(8.5, skin_A=1.0)
     assert nl.update(state)
     state.positions[0, 0] += 0.4
     assert not nl.update(state)
@@ -34,7 +34,7 @@ def test_rebuild_only_after_half_skin():
 
 def test_rebuild_after_cell_strain():
     state = batch([argon(repeat=3)])
-    nl = NeighborList(8.5, skin_A=0.5)
+    nl = PairList(8.5, skin_A=0.5)
     nl.update(state)
     # A uniform strain ε changes pair distances by at most ε·(cutoff + skin).
     state.positions *= 1.02
@@ -50,8 +50,8 @@ def test_order_is_canonical_whenever_built():
     s1 = batch([atoms])
     s2 = batch([atoms])
     s2.positions += torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)  # a rigid shift
-    a = NeighborList(8.5, skin_A=1.0)
-    b = NeighborList(8.5, skin_A=1.0)
+    a = PairList(8.5, skin_A=1.0)
+    b = PairList(8.5, skin_A=1.0)
     a.build(s1)
     b.build(s2)
     assert torch.equal(a.pair_i, b.pair_i) and torch.equal(a.pair_j, b.pair_j)

@@ -7,7 +7,13 @@ import pytest
 import torch
 from ase.calculators.lj import LennardJones as AseLJ
 
-from hts_mlff.forcefields import AseCalculatorForceField, GNNConfig, GNNForceField, TorchSimForceField
+from hts_mlff.forcefields import (
+    AseCalculatorForceField,
+    GNNConfig,
+    GNNForceField,
+    TorchSimForceField,
+    as_ase_calculator,
+)
 from hts_mlff.forcefields.registry import build_forcefield
 from hts_mlff.spec.model import AseCalculatorSpec
 from hts_mlff.spec.trust import approved
@@ -35,7 +41,7 @@ def test_an_ase_calculator_drives_a_pack_like_our_lennard_jones(lj):
 def test_gnn_as_an_ase_calculator_matches_the_batched_forward():
     ff = GNNForceField(GNNConfig(hidden=16, n_layers=2, force_scale_eV_per_A=0.02), seed=1)
     atoms = argon(repeat=3, rattle=0.1, seed=4)
-    atoms.calc = ff.as_ase_calculator()
+    atoms.calc = as_ase_calculator(ff)
     expected = ff(batch([atoms])).forces.numpy()
     np.testing.assert_allclose(atoms.get_forces(), expected, atol=1e-12)
     assert atoms.get_stress().shape == (6,)
@@ -92,7 +98,7 @@ def test_a_force_only_model_refuses_to_report_an_energy():
     ff = GNNForceField(GNNConfig(hidden=16, n_layers=2, force_scale_eV_per_A=0.02), seed=1)
     assert not ff.provides_energy
     atoms = argon(repeat=3, rattle=0.1, seed=4)
-    atoms.calc = ff.as_ase_calculator()
+    atoms.calc = as_ase_calculator(ff)
     assert atoms.get_forces().shape == (len(atoms), 3)
     with pytest.raises(PropertyNotImplementedError, match="force-only model"):
         atoms.get_potential_energy()

@@ -228,7 +228,7 @@ def test_kernel_rows_match_the_torch_path(dtype, half_rows):
     """The compiled pair function (Warp) against the torch pair terms: two sheared, rattled
     crystals with a vacancy pair removed (still neutral), shifted short range and DSF Coulomb."""
     from hts_mlff.engine.kernels import kernels_enabled
-    from hts_mlff.engine.neighbors import NeighborList
+    from hts_mlff.engine.neighbors import PairList, RowList
 
     if not kernels_enabled(torch.device("cpu")):
         pytest.skip("warp-lang not installed")
@@ -243,10 +243,12 @@ def test_kernel_rows_match_the_torch_path(dtype, half_rows):
         systems.append(atoms)
     state = batch(systems, dtype=dtype)
     ff = _field(cutoff_A=7.5, alpha_per_A=0.4)
-    NeighborList(ff.cutoff_A, skin_A=1.0).update(state)
-    reference = ff(state)
-    NeighborList(ff.cutoff_A, skin_A=1.0, rows=True, half_rows=half_rows).update(state)
-    out = ff(state)
+    pairs = PairList(ff.cutoff_A, skin_A=1.0)
+    pairs.update(state)
+    reference = ff(state, neighbors=pairs)
+    rows = RowList(ff.cutoff_A, skin_A=1.0, half_rows=half_rows)
+    rows.update(state)
+    out = ff(state, neighbors=rows)
     assert out.min_pair_distance_A is not None  # the kernel pass ran
     tol = dict(rtol=1e-10, atol=1e-10) if dtype == torch.float64 else dict(rtol=5e-5, atol=5e-4)
     torch.testing.assert_close(out.energy, reference.energy, **tol)
@@ -256,7 +258,7 @@ def test_kernel_rows_match_the_torch_path(dtype, half_rows):
 
 def test_heat_current_from_the_kernels_partition_includes_the_self_energy():
     from hts_mlff.engine.kernels import kernels_enabled
-    from hts_mlff.engine.neighbors import NeighborList
+    from hts_mlff.engine.neighbors import PairList, RowList
 
     if not kernels_enabled(torch.device("cpu")):
         pytest.skip("warp-lang not installed")
@@ -265,8 +267,10 @@ def test_heat_current_from_the_kernels_partition_includes_the_self_energy():
         state.n_atoms, 3, generator=torch.Generator().manual_seed(1), dtype=state.dtype
     )
     ff = _field(cutoff_A=7.5, alpha_per_A=0.4)
-    NeighborList(ff.cutoff_A, skin_A=1.0).update(state)
-    reference = ff.heat_current(state)
-    NeighborList(ff.cutoff_A, skin_A=1.0, rows=True, half_rows=True).update(state)
-    out = ff(state, compute_stress=True)
+    pairs = PairList(ff.cutoff_A, skin_A=1.0)
+    pairs.update(state)
+    reference = ff.heat_current(state, neighbors=pairs)
+    rows = RowList(ff.cutoff_A, skin_A=1.0, half_rows=True)
+    rows.update(state)
+    out = ff(state, neighbors=rows, compute_stress=True)
     torch.testing.assert_close(ff.heat_current(state, output=out), reference, rtol=1e-10, atol=1e-12)

@@ -163,16 +163,16 @@ def test_the_literal_directed_graph_evaluation_gives_the_same_forces():
 @pytest.mark.parametrize("table", [True, False])
 def test_a_replica_with_nan_positions_leaves_the_others_alone(table):
     """Pairs with a NaN length are dropped (the guard freezes that replica on its NaN positions)."""
-    from hts_mlff.engine.neighbors import NeighborList
+    from hts_mlff.engine.neighbors import PairList
 
     ff = small_gnn(conservative=False, table=table)
     systems = [argon(repeat=3, rattle=0.1, seed=s) for s in range(2)]
     state = batch(systems)
-    nl = NeighborList(ff.cutoff_A, skin_A=1.0)
+    nl = PairList(ff.cutoff_A, skin_A=1.0)
     nl.update(state)  # pairs built while every position was finite
-    clean = ff(state).forces.clone()
+    clean = ff(state, neighbors=nl).forces.clone()
     state.positions[108 + 5] = float("nan")  # replica 1 explodes between two list builds
-    out = ff(state)
+    out = ff(state, neighbors=nl)
     assert torch.isfinite(out.forces[:108]).all()
     torch.testing.assert_close(out.forces[:108], clean[:108])
     assert torch.equal(out.forces[108 + 5], torch.zeros(3, dtype=out.forces.dtype))
@@ -192,9 +192,9 @@ def test_radial_table_takes_distances_at_the_cutoff_in_float32():
 def test_gnn_md_on_lists_from_the_compiled_builders_matches_the_torch_list(monkeypatch):
     """Where the kernels run, MD hands the GNN the half pair list derived from the compiled rows:
     the same pairs in the same order as the torch list, so the same trajectory bit for bit."""
-    from hts_mlff.engine import MDProtocol, md, run_md
+    from hts_mlff.engine import MDProtocol, pack_run, run_md
     from hts_mlff.engine.kernels import kernels_enabled
-    from hts_mlff.engine.neighbors import NeighborList
+    from hts_mlff.engine.neighbors import PairList, RowList, list_range_A
 
     if not kernels_enabled(torch.device("cpu")):
         pytest.skip("warp-lang not installed")
@@ -202,12 +202,12 @@ def test_gnn_md_on_lists_from_the_compiled_builders_matches_the_torch_list(monke
     for rows in (False, True):
         made = []
 
-        def neighbor_list(cutoff_A, *, use_rows=rows, made=made, **kwargs):
-            kwargs["rows"] = use_rows  # whatever the engine asked for
-            made.append(NeighborList(cutoff_A, **kwargs))
-            return made[-1]
+        def neighbor_list(forcefield, device, *, use_rows=rows, made=made, skin_A, min_pair_distance_A=0.0):
+            range_A = list_range_A(forcefield.cutoff_A, min_pair_distance_A=min_pair_distance_A)
+            made.append(RowList(range_A, skin_A=skin_A) if use_rows else PairList(range_A, skin_A=skin_A))
+            return made[-1]  # whatever the engine would have chosen
 
-        monkeypatch.setattr(md, "NeighborList", neighbor_list)
+        monkeypatch.setattr(pack_run, "neighbor_list_for", neighbor_list)
         state = batch([argon(repeat=2, rattle=0.05, seed=1), argon(repeat=3, rattle=0.05, seed=2)])
         run_md(
             state,

@@ -40,6 +40,7 @@ def _atoms():
 
 
 def _ours(atoms):
+    from hts_mlff.forcefields.ase_calculator import as_ase_calculator
     from hts_mlff.forcefields.buckingham_dsf import BuckinghamDSF, BuckinghamPair
 
     z = {"Li": 3, "O": 8}
@@ -50,7 +51,7 @@ def _ours(atoms):
         alpha_per_A=ALPHA_PER_A,
     )
     atoms = atoms.copy()
-    atoms.calc = ff.as_ase_calculator(dtype=torch.float64)
+    atoms.calc = as_ase_calculator(ff, dtype=torch.float64)
     return atoms.get_potential_energy(), atoms.get_forces(), atoms.get_stress(voigt=False)
 
 

@@ -12,7 +12,7 @@ from ase.build import bulk
 from ase.phonons import Phonons
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
-from hts_mlff.forcefields import LennardJones
+from hts_mlff.forcefields import LennardJones, as_ase_calculator
 from hts_mlff.statics import phonons
 
 LATTICE_A = 5.31  # near the T = 0 lattice of this LJ argon
@@ -93,7 +93,7 @@ def test_lj_dispersion_agrees_with_ase_phonons_through_our_calculator(lj, tmp_pa
     primitive = bulk("Ar", "fcc", a=LATTICE_A)
     path = np.array([[0.5, 0.0, 0.5], [0.5, 0.5, 0.5], [0.375, 0.375, 0.75], [0.1, 0.2, 0.3]])
     ours = phonons.frequencies_THz(lj, primitive, path)
-    reference = Phonons(primitive, lj.as_ase_calculator(), supercell=(6, 6, 6), delta=1e-3, name=str(tmp_path / "ph"))
+    reference = Phonons(primitive, as_ase_calculator(lj), supercell=(6, 6, 6), delta=1e-3, name=str(tmp_path / "ph"))
     reference.run()
     reference.read(acoustic=True)
     theirs = reference.band_structure(path) / H_EV_PS  # eV → THz
@@ -107,8 +107,8 @@ class CurlField(ForceField):
         self.base, self.c = base, c_eV_per_A2
         self.cutoff_A = base.cutoff_A
 
-    def forward(self, state, *, compute_stress: bool = True) -> ForceOutput:
-        out = self.base.forward(state, compute_stress=compute_stress)
+    def forward(self, state, *, neighbors=None, compute_stress: bool = True) -> ForceOutput:
+        out = self.base.forward(state, neighbors=neighbors, compute_stress=compute_stress)
         x, y = state.positions[:, 0], state.positions[:, 1]
         curl = torch.stack([self.c * y, -self.c * x, torch.zeros_like(x)], dim=1)
         return ForceOutput(energy=out.energy, forces=out.forces + curl, stress=out.stress)

@@ -1,22 +1,42 @@
 """Compiled kernels of the engine's hot path (NVIDIA Warp; the same code on CPU and CUDA).
 
-Torch stays the container: kernels read and write the state's tensors in place through
-``warp.from_torch`` (no copies). Every kernel runs one thread per atom (or per system) and
-sums in a fixed order without atomics, so results are bit-identical whichever pack a
-replica runs in, on CPU and on a GPU.
+Torch stays the container: kernels read and write the state's tensors in place through Warp
+views (no copies).
 
-* :mod:`~hts_mlff.engine.kernels.neighbor_matrix`: per-atom (full) neighbour rows, sorted by
-  neighbour index, rebuilt per system (its kernels: :mod:`~hts_mlff.engine.kernels.neighbor_builders`);
+* :mod:`~hts_mlff.engine.kernels.neighbor_matrix`: per-atom neighbour rows, rebuilt per system
+  (its kernels: :mod:`~hts_mlff.engine.kernels.neighbor_builders`);
 * :mod:`~hts_mlff.engine.kernels.pair`: pair potentials over those rows with the energy,
-  virial, closest pair and largest force of every system in the same pass.
+  virial, closest pair and largest force of every system in the same pass;
+* :mod:`~hts_mlff.engine.kernels.integrator`: the fused Langevin and velocity-Verlet updates;
+* :mod:`~hts_mlff.engine.kernels.tuning`: the tuned constants and what chose them;
+* here: views, launches over spans of threads, the kernel threads of a pack.
 
-Warp is imported lazily: without it (or with ``HTS_MLFF_KERNELS=torch``) the engine uses its
-torch path, which stays the reference the kernels are tested against.
+Invariants every kernel keeps (they are what makes a replica's trajectory independent of its
+pack, of the thread count and of the device; ``tests/engine/test_kernels.py`` checks each):
+
+1. **Canonical order.** A row is sorted by (neighbour index, shift code); every sum — over a
+   row, over a system's atoms, over a system's chunks — runs in that fixed order in one thread,
+   with no atomics. Pairs beyond the cutoff add nothing, so the order does not depend on when
+   the list was rebuilt.
+2. **Whole chunks per span.** A CPU launch is cut into spans of thread ids run side by side
+   (:func:`spans`); a kernel that writes to other atoms of its system (half rows) gets spans of
+   whole chunks of a system, each chunk writing only its own copy of the per-atom arrays. Chunks
+   depend on the system's size alone (:func:`~hts_mlff.engine.kernels.neighbor_matrix.chunks_of`).
+3. **Lifetimes.** A Warp view (:func:`as_warp`) holds no reference to its tensor; the tensor is
+   held until the next :func:`launch` returns, so a view kept longer needs its tensor kept by
+   the caller. The rows' per-atom scratch is reused from pass to pass and never handed out:
+   what :func:`~hts_mlff.engine.kernels.pair.pair_rows` returns is the caller's own.
+4. **Per thread.** Views, held tensors, recorded launches and the kernel thread count are kept
+   per thread, so two packs stepped by two threads of one worker share none of them.
+5. **First launch alone.** A kernel's first launch loads (or compiles) its module on one thread.
+
+Warp is imported lazily: without it, with a release outside :data:`TESTED_WARP_RELEASES`, or with
+``HTS_MLFF_KERNELS=torch``, the engine uses its torch path, the reference the kernels are tested
+against.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 import hashlib
 import os
@@ -83,13 +103,52 @@ def _native_stderr_silenced() -> Iterator[None]:
         os.close(saved)
 
 
+#: Warp releases [first, last) the kernels are tested on. Older ones miscompile the cell-list
+#: builder (1.15–1.17: wrong rows in ``test_cell_list_rows_of_large_systems_match_the_torch_list``;
+#: 1.9: a crash), so another release runs the torch path unless ``HTS_MLFF_KERNELS=warp``.
+#: Widening the range: run ``tests/engine/`` on the release and move the bound (and pyproject's).
+TESTED_WARP_RELEASES = ((1, 18), (1, 20))
+
+
+def warp_release_tested(version: str) -> bool:
+    """True when Warp ``version`` ("1.19.0") is in :data:`TESTED_WARP_RELEASES`."""
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    first, last = TESTED_WARP_RELEASES
+    return first <= release < last
+
+
+@functools.cache
+def _untested_release_refused(version: str) -> bool:
+    """Log once that an untested Warp release runs the torch path; True (the refusal)."""
+    import logging
+
+    first, last = (".".join(map(str, bound)) for bound in TESTED_WARP_RELEASES)
+    logging.getLogger(__name__).warning(
+        "warp-lang %s is outside the releases the compiled kernels are tested on (>=%s,<%s): "
+        "running the torch path (pip install 'warp-lang>=%s,<%s', or HTS_MLFF_KERNELS=warp to use it anyway)",
+        version,
+        first,
+        last,
+        first,
+        last,
+    )
+    return True
+
+
 def kernels_enabled(device: torch.device) -> bool:
-    """True when the compiled path can run on ``device`` (Warp importable, CPU or a CUDA device
-    Warp sees) and the user did not ask for the torch path (``HTS_MLFF_KERNELS=torch``)."""
-    if os.environ.get("HTS_MLFF_KERNELS", "auto").lower() == "torch":
+    """True when the compiled path can run on ``device`` (a tested Warp release importable, CPU
+    or a CUDA device Warp sees) and the user did not ask for the torch path
+    (``HTS_MLFF_KERNELS=torch``; ``warp``: any importable release)."""
+    choice = os.environ.get("HTS_MLFF_KERNELS", "auto").lower()
+    if choice == "torch":
         return False
     wp = _warp()
     if wp is None:
+        return False
+    if choice != "warp" and not warp_release_tested(wp.__version__) and _untested_release_refused(wp.__version__):
         return False
     if device.type == "cpu":
         return True
@@ -115,8 +174,8 @@ _MAX_VIEWS = 256
 #: Per thread (packs may run side by side in one worker's threads): ``views``, the Warp views by
 #: address (:func:`as_warp`); ``pinned``, the tensors behind the views handed out since the
 #: thread's last launch, kept alive until that launch returns (so a temporary passed straight
-#: into a launch's arguments is not freed under the kernel); ``commands``, the packed launches
-#: (:func:`launch`), whose patched addresses must not be shared by two packs.
+#: into a launch's arguments is not freed under the kernel); ``commands``, the recorded launches
+#: (:func:`launch`), whose arrays' addresses are set anew and so must not be shared by two packs.
 _LOCAL = threading.local()
 
 
@@ -197,29 +256,21 @@ def spans(offsets: Sequence[int], n_chunks: int, *, whole_systems: bool, min_siz
     return [(bounds[k], bounds[k + 1]) for k in range(n_chunks)]
 
 
-#: Fewest atoms per span for the pair kernels (a few hundred operations per atom); the list
-#: builders, heavier still, split from :data:`MIN_BUILD_SPAN` atoms; the updates and per-system
-#: sums (a few dozen operations per atom, ~5 ns) only from :data:`MIN_LIGHT_SPAN`: below that,
-#: handing half of one to another thread (~30 µs) costs more than it saves (measured: a Langevin
-#: kick of 16,384 atoms took 0.24 ms on one thread, 0.49 ms split over two).
-MIN_SPAN = 1024
-MIN_BUILD_SPAN = 256
-#: The thermostat step (three Gaussian draws per atom, ~60 ns) splits from this many atoms.
-MIN_THERMOSTAT_SPAN = 8192
-MIN_LIGHT_SPAN = 65536
-
 _POOLS: dict[int, ThreadPoolExecutor] = {}
 _LAUNCHED: set[int] = set()
 
 
-#: Packed launches kept per thread (:func:`launch`), by kernel, spans and the arguments' layout,
-#: with the addresses they were packed with. They hold raw pointers only, never the arrays.
+#: Recorded launches kept per thread (:func:`launch`), by kernel, spans and the arguments'
+#: layout, with the addresses they were recorded with.
 _MAX_COMMANDS = 256
+#: Replay recorded launches (True), or pack every launch afresh (False: the reference the replay
+#: is tested against, ``test_a_replayed_launch_equals_a_fresh_one_bit_for_bit``).
+REPLAY_LAUNCHES = True
 
 
 def _argument_key(value: Any) -> tuple[Any, int | None]:
-    """What a packed launch depends on of one argument, and the array's address: an array's
-    shape, strides and type (its address is patched in when it changes: each step's fresh
+    """What a recorded launch depends on of one argument, and the array's address: an array's
+    shape, strides and type (its address is set anew when it changes: each step's fresh
     output arrays), a scalar's type and value; (None, None) when it cannot be told (the launch
     is then packed afresh)."""
     if hasattr(value, "ptr") and hasattr(value, "strides"):
@@ -236,12 +287,13 @@ def launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) -> 
     """Launch ``kernel(first, *inputs)`` over the thread ids [lo, hi) of every span.
 
     On a CPU, Warp runs one launch serially; the spans run side by side in a thread pool
-    (a launch releases the GIL), one per thread torch was given, the calling thread taking one.
-    The arguments are packed once, here, and each span's launch is a copy of that one with its own
-    first id and size, so the pool's threads only run the compiled code; a launch whose kernel,
-    spans and arguments (shapes, types, scalar values) were seen before replays its packed
-    commands, with the addresses of fresh arrays patched in (~5 µs instead of ~25 µs of packing,
-    every step). On a GPU one launch covers all.
+    (a launch releases the GIL), one per thread the pack was given, the calling thread taking
+    one. Replay: the first launch of a kernel over given spans and argument layout (shapes,
+    types, scalar values) is recorded, one ``warp.Launch`` per span
+    (``warp.launch(..., record_cmd=True)``); a later launch with the same key replays those,
+    with the addresses of fresh arrays set through ``Launch.set_param_at_index`` (~5 µs instead
+    of ~25 µs of argument packing per span, every step; worth 6 % of a two-thread 64 × 256 LJ
+    step). Only Warp's public ``Launch`` API is used. On a GPU one launch covers all.
     """
     try:
         _launch(kernel, spans=spans, inputs=inputs, device=device)
@@ -257,30 +309,15 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
         wp.launch(kernel, dim=hi - lo, inputs=[wp.int32(lo), *inputs], device=device, stream=stream)
         return
     todo = list(spans)
-    layout, addresses = zip(*(_argument_key(value) for value in inputs), strict=True) if inputs else ((), ())
-    key = (id(kernel), tuple(todo), layout) if None not in layout else None
-    cache = _local().commands
-    entry = cache.get(key) if key is not None else None
-    commands = None
-    if entry is not None:
-        commands, packed_at = entry
-        for index, address in enumerate(addresses):
-            if address != packed_at[index]:  # a fresh array of the same layout: patch its address in
-                for command in commands:
-                    command.set_param_at_index(index + 1, inputs[index])
-                packed_at[index] = address
-    if commands is None:
-        if id(kernel) not in _LAUNCHED:  # the first launch loads (or compiles) the module: not in parallel
-            a, b = todo.pop(0)
-            wp.launch(kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device)
-            _LAUNCHED.add(id(kernel))
-            if not todo:
-                return
-        commands = _packed(kernel, todo, inputs, device=device)
-        if key is not None and len(commands) == len(spans):
-            if len(cache) >= _MAX_COMMANDS:
-                cache.pop(next(iter(cache)))
-            cache[key] = (commands, list(addresses))
+    if id(kernel) not in _LAUNCHED:  # the first launch loads (or compiles) the module: not in parallel
+        a, b = todo.pop(0)
+        wp.launch(kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device)
+        _LAUNCHED.add(id(kernel))
+        if not todo:
+            return
+        commands = _recorded(kernel, todo, inputs, device=device)  # the rest, this once
+    else:
+        commands = _replayable(kernel, todo, inputs, device=device)
     if len(commands) == 1:
         commands[0].launch()
         return
@@ -295,45 +332,79 @@ def _launch(kernel: Any, *, spans: Sequence[Span], inputs: list, device: str) ->
         future.result()
 
 
-def _packed(kernel: Any, todo: list[Span], inputs: list, *, device: str) -> list[Any]:
-    """One packed launch per span: the first packed from the arguments, the others copies of it
-    with their own first id and size (no array references kept: replaying needs none)."""
-    wp = warp()
-    a, b = todo[0]
-    first = wp.launch(kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device, record_cmd=True)
-    first.fwd_args = None  # only a graph capture would need the arrays; dropping them frees their memory
-    commands = [first]
-    for a, b in todo[1:]:
-        command = copy.copy(first)
-        command.params = list(first.params)
-        command.set_dim(b - a)
-        command.set_param_at_index(0, wp.int32(a))
-        commands.append(command)
+def _replayable(kernel: Any, todo: list[Span], inputs: list, *, device: str) -> list[Any]:
+    """The recorded launches of ``kernel`` over ``todo``, their arrays' addresses brought up to
+    date with ``inputs``; recorded (and kept) when this kernel, these spans and this argument
+    layout are new."""
+    layout, addresses = zip(*(_argument_key(value) for value in inputs), strict=True) if inputs else ((), ())
+    key = (id(kernel), tuple(todo), layout) if REPLAY_LAUNCHES and None not in layout else None
+    cache = _local().commands
+    entry = cache.get(key) if key is not None else None
+    if entry is None:
+        commands = _recorded(kernel, todo, inputs, device=device)
+        if key is not None:
+            if len(cache) >= _MAX_COMMANDS:
+                cache.pop(next(iter(cache)))
+            cache[key] = (commands, list(addresses))
+        return commands
+    commands, recorded_at = entry
+    for index, address in enumerate(addresses):
+        if address != recorded_at[index]:  # a fresh array of the same layout: its address set
+            for command in commands:
+                command.set_param_at_index(index + 1, inputs[index])
+            recorded_at[index] = address
     return commands
 
 
-_KERNEL_THREADS: int | None = None
+def _recorded(kernel: Any, todo: list[Span], inputs: list, *, device: str) -> list[Any]:
+    """One recorded (not yet run) launch per span: its first id, its size, the arguments."""
+    wp = warp()
+    return [
+        wp.launch(kernel, dim=b - a, inputs=[wp.int32(a), *inputs], device=device, record_cmd=True) for a, b in todo
+    ]
+
+
+#: Per thread (each pack runs in its own thread of a worker): how many spans a CPU launch is cut
+#: into, set by :func:`kernel_threads_for_pack` for the pack that thread runs.
+_PACK_THREADS = threading.local()
+#: Process-wide (torch's intra-op threads are the process's): how many packs hold the cores for
+#: their kernels, and torch's own thread count before the first of them took it.
+_TORCH_THREADS_LOCK = threading.Lock()
+_TORCH_THREADS_HELD = 0
+_TORCH_THREADS_BEFORE = 1
 
 
 def kernel_threads() -> int:
-    """How many spans a CPU launch is split into: the threads torch was given (or, inside
-    :func:`threads_to_kernels`, the threads it had before)."""
-    return max(1, _KERNEL_THREADS or torch.get_num_threads())
+    """How many spans a CPU launch is split into: the count of the pack this thread runs
+    (:func:`kernel_threads_for_pack`), else the threads torch has now."""
+    return max(1, getattr(_PACK_THREADS, "count", None) or torch.get_num_threads())
 
 
 @contextmanager
-def threads_to_kernels() -> Iterator[None]:
-    """Give the CPU threads to the kernels' spans and run torch's own operations on one.
+def kernel_threads_for_pack(threads: int | None = None) -> Iterator[int]:
+    """Give this thread's pack ``threads`` kernel threads (default: the threads torch had before
+    any pack took them) and run torch's own operations on one while any pack holds the cores;
+    restores both on exit, whatever the order in which overlapping packs end.
 
     Between two launches torch's OpenMP threads spin while they wait for work, so two thread
     pools on the same cores slow each other down (measured: 2 + 2 threads ran slower than one).
+    Two packs of one worker (``threads_per_worker > 1``) each keep their own count; torch is given
+    its threads back when the last of them ends, so a later ``torch.set_num_threads`` holds.
     """
-    global _KERNEL_THREADS
-    threads, previous = torch.get_num_threads(), _KERNEL_THREADS
-    _KERNEL_THREADS = threads
-    torch.set_num_threads(1)
+    global _TORCH_THREADS_HELD, _TORCH_THREADS_BEFORE
+    with _TORCH_THREADS_LOCK:
+        if _TORCH_THREADS_HELD == 0:
+            _TORCH_THREADS_BEFORE = torch.get_num_threads()
+        _TORCH_THREADS_HELD += 1
+        count = max(1, int(threads or _TORCH_THREADS_BEFORE))
+        torch.set_num_threads(1)
+    previous = getattr(_PACK_THREADS, "count", None)
+    _PACK_THREADS.count = count
     try:
-        yield
+        yield count
     finally:
-        torch.set_num_threads(threads)
-        _KERNEL_THREADS = previous
+        _PACK_THREADS.count = previous
+        with _TORCH_THREADS_LOCK:
+            _TORCH_THREADS_HELD -= 1
+            if _TORCH_THREADS_HELD == 0:
+                torch.set_num_threads(_TORCH_THREADS_BEFORE)

@@ -1,9 +1,9 @@
 """Fused Langevin (BAOAB) updates: three launches per step instead of some forty torch calls.
 
-The same splitting as :class:`hts_mlff.engine.integrators.Dynamics` (see there for the
-equations), with the same counter-based random numbers (:mod:`hts_mlff.engine.rng`: the
-integer hash and the quantile table are reproduced exactly, so a kernel draws the numbers the
-torch path draws):
+The same splitting as :meth:`hts_mlff.engine.integrators.Propagator.langevin_first_half` (see
+:mod:`hts_mlff.engine.integrators` for the equations), with the same counter-based random
+numbers (:mod:`hts_mlff.engine.rng`: the integer hash and the quantile table are reproduced
+exactly, so a kernel draws the numbers the torch path draws):
 
 1. per atom: B (v += ½Δt F/m), A (x += ½Δt v), O (v ← c₁v + σξ), keeping m·Δv of the O-step;
 2. per system, in atom order: the O-step's change of total momentum → Δv per system;
@@ -18,17 +18,8 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.kernels import (
-    MIN_LIGHT_SPAN,
-    MIN_THERMOSTAT_SPAN,
-    as_warp,
-    kernel_threads,
-    launch,
-    scalar_type,
-    spans,
-    warp,
-    warp_device,
-)
+from hts_mlff.engine.kernels import as_warp, kernel_threads, launch, scalar_type, spans, warp, warp_device
+from hts_mlff.engine.kernels.tuning import MIN_LIGHT_SPAN, MIN_THERMOSTAT_SPAN
 from hts_mlff.units import ACCEL_A_PER_FS2_PER_EV_PER_A_AMU, BOLTZMANN_EV_PER_K
 
 

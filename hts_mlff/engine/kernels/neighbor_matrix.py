@@ -36,9 +36,6 @@ import numpy as np
 import torch
 
 from hts_mlff.engine.kernels import (
-    MIN_BUILD_SPAN,
-    MIN_LIGHT_SPAN,
-    MIN_SPAN,
     as_warp,
     kernel_threads,
     launch,
@@ -49,31 +46,33 @@ from hts_mlff.engine.kernels import (
     warp_device,
 )
 from hts_mlff.engine.kernels.neighbor_builders import binned_kernel, build_kernels, stale_kernel
-from hts_mlff.engine.state import BatchState, max_per_system
 
-#: Largest system built by the all-pairs minimum-image kernel (cost n² per rebuild).
-MIN_IMAGE_MAX_ATOMS = 2048
-#: Half rows write both ends of a pair, so two threads may not share a system's force array; a
-#: large system is cut into chunks by atom index instead (a power of two, at most
-#: :data:`MAX_CHUNKS`, of at least :data:`CHUNK_ATOMS` atoms each), each adding into its own
-#: copy of the arrays, summed chunk by chunk in order. The cut depends on the system's size
-#: alone, so its forces are bit-identical whatever the number of threads or the pack. Each chunk
-#: costs a pass over its copy (~25 µs per 4,000 atoms); 2 chunks of a 4,000-atom system split as
-#: evenly over two threads as 8 did (the rows' entries, not the atoms, decide), so 1,024.
-CHUNK_ATOMS = 1024
-MAX_CHUNKS = 8
+# the constants' values and what chose them: kernels/tuning.py
+from hts_mlff.engine.kernels.tuning import (
+    BIN_SPLIT,
+    CHUNK_ATOMS,
+    MAX_CHUNKS,
+    MIN_BUILD_SPAN,
+    MIN_IMAGE_MAX_ATOMS,
+    MIN_LIGHT_SPAN,
+    MIN_SPAN,
+)
+from hts_mlff.engine.state import BatchState, max_per_system
 
 
 def chunks_of(n_atoms: int) -> int:
-    """How many chunks a system of ``n_atoms`` has (see :data:`CHUNK_ATOMS`)."""
+    """How many chunks a system of ``n_atoms`` has.
+
+    Half rows write both ends of a pair, so two threads may not share a system's force array;
+    a large system is cut into chunks by atom index instead (a power of two, at most
+    :data:`MAX_CHUNKS`, of at least :data:`CHUNK_ATOMS` atoms each), each adding into its own
+    copy of the arrays, summed chunk by chunk in order. The cut depends on the system's size
+    alone, so its forces are bit-identical whatever the number of threads or the pack.
+    """
     most = min(MAX_CHUNKS, max(1, n_atoms // CHUNK_ATOMS))
     return 1 << (most.bit_length() - 1)
 
 
-#: Cell-list bins are at least the list range / BIN_SPLIT wide (measured on 4,000 atoms in a cube
-#: and 10,000 in a 5 × 5 × 100 rod: 1 builds ~5 % faster than 2 or 3, whose fewer candidates cost
-#: more columns to set up).
-BIN_SPLIT = 1
 _SHIFT_OFFSET = 512
 
 

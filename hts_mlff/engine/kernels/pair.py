@@ -59,10 +59,13 @@ class RowSums:
         virial: (n_systems, 3, 3) eV, −Σ_pairs f/r d ⊗ d (stress = virial / V).
         min_pair_distance_A: (n_systems,) closest pair in the rows (list range, skin included).
         max_force_eV_per_A: (n_systems,) largest |F_i|.
-        atom_energy: (n_atoms,) eV, half of every pair energy of the atom (on a stress step;
-            otherwise, with half rows, the whole energy of the atom's half row).
+        atom_energy: (n_atoms,) eV, half of every pair energy of the atom (stress steps only,
+            else None).
         atom_virial: (n_atoms, 3, 3) eV, half of every pair virial of the atom (stress steps
             only, else None). With ``atom_energy`` the partition the heat current needs.
+
+    Every tensor here is the caller's own (none is a view of the rows' reused scratch): it
+    keeps its values through later passes.
     """
 
     forces: torch.Tensor
@@ -70,121 +73,23 @@ class RowSums:
     virial: torch.Tensor
     min_pair_distance_A: torch.Tensor
     max_force_eV_per_A: torch.Tensor
-    atom_energy: torch.Tensor
+    atom_energy: torch.Tensor | None = None
     atom_virial: torch.Tensor | None = None
 
 
 @functools.cache
-def _row_kernel(scalar: Any, pair_function: Callable, single_type: bool = False) -> Any:
+def _pair_kernel(scalar: Any, pair_function: Callable, single_type: bool, half_rows: bool) -> Any:
+    """The row kernel of ``pair_function``: one body, specialised when Warp generates it
+    (``wp.static``) for one species or many, and for full rows (each atom writes its own force,
+    half of its energy and virial) or half rows (each pair once, both ends written into the
+    atom's chunk's copy of the arrays)."""
     wp = warp()
     zero_shift = wp.int32(ZERO_SHIFT_CODE)
     pair_parameters = _pair_parameters(scalar)
-
-    @wp.kernel(module="unique")
-    def pair_rows(
-        first: wp.int32,
-        positions: wp.array2d(dtype=scalar),
-        cells: wp.array3d(dtype=scalar),
-        system: wp.array(dtype=wp.int32),
-        types: wp.array(dtype=wp.int32),
-        neighbors: wp.array2d(dtype=wp.int32),
-        shift_code: wp.array2d(dtype=wp.int32),
-        counts: wp.array(dtype=wp.int32),
-        active: wp.array(dtype=wp.int32),
-        parameters: wp.array3d(dtype=scalar),
-        cutoff2: scalar,
-        with_virial: wp.int32,
-        forces: wp.array2d(dtype=scalar),
-        atom_energy: wp.array(dtype=scalar),
-        atom_virial: wp.array2d(dtype=scalar),
-        atom_min_r2: wp.array(dtype=scalar),
-    ):
-        i = wp.tid() + first
-        s = system[i]
-        ti = types[i]
-        xi = positions[i, 0]
-        yi = positions[i, 1]
-        zi = positions[i, 2]
-        zero = scalar(0.0)
-        half = scalar(0.5)
-        fx = zero
-        fy = zero
-        fz = zero
-        e = zero
-        wxx = zero
-        wxy = zero
-        wxz = zero
-        wyy = zero
-        wyz = zero
-        wzz = zero
-        r2_min = scalar(1.0e30)
-        c00 = cells[s, 0, 0]
-        c01 = cells[s, 0, 1]
-        c02 = cells[s, 0, 2]
-        c10 = cells[s, 1, 0]
-        c11 = cells[s, 1, 1]
-        c12 = cells[s, 1, 2]
-        c20 = cells[s, 2, 0]
-        c21 = cells[s, 2, 1]
-        c22 = cells[s, 2, 2]
-        n_entries = counts[i]
-        if active[s] == 0:  # a frozen replica: no forces, nothing walked
-            n_entries = wp.int32(0)
-        # one species (LJ argon): the pair's parameters are read once, not per pair (~12 % faster)
-        q = pair_parameters(parameters, ti, ti)
-        for k in range(n_entries):
-            j = neighbors[i, k]
-            code = shift_code[i, k]
-            dx = positions[j, 0] - xi
-            dy = positions[j, 1] - yi
-            dz = positions[j, 2] - zi
-            if code != zero_shift:  # a pair across the cell's faces (most are inside: ~17 % faster)
-                s0 = scalar((code >> 20) - 512)
-                s1 = scalar(((code >> 10) & 1023) - 512)
-                s2 = scalar((code & 1023) - 512)
-                dx = dx + s0 * c00 + s1 * c10 + s2 * c20
-                dy = dy + s0 * c01 + s1 * c11 + s2 * c21
-                dz = dz + s0 * c02 + s1 * c12 + s2 * c22
-            r2 = dx * dx + dy * dy + dz * dz
-            r2_min = wp.min(r2_min, r2)
-            if r2 < cutoff2:
-                p = q
-                if wp.static(not single_type):
-                    p = pair_parameters(parameters, ti, types[j])
-                ef = pair_function(r2, p[0], p[1], p[2], p[3])
-                f_over_r = ef[1]
-                fx = fx - f_over_r * dx
-                fy = fy - f_over_r * dy
-                fz = fz - f_over_r * dz
-                e = e + ef[0]
-                if with_virial != 0:
-                    wxx = wxx - f_over_r * dx * dx
-                    wxy = wxy - f_over_r * dx * dy
-                    wxz = wxz - f_over_r * dx * dz
-                    wyy = wyy - f_over_r * dy * dy
-                    wyz = wyz - f_over_r * dy * dz
-                    wzz = wzz - f_over_r * dz * dz
-        forces[i, 0] = fx
-        forces[i, 1] = fy
-        forces[i, 2] = fz
-        atom_energy[i] = half * e
-        atom_min_r2[i] = r2_min
-        if with_virial != 0:
-            atom_virial[i, 0] = half * wxx
-            atom_virial[i, 1] = half * wxy
-            atom_virial[i, 2] = half * wxz
-            atom_virial[i, 3] = half * wyy
-            atom_virial[i, 4] = half * wyz
-            atom_virial[i, 5] = half * wzz
-
-    return pair_rows
-
-
-@functools.cache
-def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = False) -> Any:
-    wp = warp()
-    zero_shift = wp.int32(ZERO_SHIFT_CODE)
-    pair_parameters = _pair_parameters(scalar)
+    # half rows: a copy of the per-atom arrays per chunk (a leading index)
+    forces_type = wp.array3d(dtype=scalar) if half_rows else wp.array2d(dtype=scalar)
+    energy_type = wp.array2d(dtype=scalar) if half_rows else wp.array(dtype=scalar)
+    virial_type = wp.array3d(dtype=scalar) if half_rows else wp.array2d(dtype=scalar)
 
     @wp.func
     def add_half_virial(
@@ -208,7 +113,7 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
         atom_virial[copy, a, 5] = atom_virial[copy, a, 5] + half * zz
 
     @wp.kernel(module="unique")
-    def pair_half_rows(
+    def pair_rows(
         first: wp.int32,
         positions: wp.array2d(dtype=scalar),
         cells: wp.array3d(dtype=scalar),
@@ -222,16 +127,18 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
         parameters: wp.array3d(dtype=scalar),
         cutoff2: scalar,
         with_virial: wp.int32,
-        forces: wp.array3d(dtype=scalar),
-        atom_energy: wp.array2d(dtype=scalar),
-        atom_virial: wp.array3d(dtype=scalar),
+        forces: forces_type,
+        atom_energy: energy_type,
+        atom_virial: virial_type,
         atom_min_r2: wp.array(dtype=scalar),
     ):
-        # the atom's chunk k of its system owns copy k of the force, energy and virial arrays:
-        # chunks run side by side without writing to the same memory (see NeighborMatrix)
+        # half rows: the atom's chunk k of its system owns copy k of the force, energy and
+        # virial arrays, so chunks run side by side without writing to the same memory
         i = wp.tid() + first
         s = system[i]
-        ck = chunk[i]
+        ck = wp.int32(0)
+        if wp.static(half_rows):
+            ck = chunk[i]
         ti = types[i]
         xi = positions[i, 0]
         yi = positions[i, 1]
@@ -287,38 +194,60 @@ def _half_row_kernel(scalar: Any, pair_function: Callable, single_type: bool = F
                 fx = fx - f_over_r * dx
                 fy = fy - f_over_r * dy
                 fz = fz - f_over_r * dz
-                forces[ck, j, 0] = forces[ck, j, 0] + f_over_r * dx
-                forces[ck, j, 1] = forces[ck, j, 1] + f_over_r * dy
-                forces[ck, j, 2] = forces[ck, j, 2] + f_over_r * dz
+                if wp.static(half_rows):  # the other end's share, written by this atom
+                    forces[ck, j, 0] = forces[ck, j, 0] + f_over_r * dx
+                    forces[ck, j, 1] = forces[ck, j, 1] + f_over_r * dy
+                    forces[ck, j, 2] = forces[ck, j, 2] + f_over_r * dz
                 e = e + ef[0]
                 if with_virial != 0:
-                    # a stress step also keeps the symmetric per-atom partition (half of each
-                    # pair's energy and virial on each end), which the heat current reads
-                    pxx = -f_over_r * dx * dx
-                    pxy = -f_over_r * dx * dy
-                    pxz = -f_over_r * dx * dz
-                    pyy = -f_over_r * dy * dy
-                    pyz = -f_over_r * dy * dz
-                    pzz = -f_over_r * dz * dz
-                    wxx = wxx + pxx
-                    wxy = wxy + pxy
-                    wxz = wxz + pxz
-                    wyy = wyy + pyy
-                    wyz = wyz + pyz
-                    wzz = wzz + pzz
-                    atom_energy[ck, j] = atom_energy[ck, j] + half * ef[0]
-                    add_half_virial(atom_virial, ck, j, pxx, pxy, pxz, pyy, pyz, pzz)
-        forces[ck, i, 0] = forces[ck, i, 0] + fx
-        forces[ck, i, 1] = forces[ck, i, 1] + fy
-        forces[ck, i, 2] = forces[ck, i, 2] + fz
+                    if wp.static(half_rows):
+                        # a stress step also keeps the symmetric per-atom partition (half of
+                        # each pair's energy and virial on each end), which the heat current reads
+                        pxx = -f_over_r * dx * dx
+                        pxy = -f_over_r * dx * dy
+                        pxz = -f_over_r * dx * dz
+                        pyy = -f_over_r * dy * dy
+                        pyz = -f_over_r * dy * dz
+                        pzz = -f_over_r * dz * dz
+                        wxx = wxx + pxx
+                        wxy = wxy + pxy
+                        wxz = wxz + pxz
+                        wyy = wyy + pyy
+                        wyz = wyz + pyz
+                        wzz = wzz + pzz
+                        atom_energy[ck, j] = atom_energy[ck, j] + half * ef[0]
+                        add_half_virial(atom_virial, ck, j, pxx, pxy, pxz, pyy, pyz, pzz)
+                    else:
+                        wxx = wxx - f_over_r * dx * dx
+                        wxy = wxy - f_over_r * dx * dy
+                        wxz = wxz - f_over_r * dx * dz
+                        wyy = wyy - f_over_r * dy * dy
+                        wyz = wyz - f_over_r * dy * dz
+                        wzz = wzz - f_over_r * dz * dz
         atom_min_r2[i] = r2_min
-        if with_virial != 0:  # the arrays start at zero: atoms before i may have added theirs
-            atom_energy[ck, i] = atom_energy[ck, i] + half * e
-            add_half_virial(atom_virial, ck, i, wxx, wxy, wxz, wyy, wyz, wzz)
-        else:  # the row's whole energy, in copy 0 (the others are not cleared on such steps)
-            atom_energy[0, i] = e
+        if wp.static(half_rows):
+            forces[ck, i, 0] = forces[ck, i, 0] + fx
+            forces[ck, i, 1] = forces[ck, i, 1] + fy
+            forces[ck, i, 2] = forces[ck, i, 2] + fz
+            if with_virial != 0:  # the arrays start at zero: atoms before i may have added theirs
+                atom_energy[ck, i] = atom_energy[ck, i] + half * e
+                add_half_virial(atom_virial, ck, i, wxx, wxy, wxz, wyy, wyz, wzz)
+            else:  # the row's whole energy, in copy 0 (the others are not cleared on such steps)
+                atom_energy[0, i] = e
+        else:
+            forces[i, 0] = fx
+            forces[i, 1] = fy
+            forces[i, 2] = fz
+            atom_energy[i] = half * e
+            if with_virial != 0:
+                atom_virial[i, 0] = half * wxx
+                atom_virial[i, 1] = half * wxy
+                atom_virial[i, 2] = half * wxz
+                atom_virial[i, 3] = half * wyy
+                atom_virial[i, 4] = half * wyz
+                atom_virial[i, 5] = half * wzz
 
-    return pair_half_rows
+    return pair_rows
 
 
 @functools.cache
@@ -452,20 +381,21 @@ def pair_rows(
     if active is None or active.shape[0] != n_sys:
         active = rows.scratch(torch.int32, ((n_sys,),), tag="all active", fill=1)[0]
     warp_dev = warp_device(dev)
-    chunked = [as_warp(rows.chunk32, wp.int32)] if serial else []
+    # full rows read no chunk index: the system index stands in (same shape and type)
+    chunk = as_warp(rows.chunk32 if serial else rows.system32, wp.int32)
     per_atom = (
         [as_warp(chunk_forces, scalar), as_warp(chunk_energy, scalar), as_warp(chunk_virial, scalar)]
         if serial
         else [as_warp(forces, scalar), as_warp(atom_energy, scalar), as_warp(atom_virial, scalar)]
     )
     launch(
-        (_half_row_kernel if serial else _row_kernel)(scalar, pair_function, parameters.shape[0] == 1),
+        _pair_kernel(scalar, pair_function, parameters.shape[0] == 1, serial),
         spans=rows.pair_spans,
         inputs=[
             as_warp(positions, scalar),
             as_warp(cells, scalar),
             as_warp(rows.system32, wp.int32),
-            *chunked,
+            chunk,
             as_warp(types, wp.int32),
             as_warp(rows.neighbors, wp.int32),
             as_warp(rows.shift_code, wp.int32),
@@ -510,6 +440,7 @@ def pair_rows(
         virial=virial,
         min_pair_distance_A=torch.sqrt(min_r2),
         max_force_eV_per_A=torch.sqrt(max_f2),
-        atom_energy=atom_energy,
+        # copies: the per-atom arrays are scratch the next pass overwrites (the index copies too)
+        atom_energy=atom_energy.clone() if compute_virial else None,
         atom_virial=atom_virial[:, list(_SYMMETRIC)].view(n, 3, 3) if compute_virial else None,
     )

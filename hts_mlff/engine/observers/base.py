@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 
 
@@ -55,8 +56,9 @@ class Observer:
         """Coordinate values (fs) of its own sample dims, from the (n_frames,) sample times."""
         return {}
 
-    def attach(self, forcefield: ForceField) -> None:
-        """Told the pack's force field before :meth:`start` (observers that call it keep it)."""
+    def attach(self, forcefield: ForceField, *, neighbors: NeighborList | None = None) -> None:
+        """Told the pack's force field and its neighbour list before :meth:`start` (observers that
+        call the force field keep both)."""
 
     def start(self, state: BatchState, *, n_frames: int) -> None:
         """Allocate the buffers for ``state``'s replicas and ``n_frames`` samples."""

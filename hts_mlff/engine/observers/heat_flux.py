@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.observers.base import Observer, sample_rows
 from hts_mlff.engine.state import BatchState
 
@@ -22,18 +23,25 @@ class HeatFluxObserver(Observer):
 
     quantities = ("heat_current_eV_A_per_fs",)
 
-    def attach(self, forcefield: ForceField) -> None:
+    def attach(self, forcefield: ForceField, *, neighbors: NeighborList | None = None) -> None:
         if not forcefield.has_heat_current:
             raise ValueError(
                 f"analyses: heat_flux needs a force field with a per-atom energy partition; "
                 f"{type(forcefield).__name__} has none (Green–Kubo runs with pair potentials: lennard_jones)"
             )
         self._forcefield = forcefield
+        self._neighbors = neighbors
 
     def start(self, state: BatchState, *, n_frames: int) -> None:
         self.buffers = {"heat_current_eV_A_per_fs": np.full((state.n_systems, n_frames, 3), np.nan)}
 
     def record(self, state: BatchState, output: ForceOutput, *, frame: int | np.ndarray, alive: np.ndarray) -> None:
         rows, frames = sample_rows(frame, alive)
-        current = self._forcefield.heat_current(state, output=output).detach().cpu().double().numpy()
+        current = (
+            self._forcefield.heat_current(state, output=output, neighbors=self._neighbors)
+            .detach()
+            .cpu()
+            .double()
+            .numpy()
+        )
         self.buffers["heat_current_eV_A_per_fs"][rows, frames] = current[rows]

@@ -1,20 +1,19 @@
 """Every hts_mlff force field as an ASE Calculator, so ASE optimisers, NEB and MD drive it.
 
-Part of the engine's contract (:meth:`hts_mlff.engine.forcefield.ForceField.as_ase_calculator`);
-the other direction, an ASE calculator as a force field, is :mod:`hts_mlff.forcefields.adapters`.
+>>> atoms.calc = as_ase_calculator(forcefield)
+
+The other direction, an ASE calculator as a force field, is :mod:`hts_mlff.forcefields.adapters`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import torch
 from ase.calculators.calculator import Calculator, PropertyNotImplementedError, all_changes
 
+from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.state import state_from_atoms
-
-if TYPE_CHECKING:
-    from hts_mlff.engine.forcefield import ForceField
 
 
 class ForceFieldCalculator(Calculator):
@@ -56,3 +55,10 @@ class ForceFieldCalculator(Calculator):
         }
         if self.forcefield.provides_energy:
             self.results["energy"] = self.results["free_energy"] = float(out.energy[0])
+
+
+def as_ase_calculator(
+    forcefield: ForceField, *, device: str = "cpu", dtype: torch.dtype = torch.float64
+) -> ForceFieldCalculator:
+    """An ASE Calculator (energy, forces, stress) backed by ``forcefield``."""
+    return ForceFieldCalculator(forcefield, device=device, dtype=dtype)
