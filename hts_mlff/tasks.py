@@ -101,13 +101,20 @@ class Plan:
 
 
 def forcefield_checksum(spec: Any, *, base_dir: Path | None = None) -> str:
-    """Checksum of a force-field spec: its normalised JSON, and the bytes of a checkpoint it names."""
-    digest = hashlib.blake2b(json.dumps(spec.model_dump(mode="json"), sort_keys=True).encode(), digest_size=16)
-    checkpoint = getattr(spec, "checkpoint", None)
-    if checkpoint is not None and base_dir is not None:
-        path = base_dir / checkpoint
-        if path.is_file():
-            digest.update(path.read_bytes())
+    """Checksum of a force-field spec: its normalised JSON, and the bytes of every file the kind
+    declares part of its identity (``identity_files``: a checkpoint, a model's weights), whatever
+    the field is called. An empty list of files is left out of the JSON (ids of campaigns written
+    before the field existed do not change)."""
+    payload = spec.model_dump(mode="json")
+    for name in type(spec).identity_files:
+        if payload.get(name) == []:
+            payload.pop(name)
+    digest = hashlib.blake2b(json.dumps(payload, sort_keys=True).encode(), digest_size=16)
+    if base_dir is not None:
+        for file in spec.identity_paths().values():  # in field order (bytes only: ids stay as they were)
+            path = base_dir / file
+            if path.is_file():
+                digest.update(path.read_bytes())
     return digest.hexdigest()
 
 

@@ -55,11 +55,8 @@ from hts_mlff.analysis.sed import (
     spectral_energy_density,
 )
 from hts_mlff.engine.forcefield import ForceField
-from hts_mlff.spec.model import Campaign, FccSystem
+from hts_mlff.spec.model import Campaign, FccSystem, kind_names
 from hts_mlff.statics.phonons import force_constants, harmonic_modes, minimal_supercell
-
-#: Force-field kinds the harmonic reference may rebuild from a store (parameters, not code).
-DATA_ONLY_KINDS = ("lennard_jones", "gnn")
 
 
 def fcc_primitive_cell(element: str, lattice_A: float) -> Atoms:
@@ -102,10 +99,10 @@ def _harmonic_forcefield(spec: Campaign, name: str, *, base_dir: Path) -> ForceF
     from hts_mlff.runtime import forcefield
 
     ff_spec = spec.forcefields[name]
-    if ff_spec.kind not in DATA_ONLY_KINDS:
+    if not type(ff_spec).data_only:
         raise ValueError(
             f"force field {name!r} is kind {ff_spec.kind!r}: the harmonic reference is rebuilt only for "
-            f"{', '.join(DATA_ONLY_KINDS)} (no code named in a store is run); pass --harmonic NAME"
+            f"{', '.join(kind_names(data_only=True))} (no code named in a store is run); pass --harmonic NAME"
         )
     return forcefield(ff_spec, base_dir=base_dir)
 

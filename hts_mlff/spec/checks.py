@@ -18,6 +18,8 @@ from typing import Any
 
 from ase.data import atomic_masses, atomic_numbers
 
+from hts_mlff.spec.model import kind_names
+
 Add = Callable[..., None]
 
 #: A replica larger than this is refused: its state, neighbour list and stored frames would
@@ -216,8 +218,11 @@ def _fcc_number_density(system: Any) -> float | None:
 
 def _check_forcefields(forcefields: dict[str, Any], *, base_dir: Path, add: Add) -> None:
     for name, forcefield in forcefields.items():
-        if forcefield.kind == "gnn" and not (base_dir / forcefield.checkpoint).is_file():
-            add(("forcefields", name, "checkpoint"), f"checkpoint not found: {base_dir / forcefield.checkpoint}")
+        for field_path, file in forcefield.identity_paths().items():
+            if not (base_dir / file).is_file():
+                field, _, index = field_path.partition("[")
+                location = ("forcefields", name, field, *([int(index[:-1])] if index else []))
+                add(location, f"{field} not found: {base_dir / file}")
         if forcefield.kind in ("lennard_jones", "buckingham_dsf"):
             for i, pair in enumerate(forcefield.pairs):
                 for symbol in pair.species:
@@ -329,12 +334,13 @@ def _check_analyses(spec: Any, *, add: Add) -> None:
     if "heat_flux" in spec.analyses and spec.sweep is not None:
         index = spec.analyses.index("heat_flux")
         for name in axis_values(spec, "forcefield"):
-            kind = spec.forcefields[name].kind if name in spec.forcefields else None
-            if kind not in (None, "lennard_jones", "buckingham_dsf"):
+            forcefield = spec.forcefields.get(name)
+            if forcefield is not None and not type(forcefield).heat_current:
+                kinds = ", ".join(kind_names(heat_current=True))
                 add(
                     ("analyses", index),
-                    f"heat_flux needs a per-atom energy partition (pair potentials: lennard_jones, buckingham_dsf); "
-                    f"forcefield {name!r} is kind {kind!r}. Run Green–Kubo in its own campaign, or use "
+                    f"heat_flux needs a per-atom energy partition (pair potentials: {kinds}); "
+                    f"forcefield {name!r} is kind {forcefield.kind!r}. Run Green–Kubo in its own campaign, or use "
                     "analyses: [sed] (spectral energy density) for this force field",
                 )
     if "sed" in spec.analyses and spec.protocol is not None and spec.protocol.save_velocities_every_samples == 0:

@@ -7,7 +7,7 @@ The JSON Schema in ``schemas/campaign.schema.json`` is generated from these mode
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args
 
 from pydantic import (
     AfterValidator,
@@ -82,14 +82,55 @@ SystemSpec = Annotated[FccSystem | FileSystem, Field(discriminator="kind")]
 
 
 # ----------------------------------------------------------------------------- force fields
+class ForceFieldKindSpec(Strict):
+    """Base of every force-field kind's spec: besides its fields, what the kind declares about
+    itself, read by task ids, validation, trust and the analyses (never by ``kind`` name).
+
+    The build side of the record (how the spec becomes a force field) is registered with it in
+    :mod:`hts_mlff.forcefields.kinds`.
+    """
+
+    #: Fields naming files (relative to the campaign file; a string or a list of them) whose
+    #: bytes define the force field: their digest enters every task id, and ``validate`` checks
+    #: that they exist.
+    identity_files: ClassVar[tuple[str, ...]] = ()
+    #: Fields naming ``package.module:attribute`` paths the kind imports and calls (code: run
+    #: only when approved, :mod:`hts_mlff.spec.trust`).
+    import_fields: ClassVar[tuple[str, ...]] = ()
+    #: The force field partitions its energy into per-atom terms (pair potentials): the heat
+    #: current, hence Green–Kubo, is defined.
+    heat_current: ClassVar[bool] = False
+    #: Rebuildable from the spec stored in a campaign's store without running code named there
+    #: (parameters and weights-only checkpoints), so analyses of a store may rebuild it.
+    data_only: ClassVar[bool] = False
+
+    def identity_paths(self) -> dict[str, str]:
+        """Field path ("checkpoint", "files[1]") → file named, for every identity file."""
+        out = {}
+        for name in self.identity_files:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                out[name] = value
+            else:
+                out.update({f"{name}[{i}]": item for i, item in enumerate(value or ())})
+        return out
+
+    def import_paths(self) -> dict[str, str]:
+        """Field name → ``package.module:attribute`` for every import the spec names."""
+        return {name: getattr(self, name) for name in self.import_fields}
+
+
 class LJPair(Strict):
     species: tuple[str, str]
     epsilon_eV: Float = Field(ge=0)
     sigma_A: PositiveFloat
 
 
-class LennardJonesSpec(Strict):
+class LennardJonesSpec(ForceFieldKindSpec):
     """Lennard-Jones 12-6 pair potential (the seeds' reference for argon)."""
+
+    heat_current: ClassVar[bool] = True
+    data_only: ClassVar[bool] = True
 
     kind: Literal["lennard_jones"]
     epsilon_eV: Float = Field(ge=0)
@@ -108,11 +149,14 @@ class BuckinghamPairSpec(Strict):
     c_eV_A6: Float = Field(0.0, ge=0)
 
 
-class BuckinghamDSFSpec(Strict):
+class BuckinghamDSFSpec(ForceFieldKindSpec):
     """Buckingham short range + damped-shifted-force Coulomb (ionic conductors; no Ewald mesh).
 
     Every species of a system needs a charge and every system must be neutral.
     """
+
+    heat_current: ClassVar[bool] = True
+    data_only: ClassVar[bool] = True
 
     kind: Literal["buckingham_dsf"]
     charges_e: dict[str, Float] = Field(description="Charge (e) per chemical symbol, e.g. {Li: 1.0, O: -2.0}.")
@@ -122,8 +166,11 @@ class BuckinghamDSFSpec(Strict):
     shift: bool = Field(True, description="Shift the short-range energy to zero at the cutoff.")
 
 
-class GNNSpec(Strict):
+class GNNSpec(ForceFieldKindSpec):
     """The seeds' GNN from a checkpoint written by ``hts-mlff train`` (path relative to the campaign file)."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("checkpoint",)
+    data_only: ClassVar[bool] = True  # weights-only checkpoints
 
     kind: Literal["gnn"]
     checkpoint: str = Field(description="e.g. ../models/model-b-small.pt")
@@ -132,27 +179,63 @@ class GNNSpec(Strict):
 _IMPORT_PATH = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 
 
-class AseCalculatorSpec(Strict):
+class AseCalculatorSpec(ForceFieldKindSpec):
     """Any ASE Calculator, evaluated one replica at a time (slow but universal)."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("files",)
+    import_fields: ClassVar[tuple[str, ...]] = ("calculator",)
 
     kind: Literal["ase"]
     calculator: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory function.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the calculator.")
+    files: list[str] = Field(
+        default_factory=list,
+        description="Files the calculator reads (weights, potential tables; relative to the campaign file): "
+        "their bytes enter the task ids, so results of other weights are never reused.",
+    )
     cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
-class TorchSimSpec(Strict):
+class TorchSimSpec(ForceFieldKindSpec):
     """A TorchSim ModelInterface model (needs the optional torch-sim-atomistic)."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("files",)
+    import_fields: ClassVar[tuple[str, ...]] = ("model",)
 
     kind: Literal["torchsim"]
     model: str = Field(pattern=_IMPORT_PATH, description="'package.module:Class' or a factory returning the model.")
     parameters: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments of the model.")
+    files: list[str] = Field(
+        default_factory=list,
+        description="Files the model reads (weights; relative to the campaign file): their bytes enter the "
+        "task ids, so results of other weights are never reused.",
+    )
     cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
-ForceFieldSpec = Annotated[
-    LennardJonesSpec | BuckinghamDSFSpec | GNNSpec | AseCalculatorSpec | TorchSimSpec, Field(discriminator="kind")
-]
+#: Every force-field kind's spec (the spec half of each kind's record; the build half is
+#: registered in :mod:`hts_mlff.forcefields.kinds`, and a test checks the two agree).
+FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
+    LennardJonesSpec,
+    BuckinghamDSFSpec,
+    GNNSpec,
+    AseCalculatorSpec,
+    TorchSimSpec,
+)
+
+ForceFieldSpec = Annotated[Union[FORCEFIELD_SPECS], Field(discriminator="kind")]  # noqa: UP007
+
+
+def kind_name(spec_class: type[ForceFieldKindSpec]) -> str:
+    """The ``kind`` a spec class parses (its literal)."""
+    return get_args(spec_class.model_fields["kind"].annotation)[0]
+
+
+def kind_names(**traits: bool) -> list[str]:
+    """The kinds whose declared traits match, e.g. ``kind_names(heat_current=True)``."""
+    return [
+        kind_name(cls) for cls in FORCEFIELD_SPECS if all(getattr(cls, key) == value for key, value in traits.items())
+    ]
 
 
 # ----------------------------------------------------------------------------- protocol

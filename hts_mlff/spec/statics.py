@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import Field, ValidationInfo, field_validator
 
 from hts_mlff.spec.load import CampaignError, Problem, parse_yaml_model
-from hts_mlff.spec.model import ForceFieldSpec, GNNSpec, Strict
+from hts_mlff.spec.model import ForceFieldSpec, Strict
 from hts_mlff.spec.types import Float
 
 
@@ -69,10 +69,14 @@ def load_statics_config(path: str | Path, model: type[S]) -> tuple[S, Path]:
     config, lines = parse_yaml_model(p.read_text(), model, file=str(path))
     problems = []
     for name, spec in config.forcefields.items():
-        if isinstance(spec, GNNSpec) and not (p.parent / spec.checkpoint).is_file():
-            line = lines.get(("forcefields", name, "checkpoint", "__value__"), lines.get(("forcefields", name), 1))
+        for field_path, file in spec.identity_paths().items():  # checkpoints, weights: every file it declares
+            if (p.parent / file).is_file():
+                continue
+            field, _, index = field_path.partition("[")
+            key = ("forcefields", name, field, *([int(index[:-1])] if index else []), "__value__")
+            line = lines.get(key, lines.get(("forcefields", name), 1))
             problems.append(
-                Problem(str(path), line, f"forcefields.{name}.checkpoint", f"no file at {p.parent / spec.checkpoint}")
+                Problem(str(path), line, f"forcefields.{name}.{field_path}", f"no file at {p.parent / file}")
             )
     if problems:
         raise CampaignError(problems)

@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from hts_mlff.spec.model import AseCalculatorSpec, Campaign, JobQueueClusterSpec, TorchSimSpec
+from hts_mlff.spec.model import Campaign, JobQueueClusterSpec
 from hts_mlff.spec.statics import StaticsSweep
 
 CONFIG_ENV = "HTS_MLFF_CONFIG"
@@ -82,11 +82,8 @@ def campaign_imports(spec: Campaign | StaticsSweep) -> dict[str, str]:
     """Field path → ``package.module:attribute`` for every import a campaign (or a statics
     sweep file) names."""
     out = {}
-    for name, ff in spec.forcefields.items():
-        if isinstance(ff, AseCalculatorSpec):
-            out[f"forcefields.{name}.calculator"] = ff.calculator
-        elif isinstance(ff, TorchSimSpec):
-            out[f"forcefields.{name}.model"] = ff.model
+    for name, ff in spec.forcefields.items():  # what each kind declares it imports (import_fields)
+        out.update({f"forcefields.{name}.{field}": path for field, path in ff.import_paths().items()})
     return out
 
 
