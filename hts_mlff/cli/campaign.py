@@ -27,7 +27,7 @@ def _print_code(loaded) -> None:
     """Say what code the campaign would run (imports, prologue lines)."""
     from hts_mlff.spec.trust import describe_code
 
-    lines = describe_code(loaded.spec)
+    lines = describe_code(loaded.spec, base_dir=loaded.base_dir)
     if lines:
         err_console.print(
             "[yellow]this campaign runs code:[/yellow]\n  "
@@ -110,7 +110,7 @@ def _print_estimate(loaded, p, *, allow_code: bool) -> None:
     from hts_mlff.spec.trust import CodeNotAllowedError, approve_campaign
 
     try:
-        approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path))
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path), base_dir=loaded.base_dir)
     except CodeNotAllowedError as exc:
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None
@@ -149,7 +149,7 @@ def run(
     loaded = _load(campaign)
     _print_code(loaded)
     try:
-        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign))
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign), base_dir=loaded.base_dir)
     except CodeNotAllowedError as exc:
         err_console.print(f"[red]error[/red]: {exc}", highlight=False)
         raise typer.Exit(2) from None

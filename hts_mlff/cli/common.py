@@ -85,7 +85,7 @@ def _store_with_spec(
             raise ValueError(
                 f"--campaign {campaign}: campaign {loaded.spec.name!r}, but the store holds {attrs.get('campaign')!r}"
             )
-        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign))
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(campaign), base_dir=loaded.base_dir)
         spec, base_dir = loaded.spec, loaded.base_dir
     systems = sorted(set(ds["system"].values.tolist()))
     if system is not None and system not in systems:

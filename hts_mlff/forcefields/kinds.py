@@ -22,7 +22,7 @@ from typing import Any
 
 from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.spec.model import FORCEFIELD_SPECS, ForceFieldKindSpec, kind_name
-from hts_mlff.spec.trust import require_approved
+from hts_mlff.spec.trust import require_approved, require_approved_file
 
 
 @dataclass(frozen=True)
@@ -59,26 +59,32 @@ def register(
 def build_forcefield(spec: ForceFieldKindSpec, *, base_dir: Path | None = None) -> ForceField:
     """The force field a campaign's ``forcefields`` entry describes (paths relative to ``base_dir``).
 
-    Kinds that import code (``import_fields``: ``kind: ase``, ``kind: torchsim``) build only
-    when every path is approved in this process (:func:`hts_mlff.spec.trust.approve_campaign`) or
+    Kinds that import code (``import_fields``: ``kind: ase``, ``kind: torchsim``) or load model
+    files that are pickles (``code_files``: ``kind: mace``) build only when every path (and file,
+    by its digest) is approved in this process (:func:`hts_mlff.spec.trust.approve_campaign`) or
     on the user's allow-list, else :class:`hts_mlff.spec.trust.CodeNotAllowedError` is raised
-    before anything is imported.
+    before anything is imported or loaded.
     """
     kind = KINDS.get(spec.kind)
     if kind is None or not isinstance(spec, kind.spec):
         raise TypeError(f"no force-field kind registered for spec {type(spec).__name__} (kind {spec.kind!r})")
+    base = base_dir or Path.cwd()
     for field, path in spec.import_paths().items():
         require_approved(path, what=f"a {spec.kind} force field ({field})")
-    return kind.build(spec, base_dir or Path.cwd())
+    for field, path in spec.code_paths().items():
+        require_approved_file(base / path, what=f"a {spec.kind} force field ({field})")
+    return kind.build(spec, base)
 
 
 # ----------------------------------------------------------------------------- the kinds shipped here
 from hts_mlff.forcefields import builtin_kinds as _builtin  # noqa: E402
+from hts_mlff.forcefields.mace import build_mace  # noqa: E402
 from hts_mlff.spec.model import (  # noqa: E402
     AseCalculatorSpec,
     BuckinghamDSFSpec,
     GNNSpec,
     LennardJonesSpec,
+    MaceSpec,
     TorchSimSpec,
 )
 
@@ -87,5 +93,6 @@ register(BuckinghamDSFSpec, _builtin.build_buckingham_dsf)
 register(GNNSpec, _builtin.build_gnn)
 register(AseCalculatorSpec, _builtin.build_ase)
 register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim")
+register(MaceSpec, build_mace, extra="mace")
 
 __all__ = ["FORCEFIELD_SPECS", "KINDS", "ForceFieldKind", "build_forcefield", "register"]

@@ -211,7 +211,9 @@ def run_campaign(
 
     _refuse_in_a_worker_import()
     started = time.perf_counter()
-    approved = tuple(approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path)))
+    approved = tuple(
+        approve_campaign(loaded.spec, allow_code=allow_code, source=str(loaded.path), base_dir=loaded.base_dir)
+    )
     plan = expand(loaded.spec, base_dir=loaded.base_dir)
     emit = on_event or (lambda kind, info: None)
     with run_lock(loaded.store_path, force=force):

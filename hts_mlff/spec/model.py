@@ -97,6 +97,10 @@ class ForceFieldKindSpec(Strict):
     #: Fields naming ``package.module:attribute`` paths the kind imports and calls (code: run
     #: only when approved, :mod:`hts_mlff.spec.trust`).
     import_fields: ClassVar[tuple[str, ...]] = ()
+    #: Identity-file fields whose loading runs code (pickled models, compiled packages): listed
+    #: by ``validate``, loaded by ``run`` only when approved by path and content digest
+    #: (:mod:`hts_mlff.spec.trust`).
+    code_files: ClassVar[tuple[str, ...]] = ()
     #: The force field partitions its energy into per-atom terms (pair potentials): the heat
     #: current, hence Green–Kubo, is defined.
     heat_current: ClassVar[bool] = False
@@ -118,6 +122,12 @@ class ForceFieldKindSpec(Strict):
     def import_paths(self) -> dict[str, str]:
         """Field name → ``package.module:attribute`` for every import the spec names."""
         return {name: getattr(self, name) for name in self.import_fields}
+
+    def code_paths(self) -> dict[str, str]:
+        """Field path → file, for the identity files whose loading runs code (``code_files``)."""
+        return {
+            field: path for field, path in self.identity_paths().items() if field.partition("[")[0] in self.code_files
+        }
 
 
 class LJPair(Strict):
@@ -213,6 +223,22 @@ class TorchSimSpec(ForceFieldKindSpec):
     cutoff_A: Float = Field(0.0, ge=0, description="Interaction range (sizes the engine's neighbour list only).")
 
 
+class MaceSpec(ForceFieldKindSpec):
+    """A MACE-family model file written by ``mace_run_train`` (MACE, ScaleShiftMACE, BOTNet),
+    evaluated over whole packs on the engine's neighbour list (needs the optional extra ``[mace]``).
+    The file is a pickle: ``run`` loads it only with ``--allow-code`` or an allow-list entry."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("model",)
+    code_files: ClassVar[tuple[str, ...]] = ("model",)
+
+    kind: Literal["mace"]
+    model: str = Field(description="The .model file (relative to the campaign file), e.g. ../models/mace-ar.model")
+    head: str | None = Field(None, description="Head of a multi-head model (default: its first).")
+    compute_dtype: Literal["float32", "float64"] | None = Field(
+        None, description="Dtype the model computes in (default: the campaign's execution.dtype)."
+    )
+
+
 #: Every force-field kind's spec (the spec half of each kind's record; the build half is
 #: registered in :mod:`hts_mlff.forcefields.kinds`, and a test checks the two agree).
 FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
@@ -221,6 +247,7 @@ FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
     GNNSpec,
     AseCalculatorSpec,
     TorchSimSpec,
+    MaceSpec,
 )
 
 ForceFieldSpec = Annotated[Union[FORCEFIELD_SPECS], Field(discriminator="kind")]  # noqa: UP007

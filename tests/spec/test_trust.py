@@ -145,3 +145,77 @@ def test_analysing_a_received_store_never_imports_code_named_in_it(tmp_path, pay
     trusted = runner.invoke(app, ["report", str(store), "-r", "lj", "--campaign", str(campaign)])
     assert trusted.exit_code == 0, trusted.output
     assert not payload.exists()
+
+
+class _RunsOnLoad:
+    """Unpickling this object runs ``os.system`` (what a hostile model file does)."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (self.command,))
+
+
+def _mace_campaign(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A campaign naming a MACE model file that, loaded, creates MARK; (campaign, model, mark)."""
+    import pickle
+
+    mark = tmp_path / "MARK"
+    model = tmp_path / "evil.model"
+    model.write_bytes(pickle.dumps(_RunsOnLoad(f"touch {mark}")))
+    text = GOOD.replace(
+        "  lj: {kind: lennard_jones, epsilon_eV: 0.0103, sigma_A: 3.4, cutoff_A: 8.5}",
+        "  lj: {kind: lennard_jones, epsilon_eV: 0.0103, sigma_A: 3.4, cutoff_A: 8.5}\n"
+        "  mace: {kind: mace, model: evil.model}",
+    )
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path, model, mark
+
+
+def test_a_pickled_model_that_runs_code_on_load_is_listed_and_refused_without_approval(tmp_path, monkeypatch):
+    from hts_mlff.spec.trust import file_digest
+
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "no-config.yaml"))
+    path, model, mark = _mace_campaign(tmp_path)
+    checked = runner.invoke(app, ["validate", str(path)])
+    assert checked.exit_code == 0, checked.output
+    assert "forcefields.mace.model loads" in checked.output and file_digest(model) in checked.output
+    refused = runner.invoke(app, ["run", "-q", str(path)])
+    assert refused.exit_code == 2, refused.output
+    assert "a pickle" in refused.output and "--allow-code" in refused.output and "Traceback" not in refused.output
+    loaded = load_campaign(path)
+    with pytest.raises(CodeNotAllowedError, match=r"evil\.model"):
+        build_forcefield(loaded.spec.forcefields["mace"], base_dir=tmp_path)
+    assert not mark.exists(), "the pickle was loaded"
+    assert not (tmp_path / "t.zarr").exists(), "a refused run wrote a store"
+
+
+def test_a_model_file_is_approved_by_path_and_digest_and_refused_once_it_changes(tmp_path, monkeypatch):
+    from hts_mlff.spec.trust import file_approval, file_digest, require_approved_file
+
+    path, model, mark = _mace_campaign(tmp_path)
+    spec = load_campaign(path).spec
+    config = tmp_path / "config.yaml"
+    monkeypatch.setenv(CONFIG_ENV, str(config))
+    config.write_text(f"allow_model_files:\n  {model}: '{'0' * 32}'\n")  # the right path, another digest
+    with pytest.raises(CodeNotAllowedError, match=r"evil\.model"):
+        approve_campaign(spec, allow_code=False, source=str(path))
+    config.write_text(f"allow_model_files:\n  {model}: '{file_digest(model)}'\n")
+    with approved([]):
+        assert approve_campaign(spec, allow_code=False, source=str(path)) == [file_approval(model)]
+        require_approved_file(model, what="a mace force field")
+        model.write_bytes(model.read_bytes() + b".")  # one byte more after approval
+        with pytest.raises(CodeNotAllowedError, match="changed since it was approved"):
+            require_approved_file(model, what="a mace force field")
+    config.write_text("allow_model_files: [evil.model]\n")
+    with pytest.raises(ValueError, match="allow_model_files: expected a mapping"):
+        approve_campaign(spec, allow_code=False, source=str(path))
+    monkeypatch.setenv(CONFIG_ENV, str(tmp_path / "none.yaml"))
+    with approved([]):  # --allow-code approves the file as it is now
+        (token,) = approve_campaign(spec, allow_code=True, source=str(path))
+        assert token == file_approval(model) and token.endswith(file_digest(model))
+    assert not mark.exists()
