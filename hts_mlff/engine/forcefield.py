@@ -65,6 +65,13 @@ class ForceField(ABC):
     #: kernels do not run), else "pairs". A row list serves pairs too (same order, same bits).
     neighbor_layout: str = "pairs"
 
+    #: On a CPU, run a pack's torch operations on one thread. Torch splits its parallel
+    #: reductions by tensor size, so at more threads a replica's forces round differently in
+    #: another pack (measured on SevenNet: 1e-8 eV/Å at two threads, bit for bit at one), and a
+    #: resumed campaign, whose packs are formed anew, would not repeat its bits. Graph models of
+    #: other packages set it; the cores go to more packs at once (``threads_per_worker``).
+    single_threaded_on_cpu: bool = False
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         forward = cls.__dict__.get("forward")

@@ -156,8 +156,9 @@ def run_md(
     compiled_on_cpu = (
         forcefield.neighbor_layout == "rows" and kernels_enabled(state.device) and state.device.type == "cpu"
     )
+    one_thread = forcefield.single_threaded_on_cpu and state.device.type == "cpu"
     # on a CPU the kernels' spans take the threads and torch's own operations run on one
-    with kernel_threads_for_pack(threads) if compiled_on_cpu else nullcontext():
+    with kernel_threads_for_pack(threads) if compiled_on_cpu or one_thread else nullcontext():
         run = PackRun(
             state,
             forcefield,

@@ -79,12 +79,14 @@ def build_forcefield(spec: ForceFieldKindSpec, *, base_dir: Path | None = None) 
 # ----------------------------------------------------------------------------- the kinds shipped here
 from hts_mlff.forcefields import builtin_kinds as _builtin  # noqa: E402
 from hts_mlff.forcefields.mace import build_mace  # noqa: E402
+from hts_mlff.forcefields.sevennet import build_sevennet  # noqa: E402
 from hts_mlff.spec.model import (  # noqa: E402
     AseCalculatorSpec,
     BuckinghamDSFSpec,
     GNNSpec,
     LennardJonesSpec,
     MaceSpec,
+    SevenNetSpec,
     TorchSimSpec,
 )
 
@@ -94,5 +96,6 @@ register(GNNSpec, _builtin.build_gnn)
 register(AseCalculatorSpec, _builtin.build_ase)
 register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim")
 register(MaceSpec, build_mace, extra="mace")
+register(SevenNetSpec, build_sevennet, extra="sevennet")
 
 __all__ = ["FORCEFIELD_SPECS", "KINDS", "ForceFieldKind", "build_forcefield", "register"]

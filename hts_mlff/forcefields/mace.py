@@ -45,6 +45,7 @@ class MaceForceField(ForceField):
     """
 
     neighbor_layout = "pairs"
+    single_threaded_on_cpu = True  # a replica's bits never depend on its pack
 
     def __init__(
         self,

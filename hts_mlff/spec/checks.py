@@ -218,7 +218,12 @@ def _fcc_number_density(system: Any) -> float | None:
 
 def _check_forcefields(forcefields: dict[str, Any], *, base_dir: Path, add: Add) -> None:
     for name, forcefield in forcefields.items():
-        for field_path, file in forcefield.identity_paths().items():
+        try:
+            identity = forcefield.identity_paths()
+        except (ImportError, ValueError) as exc:  # a pretrained name the installed package resolves
+            add(("forcefields", name, forcefield.identity_files[0]), str(exc).splitlines()[0])
+            continue
+        for field_path, file in identity.items():
             if not (base_dir / file).is_file():
                 field, _, index = field_path.partition("[")
                 location = ("forcefields", name, field, *([int(index[:-1])] if index else []))

@@ -239,6 +239,40 @@ class MaceSpec(ForceFieldKindSpec):
     )
 
 
+class SevenNetSpec(ForceFieldKindSpec):
+    """A SevenNet model, natively batched on the engine's neighbour list (needs the optional
+    extra ``[sevennet]``): a pretrained name shipped in the ``sevenn`` wheel (7net-0, 7net-l3i5,
+    7net-mf-0; loads offline) or a checkpoint file of yours (a pickle: code, approved like one).
+    It computes in float32 whatever ``execution.dtype`` says (its e3nn kernels are float32)."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("model",)
+    code_files: ClassVar[tuple[str, ...]] = ("model",)
+
+    kind: Literal["sevennet"]
+    model: str = Field(
+        "7net-0", description="A pretrained name (7net-0, 7net-l3i5, 7net-mf-0) or a checkpoint file (.pth)."
+    )
+    modal: str | None = Field(None, description="Fidelity of a multi-fidelity model (7net-mf-0: e.g. PBE).")
+
+    def _is_file(self) -> bool:
+        from pathlib import PurePath
+
+        return "/" in self.model or PurePath(self.model).suffix in {".pth", ".pt", ".tar", ".ckpt"}
+
+    def identity_paths(self) -> dict[str, str]:
+        """The checkpoint file: the user's, or the one the installed ``sevenn`` ships for a
+        pretrained name (an absolute path; resolving a name needs the package)."""
+        if self._is_file():
+            return {"model": self.model}
+        from hts_mlff.forcefields.sevennet import pretrained_checkpoint
+
+        return {"model": str(pretrained_checkpoint(self.model))}
+
+    def code_paths(self) -> dict[str, str]:
+        """Only a checkpoint of the user's: a shipped one is trusted as the installed package is."""
+        return {"model": self.model} if self._is_file() else {}
+
+
 #: Every force-field kind's spec (the spec half of each kind's record; the build half is
 #: registered in :mod:`hts_mlff.forcefields.kinds`, and a test checks the two agree).
 FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
@@ -248,6 +282,7 @@ FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
     AseCalculatorSpec,
     TorchSimSpec,
     MaceSpec,
+    SevenNetSpec,
 )
 
 ForceFieldSpec = Annotated[Union[FORCEFIELD_SPECS], Field(discriminator="kind")]  # noqa: UP007

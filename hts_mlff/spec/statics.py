@@ -69,7 +69,14 @@ def load_statics_config(path: str | Path, model: type[S]) -> tuple[S, Path]:
     config, lines = parse_yaml_model(p.read_text(), model, file=str(path))
     problems = []
     for name, spec in config.forcefields.items():
-        for field_path, file in spec.identity_paths().items():  # checkpoints, weights: every file it declares
+        try:
+            identity = spec.identity_paths()
+        except (ImportError, ValueError) as exc:  # a pretrained name the installed package resolves
+            field = spec.identity_files[0]
+            line = lines.get(("forcefields", name, field, "__value__"), lines.get(("forcefields", name), 1))
+            problems.append(Problem(str(path), line, f"forcefields.{name}.{field}", str(exc).splitlines()[0]))
+            continue
+        for field_path, file in identity.items():  # checkpoints, weights: every file it declares
             if (p.parent / file).is_file():
                 continue
             field, _, index = field_path.partition("[")

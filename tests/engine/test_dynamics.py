@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import torch
@@ -280,3 +282,27 @@ def test_a_new_ensemble_is_one_module_and_its_registration(lj, monkeypatch):
     )
     late = result["kinetic_temperature_K"][:, -10:].mean(axis=1)
     np.testing.assert_allclose(late, [30.0, 70.0], rtol=0.05)
+
+
+def test_a_force_field_that_asks_for_one_thread_gets_it_on_a_cpu_and_torch_gets_its_threads_back():
+    """Graph models of other packages round their reductions by thread count: on a CPU their
+    packs run torch on one thread (ForceField.single_threaded_on_cpu), restored afterwards."""
+    from hts_mlff.forcefields import LennardJones
+
+    class OneThreadLJ(LennardJones):
+        neighbor_layout = "pairs"
+        single_threaded_on_cpu = True
+        seen: ClassVar[set[int]] = set()
+
+        def forward(self, state, *, neighbors=None, compute_stress=True):
+            self.seen.add(torch.get_num_threads())
+            return super().forward(state, neighbors=neighbors, compute_stress=compute_stress)
+
+    ff = OneThreadLJ(EPSILON_EV, sigma_A=SIGMA_A, cutoff_A=CUTOFF_A)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _run(batch([argon(repeat=3)]), ff, temps=[20.0], timestep_fs=5.0, production_steps=4, sample_every_steps=2)
+        assert ff.seen == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

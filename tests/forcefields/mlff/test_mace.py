@@ -127,5 +127,5 @@ def test_importing_mace_leaves_torch_load_weights_only_for_everything_else(model
     assert load(tmp_path / "gnn.pt").checksum() == gnn.checksum()
 
 
-def test_kill_minus_9_then_resume_gives_the_same_store(model_file, tmp_path, dask_client):
-    kill_and_resume_matches(tmp_path, {"kind": "mace", "model": str(model_file)}, client=dask_client)
+def test_kill_minus_9_then_resume_gives_the_same_store(model_file, tmp_path):
+    kill_and_resume_matches(tmp_path, {"kind": "mace", "model": str(model_file)})
