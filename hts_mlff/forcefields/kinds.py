@@ -78,11 +78,13 @@ def build_forcefield(spec: ForceFieldKindSpec, *, base_dir: Path | None = None) 
 
 # ----------------------------------------------------------------------------- the kinds shipped here
 from hts_mlff.forcefields import builtin_kinds as _builtin  # noqa: E402
+from hts_mlff.forcefields.chgnet import build_chgnet  # noqa: E402
 from hts_mlff.forcefields.mace import build_mace  # noqa: E402
 from hts_mlff.forcefields.sevennet import build_sevennet  # noqa: E402
 from hts_mlff.spec.model import (  # noqa: E402
     AseCalculatorSpec,
     BuckinghamDSFSpec,
+    CHGNetSpec,
     GNNSpec,
     LennardJonesSpec,
     MaceSpec,
@@ -97,5 +99,6 @@ register(AseCalculatorSpec, _builtin.build_ase)
 register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim")
 register(MaceSpec, build_mace, extra="mace")
 register(SevenNetSpec, build_sevennet, extra="sevennet")
+register(CHGNetSpec, build_chgnet, extra="chgnet")
 
 __all__ = ["FORCEFIELD_SPECS", "KINDS", "ForceFieldKind", "build_forcefield", "register"]

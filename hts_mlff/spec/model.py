@@ -273,6 +273,29 @@ class SevenNetSpec(ForceFieldKindSpec):
         return {"model": self.model} if self._is_file() else {}
 
 
+class CHGNetSpec(ForceFieldKindSpec):
+    """CHGNet, pretrained weights shipped in the ``chgnet`` wheel (load offline), on the engine's
+    neighbour list (needs the optional extra ``[chgnet]``). Computes in float32."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("model",)
+
+    kind: Literal["chgnet"]
+    model: Literal["0.3.0", "0.2.0", "r2scan"] = Field("0.3.0", description="The pretrained weights.")
+
+    def identity_paths(self) -> dict[str, str]:
+        """The weights file the installed ``chgnet`` ships for this name (found without importing it)."""
+        import importlib.util
+        from pathlib import Path
+
+        found = importlib.util.find_spec("chgnet")
+        if found is None or not found.submodule_search_locations:
+            raise ImportError("kind: chgnet needs the package chgnet: pip install 'hts-mlff[chgnet]'")
+        files = sorted((Path(found.submodule_search_locations[0]) / "pretrained" / self.model).glob("*.pth.tar"))
+        if not files:
+            raise ValueError(f"the installed chgnet ships no weights {self.model!r}")
+        return {"model": str(files[0])}
+
+
 #: Every force-field kind's spec (the spec half of each kind's record; the build half is
 #: registered in :mod:`hts_mlff.forcefields.kinds`, and a test checks the two agree).
 FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
@@ -283,6 +306,7 @@ FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
     TorchSimSpec,
     MaceSpec,
     SevenNetSpec,
+    CHGNetSpec,
 )
 
 ForceFieldSpec = Annotated[Union[FORCEFIELD_SPECS], Field(discriminator="kind")]  # noqa: UP007

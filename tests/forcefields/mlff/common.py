@@ -34,6 +34,20 @@ def different_sizes(lattice_A: float = 5.4) -> list[Atoms]:
     return [small, mid, large]
 
 
+def li2o_sizes(lattice_A: float = 4.61) -> list[Atoms]:
+    """Three rattled antifluorite Li2O replicas of 24, 36 and 95 atoms (the last missing one Li):
+    Li–O bonds of 2 Å, so three-body terms (CHGNet's 3 Å bond graph) are exercised."""
+    cell = bulk("OLi2", "fluorite", a=lattice_A, cubic=True)
+    out = []
+    for k, repeat in enumerate(((1, 1, 2), (1, 1, 3), (2, 2, 2))):
+        atoms = cell.repeat(repeat)
+        if k == 2:
+            del atoms[next(a.index for a in atoms if a.symbol == "Li")]
+        atoms.rattle(0.05, seed=10 + k)
+        out.append(atoms)
+    return out
+
+
 def stress_by_finite_strain(ff: ForceField, state: BatchState, *, strain: float = 1e-5) -> np.ndarray:
     """(n_systems, 3, 3) σ_ab = (1/V) ∂E/∂ε_ab by central differences of symmetric strains, eV/Å³."""
     volume = state.volume.numpy()
