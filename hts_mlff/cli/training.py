@@ -213,3 +213,42 @@ def harvest(
     if frames.attrs["structure_state_points"] == 0 and criteria.structure_z is not None:
         console.print("no state point has reference frames: the structure criterion was not applied")
     console.print(f"wrote {output} ({frames.sizes['frame']} of {frames.attrs['frames_scanned']} frames scanned)")
+
+
+@app.command("export-frames")
+def export_frames(
+    store: StorePath,
+    reference: Annotated[
+        str, typer.Option("--reference", "-r", help="The campaign's force field that labels the frames.")
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Extended XYZ file to write.")],
+    system: Annotated[
+        list[str] | None, typer.Option("--system", "-s", help="Only this system's frames (repeatable).")
+    ] = None,
+    max_temperature_K: Annotated[float | None, typer.Option(help="Drop frames hotter than this (K).")] = None,
+    every: Annotated[int, typer.Option(min=1, help="Keep every N-th frame (in store order).")] = 1,
+    campaign: TrustedCampaign = None,
+    allow_code: AllowCode = False,
+) -> None:
+    """A store's frames as extended XYZ labelled by a reference (REF_energy, REF_forces,
+    REF_stress), for other packages' trainers (mace_run_train, nequip-train)."""
+    from hts_mlff.forcefields.registry import build_forcefield
+    from hts_mlff.store.layout import StoreError
+    from hts_mlff.training.export import labelled_frames, write_extxyz
+    from hts_mlff.training.frames import frames_from_store
+
+    try:
+        _, spec, _, base = _store_with_spec(store, system=None, campaign=campaign, allow_code=allow_code)
+        if reference not in spec.forcefields:
+            raise ValueError(
+                f"--reference {reference!r} is not a force field of this campaign ({sorted(spec.forcefields)})"
+            )
+        frames = frames_from_store(store, systems=system, max_temperature_K=max_temperature_K)[::every]
+        if not frames:
+            raise ValueError(f"{store}: no frame with positions and forces saved together")
+        atoms = labelled_frames(frames, build_forcefield(spec.forcefields[reference], base_dir=base))
+        write_extxyz(atoms, output)
+    except (StoreError, ValueError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"wrote {output}: {len(atoms)} frames labelled by {reference}")

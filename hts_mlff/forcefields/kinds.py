@@ -34,25 +34,37 @@ class ForceFieldKind:
         build: ``build(spec, base_dir)`` → the force field (paths relative to ``base_dir``).
             Imports named by the spec's ``import_fields`` are approved before ``build`` runs.
         extra: the optional dependency group that brings the kind's package (None: none needed).
+        package: the import name of that package (to tell whether it is installed here).
     """
 
     spec: type[ForceFieldKindSpec]
     build: Callable[[Any, Path], ForceField]
     extra: str | None = None
+    package: str | None = None
 
     @property
     def name(self) -> str:
         return kind_name(self.spec)
+
+    def installed(self) -> bool:
+        """True when the kind's package is importable here (found, not imported)."""
+        import importlib.util
+
+        return self.package is None or importlib.util.find_spec(self.package) is not None
 
 
 KINDS: dict[str, ForceFieldKind] = {}
 
 
 def register(
-    spec: type[ForceFieldKindSpec], build: Callable[[Any, Path], ForceField], *, extra: str | None = None
+    spec: type[ForceFieldKindSpec],
+    build: Callable[[Any, Path], ForceField],
+    *,
+    extra: str | None = None,
+    package: str | None = None,
 ) -> None:
     """Register the build half of the kind whose spec class is ``spec``."""
-    kind = ForceFieldKind(spec=spec, build=build, extra=extra)
+    kind = ForceFieldKind(spec=spec, build=build, extra=extra, package=package)
     KINDS[kind.name] = kind
 
 
@@ -96,9 +108,9 @@ register(LennardJonesSpec, _builtin.build_lennard_jones)
 register(BuckinghamDSFSpec, _builtin.build_buckingham_dsf)
 register(GNNSpec, _builtin.build_gnn)
 register(AseCalculatorSpec, _builtin.build_ase)
-register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim")
-register(MaceSpec, build_mace, extra="mace")
-register(SevenNetSpec, build_sevennet, extra="sevennet")
-register(CHGNetSpec, build_chgnet, extra="chgnet")
+register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim", package="torch_sim")
+register(MaceSpec, build_mace, extra="mace", package="mace")
+register(SevenNetSpec, build_sevennet, extra="sevennet", package="sevenn")
+register(CHGNetSpec, build_chgnet, extra="chgnet", package="chgnet")
 
 __all__ = ["FORCEFIELD_SPECS", "KINDS", "ForceFieldKind", "build_forcefield", "register"]

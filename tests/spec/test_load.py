@@ -49,6 +49,14 @@ def test_good_campaign_loads():
 def test_shipped_campaigns_are_valid(path):
     text = path.read_text()
     if "crystal:" not in text:
+        import yaml
+
+        from hts_mlff.forcefields.kinds import KINDS
+
+        kinds = {ff["kind"] for ff in yaml.safe_load(text)["forcefields"].values()}
+        missing = sorted(f"[{KINDS[k].extra}]" for k in kinds if not KINDS[k].installed())
+        if missing:  # pretrained names are resolved by the package (.ci/adapters validates these)
+            pytest.skip(f"{path.name} needs {', '.join(missing)}")
         load_campaign(path)
         return
     # a statics sweep: valid as its own kind, and refused as a campaign with the command to run

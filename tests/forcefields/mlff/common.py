@@ -88,6 +88,26 @@ def assert_pack_equals_replicas_alone(
         offset += n
 
 
+def assert_matches_calculator(
+    ff: ForceField, replicas: list[Atoms], calc, *, energy_rtol: float, relative: float
+) -> None:
+    """The pack's energy, forces and stress equal the package's own ASE calculator on each
+    replica: energy to ``energy_rtol``, forces and stress to ``relative`` of their largest."""
+    out = ff(batch(replicas))
+    offset = 0
+    for k, atoms in enumerate(replicas):
+        atoms = atoms.copy()
+        atoms.calc = calc
+        n = len(atoms)
+        forces, stress = atoms.get_forces(), atoms.get_stress(voigt=False)
+        np.testing.assert_allclose(out.energy[k].item(), atoms.get_potential_energy(), rtol=energy_rtol, atol=0)
+        np.testing.assert_allclose(
+            out.forces[offset : offset + n].numpy(), forces, rtol=0, atol=relative * np.abs(forces).max()
+        )
+        np.testing.assert_allclose(out.stress[k].numpy(), stress, rtol=0, atol=relative * np.abs(stress).max())
+        offset += n
+
+
 CAMPAIGN = textwrap.dedent(
     """\
     name: resume

@@ -3,6 +3,7 @@ training): what the adapters must drive exactly as the package's own calculator 
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,10 @@ def write_mace_model(
 ) -> Path:
     """A two-layer ScaleShiftMACE with random weights, saved as ``mace_run_train`` saves one
     (``torch.save`` of the module: a pickle)."""
-    with environment_restored():  # mace first: it lets e3nn 0.4.4 unpickle its constants on import
-        from e3nn import o3
-        from mace import modules
+    with environment_restored():
+        # mace first (not in import order): it lets e3nn 0.4.4 unpickle its constants on import
+        modules = importlib.import_module("mace.modules")
+        o3 = importlib.import_module("e3nn.o3")
 
         default = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)

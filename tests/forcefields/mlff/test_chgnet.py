@@ -18,8 +18,9 @@ from hts_mlff.engine.forcefield import check_forcefield
 from hts_mlff.forcefields.graph_edges import environment_restored
 from hts_mlff.forcefields.kinds import build_forcefield
 from hts_mlff.spec.model import CHGNetSpec
-from tests.conftest import batch
+from tests.conftest import REPO, batch
 from tests.forcefields.mlff.common import (
+    assert_matches_calculator,
     assert_pack_equals_replicas_alone,
     different_sizes,
     kill_and_resume_matches,
@@ -56,19 +57,7 @@ def test_energy_forces_and_stress_equal_the_packages_own_calculator(chgnet, repl
         from chgnet.model.dynamics import CHGNetCalculator
 
         calc = CHGNetCalculator(model=chgnet.model, use_device="cpu")
-    systems = replicas()
-    out = chgnet(batch(systems))
-    offset = 0
-    for k, atoms in enumerate(systems):
-        atoms = atoms.copy()
-        atoms.calc = calc
-        n = len(atoms)
-        forces = atoms.get_forces()
-        np.testing.assert_allclose(out.energy[k].item(), atoms.get_potential_energy(), rtol=2e-6)
-        np.testing.assert_allclose(out.forces[offset : offset + n].numpy(), forces, atol=1e-5 * np.abs(forces).max())
-        stress = atoms.get_stress(voigt=False)
-        np.testing.assert_allclose(out.stress[k].numpy(), stress, atol=1e-5 * np.abs(stress).max())
-        offset += n
+    assert_matches_calculator(chgnet, replicas(), calc, energy_rtol=2e-6, relative=1e-5)
 
 
 def test_the_bond_graph_holds_every_angle_of_short_bonds_once(chgnet):
@@ -95,3 +84,13 @@ def test_a_pack_equals_each_replica_alone_to_float32_round_off(chgnet):
 
 def test_kill_minus_9_then_resume_gives_the_same_store(tmp_path):
     kill_and_resume_matches(tmp_path, {"kind": "chgnet", "model": "0.3.0"}, steps=20)
+
+
+def test_the_li2o_zoo_campaign_validates_where_its_packages_are_installed():
+    from hts_mlff.forcefields.kinds import KINDS
+    from hts_mlff.spec import load_campaign
+
+    if not KINDS["sevennet"].installed():
+        pytest.skip("the Li2O zoo also needs [sevennet]")
+    loaded = load_campaign(REPO / "campaigns" / "mlff-zoo-li2o.yaml")
+    assert set(loaded.spec.forcefields) == {"teter", "gnn", "chgnet", "sevennet"}

@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 
 from hts_mlff.engine.forcefield import check_forcefield
 from hts_mlff.forcefields.graph_edges import environment_restored
@@ -18,8 +19,9 @@ from hts_mlff.forcefields.kinds import build_forcefield
 from hts_mlff.spec.model import MaceSpec
 from hts_mlff.spec.trust import approved, file_approval
 from hts_mlff.tasks import forcefield_checksum
-from tests.conftest import argon, batch
+from tests.conftest import REPO, argon, batch
 from tests.forcefields.mlff.common import (
+    assert_matches_calculator,
     assert_pack_equals_replicas_alone,
     different_sizes,
     kill_and_resume_matches,
@@ -55,18 +57,7 @@ def test_energy_forces_and_stress_equal_the_packages_own_calculator(model_file):
         from mace.calculators import MACECalculator
 
         calc = MACECalculator(model_paths=str(model_file), device="cpu", default_dtype="float64")
-    ff = _build(model_file)
-    replicas = different_sizes()
-    out = ff(batch(replicas))
-    offset = 0
-    for k, atoms in enumerate(replicas):
-        atoms = atoms.copy()
-        atoms.calc = calc
-        n = len(atoms)
-        np.testing.assert_allclose(out.energy[k].item(), atoms.get_potential_energy(), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(out.forces[offset : offset + n].numpy(), atoms.get_forces(), atol=1e-12)
-        np.testing.assert_allclose(out.stress[k].numpy(), atoms.get_stress(voigt=False), atol=1e-12)
-        offset += n
+    assert_matches_calculator(_build(model_file), different_sizes(), calc, energy_rtol=1e-12, relative=1e-12)
 
 
 def test_the_stress_is_the_strain_derivative_of_the_energy(model_file):
@@ -129,3 +120,31 @@ def test_importing_mace_leaves_torch_load_weights_only_for_everything_else(model
 
 def test_kill_minus_9_then_resume_gives_the_same_store(model_file, tmp_path):
     kill_and_resume_matches(tmp_path, {"kind": "mace", "model": str(model_file)})
+
+
+def test_the_shipped_argon_model_follows_its_lennard_jones_reference(frames_store):
+    """models/mace-argon-small.model (campaigns/training/mace-argon-small.sh) on reference frames
+    it never saw: its force error is a small fraction of the forces themselves."""
+    from hts_mlff.training.frames import frames_from_store
+
+    shipped = REPO / "models" / "mace-argon-small.model"
+    ff = _build(shipped)
+    frames = frames_from_store(frames_store)[::4]
+    errors, forces = [], []
+    for frame in frames:
+        atoms = Atoms(numbers=frame.atomic_numbers, positions=frame.positions, cell=frame.cell, pbc=True)
+        out = ff(batch([atoms]))
+        errors.append(np.abs(out.forces.numpy() - frame.forces))
+        forces.append(frame.forces)
+    mae, rms = np.mean(np.concatenate(errors)), np.sqrt(np.mean(np.concatenate(forces) ** 2))
+    assert mae < 0.1 * rms, f"MAE {mae * 1e3:.2f} meV/Å against an RMS force of {rms * 1e3:.2f} meV/Å"
+
+
+def test_the_argon_zoo_campaign_validates_and_names_its_mace_file_as_code():
+    from hts_mlff.spec import load_campaign
+    from hts_mlff.spec.trust import describe_code
+
+    loaded = load_campaign(REPO / "campaigns" / "mlff-zoo-argon.yaml")
+    assert set(loaded.spec.forcefields) == {"lj", "gnn", "mace"}
+    (line,) = describe_code(loaded.spec, base_dir=loaded.base_dir)
+    assert line.startswith("forcefields.mace.model loads") and "mace-argon-small.model" in line

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import pytest
 import torch
 
@@ -22,7 +21,12 @@ from hts_mlff.spec.model import SevenNetSpec
 from hts_mlff.spec.trust import CodeNotAllowedError, approved, file_approval
 from hts_mlff.tasks import forcefield_checksum
 from tests.conftest import batch
-from tests.forcefields.mlff.common import assert_pack_equals_replicas_alone, different_sizes, kill_and_resume_matches
+from tests.forcefields.mlff.common import (
+    assert_matches_calculator,
+    assert_pack_equals_replicas_alone,
+    different_sizes,
+    kill_and_resume_matches,
+)
 
 with environment_restored():
     pytest.importorskip("sevenn.checkpoint")
@@ -44,20 +48,7 @@ def test_energy_forces_and_stress_equal_the_packages_own_calculator(sevennet):
         from sevenn.calculator import SevenNetCalculator
 
         calc = SevenNetCalculator("7net-0", device="cpu")
-    replicas = different_sizes()
-    out = sevennet(batch(replicas))
-    offset = 0
-    for k, atoms in enumerate(replicas):
-        atoms = atoms.copy()
-        atoms.calc = calc
-        n = len(atoms)
-        forces = atoms.get_forces()
-        scale = np.abs(forces).max()
-        np.testing.assert_allclose(out.energy[k].item(), atoms.get_potential_energy(), rtol=1e-6)
-        np.testing.assert_allclose(out.forces[offset : offset + n].numpy(), forces, atol=1e-5 * scale)
-        stress = atoms.get_stress(voigt=False)
-        np.testing.assert_allclose(out.stress[k].numpy(), stress, atol=1e-5 * np.abs(stress).max())
-        offset += n
+    assert_matches_calculator(sevennet, different_sizes(), calc, energy_rtol=1e-6, relative=1e-5)
 
 
 def test_a_pack_equals_each_replica_alone_to_float32_round_off(sevennet):
