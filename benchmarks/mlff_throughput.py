@@ -1,8 +1,8 @@
 """Graph models of other packages in the engine: a pack through one forward against the
 package's own ASE calculator driving ASE MD one replica at a time (the seeds' path).
 
-For one model (``--model mace:FILE``, ``sevennet:7net-0`` or ``chgnet:0.3.0``), on ``--replicas`` × Ar108
-(FCC argon, a = 5.4 Å, Langevin 50 K, dt 5 fs), in one interleaved run:
+For one model (``--model mace:FILE``, ``nequip:FILE``, ``sevennet:7net-0`` or ``chgnet:0.3.0``),
+on ``--replicas`` × Ar108 (FCC argon, a = 5.4 Å, Langevin 50 K, dt 5 fs), in one interleaved run:
 
 * **engine**: ``run_md`` on the whole pack (the engine's neighbour list, one forward per step),
   per step: a run of N steps subtracted from one of 2N (the set-up and first evaluation cancel);
@@ -48,19 +48,20 @@ def _replicas(n: int):
 
 def _forcefield(model: str):
     from hts_mlff.forcefields.kinds import build_forcefield
-    from hts_mlff.spec.model import CHGNetSpec, MaceSpec, SevenNetSpec
+    from hts_mlff.spec.model import CHGNetSpec, MaceSpec, NequIPSpec, SevenNetSpec
     from hts_mlff.spec.trust import approved, file_approval
 
     kind, _, name = model.partition(":")
-    if kind == "mace":
+    if kind in ("mace", "nequip"):
         path = Path(name).resolve()
+        spec = (MaceSpec if kind == "mace" else NequIPSpec)(kind=kind, model=path.name)
         with approved([file_approval(path)]):
-            return build_forcefield(MaceSpec(kind="mace", model=path.name), base_dir=path.parent)
+            return build_forcefield(spec, base_dir=path.parent)
     if kind == "sevennet":
         return build_forcefield(SevenNetSpec(kind="sevennet", model=name))
     if kind == "chgnet":
         return build_forcefield(CHGNetSpec(kind="chgnet", model=name))
-    raise SystemExit(f"--model: mace:FILE, sevennet:NAME or chgnet:NAME, not {model!r}")
+    raise SystemExit(f"--model: mace:FILE, nequip:FILE, sevennet:NAME or chgnet:NAME, not {model!r}")
 
 
 def _calculator(model: str, device: str):
@@ -72,6 +73,10 @@ def _calculator(model: str, device: str):
             from mace.calculators import MACECalculator
 
             return MACECalculator(model_paths=name, device=device, default_dtype="float64")
+        if kind == "nequip":
+            from nequip.integrations.ase import NequIPCalculator
+
+            return NequIPCalculator._from_saved_model(name, device=device, chemical_species_to_atom_type_map=True)
         if kind == "chgnet":
             from chgnet.model import CHGNet
             from chgnet.model.dynamics import CHGNetCalculator

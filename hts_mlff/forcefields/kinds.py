@@ -92,6 +92,7 @@ def build_forcefield(spec: ForceFieldKindSpec, *, base_dir: Path | None = None) 
 from hts_mlff.forcefields import builtin_kinds as _builtin  # noqa: E402
 from hts_mlff.forcefields.chgnet import build_chgnet  # noqa: E402
 from hts_mlff.forcefields.mace import build_mace  # noqa: E402
+from hts_mlff.forcefields.nequip import build_nequip  # noqa: E402
 from hts_mlff.forcefields.sevennet import build_sevennet  # noqa: E402
 from hts_mlff.spec.model import (  # noqa: E402
     AseCalculatorSpec,
@@ -100,6 +101,7 @@ from hts_mlff.spec.model import (  # noqa: E402
     GNNSpec,
     LennardJonesSpec,
     MaceSpec,
+    NequIPSpec,
     SevenNetSpec,
     TorchSimSpec,
 )
@@ -112,5 +114,6 @@ register(TorchSimSpec, _builtin.build_torchsim, extra="torchsim", package="torch
 register(MaceSpec, build_mace, extra="mace", package="mace")
 register(SevenNetSpec, build_sevennet, extra="sevennet", package="sevenn")
 register(CHGNetSpec, build_chgnet, extra="chgnet", package="chgnet")
+register(NequIPSpec, build_nequip, extra="nequip", package="nequip")
 
 __all__ = ["FORCEFIELD_SPECS", "KINDS", "ForceFieldKind", "build_forcefield", "register"]

@@ -273,6 +273,21 @@ class SevenNetSpec(ForceFieldKindSpec):
         return {"model": self.model} if self._is_file() else {}
 
 
+class NequIPSpec(ForceFieldKindSpec):
+    """A NequIP or Allegro model (a ``nequip-package`` ``.nequip.zip`` or a ``.ckpt`` from
+    ``nequip-train``), natively batched (needs the optional extra ``[nequip]``). Both files are
+    code when loaded: ``run`` loads them only with ``--allow-code`` or an allow-list entry."""
+
+    identity_files: ClassVar[tuple[str, ...]] = ("model",)
+    code_files: ClassVar[tuple[str, ...]] = ("model",)
+
+    kind: Literal["nequip"]
+    model: str = Field(description="The .nequip.zip package or .ckpt checkpoint (relative to the campaign file).")
+    species_to_type: dict[str, str] | None = Field(
+        None, description="Chemical symbol → the model's type name, where the type names are not symbols."
+    )
+
+
 class CHGNetSpec(ForceFieldKindSpec):
     """CHGNet, pretrained weights shipped in the ``chgnet`` wheel (load offline), on the engine's
     neighbour list (needs the optional extra ``[chgnet]``). Computes in float32."""
@@ -307,6 +322,7 @@ FORCEFIELD_SPECS: tuple[type[ForceFieldKindSpec], ...] = (
     MaceSpec,
     SevenNetSpec,
     CHGNetSpec,
+    NequIPSpec,
 )
 
 ForceFieldSpec = Annotated[Union[FORCEFIELD_SPECS], Field(discriminator="kind")]  # noqa: UP007
