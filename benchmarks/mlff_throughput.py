@@ -2,7 +2,8 @@
 package's own ASE calculator driving ASE MD one replica at a time (the seeds' path).
 
 For one model (``--model mace:FILE``, ``nequip:FILE``, ``sevennet:7net-0`` or ``chgnet:0.3.0``),
-on ``--replicas`` × Ar108 (FCC argon, a = 5.4 Å, Langevin 50 K, dt 5 fs), in one interleaved run:
+on ``--replicas`` × Ar108 (FCC argon, a = 5.4 Å; ``--system li2o96``: antifluorite Li2O 96,
+the universal models' test), Langevin 50 K, dt 5 fs, in one interleaved run:
 
 * **engine**: ``run_md`` on the whole pack (the engine's neighbour list, one forward per step),
   per step: a run of N steps subtracted from one of 2N (the set-up and first evaluation cancel);
@@ -15,7 +16,7 @@ Prints atom-steps per second of each, the engine / ASE ratio and the overhead; r
 alternate (engine, ase, engine, …) so both see the same machine load.
 
     python benchmarks/mlff_throughput.py --model sevennet:7net-0 [--replicas 16] [--steps 10]
-        [--ase-replicas 2] [--rounds 2] [--device cpu] [--threads 1]
+        [--ase-replicas 2] [--rounds 2] [--device cpu] [--threads 1] [--system ar108|li2o96]
 
 A MACE file: any ``mace_run_train`` model (``tests/forcefields/mlff/models.py`` writes a small
 random one: ``python -c "from tests.forcefields.mlff.models import write_mace_model as w;
@@ -35,15 +36,27 @@ import torch
 LATTICE_A, TEMPERATURE_K, TIMESTEP_FS, FRICTION_PER_FS = 5.4, 50.0, 5.0, 0.01
 
 
+SYSTEM = {"name": "ar108"}
+
+
 def _replicas(n: int):
+    """``n`` rattled replicas of the chosen system: Ar108 (FCC, a = 5.4 Å) or Li2O 96
+    (antifluorite, a = 4.61 Å, 2 × 2 × 2 conventional cells)."""
     from ase.build import bulk
 
     out = []
     for k in range(n):
-        atoms = bulk("Ar", "fcc", a=LATTICE_A, cubic=True).repeat(3)
+        if SYSTEM["name"] == "li2o96":
+            atoms = bulk("OLi2", "fluorite", a=4.61, cubic=True).repeat(2)
+        else:
+            atoms = bulk("Ar", "fcc", a=LATTICE_A, cubic=True).repeat(3)
         atoms.rattle(0.02, seed=k)
         out.append(atoms)
     return out
+
+
+def _atoms_per_replica() -> int:
+    return 96 if SYSTEM["name"] == "li2o96" else 108
 
 
 def _forcefield(model: str):
@@ -92,7 +105,7 @@ def engine_rate(ff, *, replicas: int, steps: int, device: torch.device) -> float
     (the first force evaluation, velocities and the list's first build cancel)."""
     short = _engine_seconds(ff, replicas=replicas, steps=steps, device=device)
     long = _engine_seconds(ff, replicas=replicas, steps=2 * steps, device=device)
-    return replicas * 108 * steps / max(long - short, 1e-9)
+    return replicas * _atoms_per_replica() * steps / max(long - short, 1e-9)
 
 
 def _engine_seconds(ff, *, replicas: int, steps: int, device: torch.device) -> float:
@@ -135,7 +148,7 @@ def forward_rate(ff, *, replicas: int, repeats: int, device: torch.device) -> fl
         ff(state, neighbors=neighbors, compute_stress=False)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    return replicas * 108 * repeats / (time.perf_counter() - started)
+    return replicas * _atoms_per_replica() * repeats / (time.perf_counter() - started)
 
 
 def ase_rate(calc, *, replicas: int, steps: int) -> float:
@@ -155,7 +168,7 @@ def ase_rate(calc, *, replicas: int, steps: int) -> float:
             rng=np.random.default_rng(k),
         )
         dyn.run(steps)
-    return replicas * 108 * steps / (time.perf_counter() - started)
+    return replicas * _atoms_per_replica() * steps / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -167,7 +180,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--system", choices=["ar108", "li2o96"], default="ar108")
     args = parser.parse_args()
+    SYSTEM["name"] = args.system
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     ff = _forcefield(args.model)
@@ -186,7 +201,7 @@ def main() -> None:
                 "model": args.model,
                 "device": str(device),
                 "threads": args.threads,
-                "pack": f"{args.replicas} x Ar108",
+                "pack": f"{args.replicas} x {args.system}",
                 "atom_steps_per_s": {k: round(v, 1) for k, v in best.items()},
                 "engine_over_ase": round(best["engine"] / best["ase"], 3),
                 "engine_overhead_vs_forward": round(overhead, 4),

@@ -96,7 +96,10 @@ def test_the_shipped_argon_model_follows_its_lennard_jones_reference(nequip, fra
 
 
 def test_kill_minus_9_then_resume_gives_the_same_store(tmp_path):
-    kill_and_resume_matches(tmp_path, {"kind": "nequip", "model": str(SHIPPED)})
+    """On one thread NequIP's forces in a pack equal the replica's alone bit for bit, its stress
+    to 2e-19 eV/Å³ (measured): tasks stored before the kill are compared bit for bit, rerun
+    ones to 1e-9 of each quantity."""
+    kill_and_resume_matches(tmp_path, {"kind": "nequip", "model": str(SHIPPED)}, rerun_rtol=1e-9)
 
 
 def test_the_argon_zoos_e3nn_half_validates_and_names_its_package_as_code():
