@@ -12,9 +12,12 @@ Meant for a machine with a CUDA device (through the ``device`` tool where one is
   replicas (its own key, so its own random stream) must end bit-identical.
 * LAMMPS ``lj/cut`` (the same workload as ``engine_vs_lammps.py``) in one process per CPU core
   at once: the machine's CPU throughput, and the GPU pack's ratio to it.
+* Graph models of other packages (``--mlff``, in the venv of their package): the engine on
+  packs of 1 → 512 Ar108 replicas, atom-steps per second per step.
 
     python benchmarks/gpu_throughput.py [--device cuda] [--replicas 256,1024,4096]
         [--steps 200] [--gnn-replicas 64] [--gnn-steps 20] [--lammps-cores N|0]
+        [--mlff mace:models/mace-argon-small.model --mlff sevennet:7net-0 …] [--mlff-replicas 1,8,64,512]
 """
 
 from __future__ import annotations
@@ -113,6 +116,23 @@ def gnn_rate(device: torch.device, replicas: int, steps: int) -> None:
     print(f"GNN {replicas:5d} x 256 float32 {device}: {rate:10.4g} atom-steps/s", flush=True)
 
 
+def mlff_rates(model: str, device: torch.device, replicas: list[int], steps: int) -> None:
+    """Atom-steps per second of a graph model of another package (``mace:FILE``, ``nequip:FILE``,
+    ``sevennet:NAME``, ``chgnet:NAME``; see ``mlff_throughput.py``) on packs of Ar108 replicas,
+    per step (a run of N steps minus one of 2N), until the device runs out of memory."""
+    import mlff_throughput
+
+    ff = mlff_throughput._forcefield(model)
+    mlff_throughput.engine_rate(ff, replicas=1, steps=2, device=device)  # warm-up
+    for n in replicas:
+        try:
+            rate = mlff_throughput.engine_rate(ff, replicas=n, steps=steps, device=device)
+        except torch.OutOfMemoryError:
+            print(f"{model} {n:5d} x Ar108: out of device memory")
+            break
+        print(f"{model} {n:5d} x Ar108 {device}: {rate:10.4g} atom-steps/s", flush=True)
+
+
 def lammps_all_cores(cores: int, steps: int) -> float | None:
     """Atom-steps per wall-second of ``cores`` LAMMPS processes at once (one per core)."""
     script = HERE / "engine_vs_lammps.py"
@@ -137,6 +157,9 @@ def main() -> None:
     parser.add_argument("--gnn-replicas", type=int, default=64)
     parser.add_argument("--gnn-steps", type=int, default=20)
     parser.add_argument("--lammps-cores", type=int, default=os.cpu_count() or 1, help="0: skip LAMMPS")
+    parser.add_argument("--mlff", action="append", default=[], help="a graph model, e.g. mace:FILE (repeatable)")
+    parser.add_argument("--mlff-replicas", default="1,8,64,512")
+    parser.add_argument("--mlff-steps", type=int, default=10)
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
@@ -145,6 +168,8 @@ def main() -> None:
     determinism(device, steps=min(args.steps, 100))
     if args.gnn_replicas > 0:
         gnn_rate(device, args.gnn_replicas, args.gnn_steps)
+    for model in args.mlff:
+        mlff_rates(model, device, [int(n) for n in args.mlff_replicas.split(",")], args.mlff_steps)
     if args.lammps_cores > 0:
         machine = lammps_all_cores(args.lammps_cores, steps=max(20, args.steps // 10))
         if machine is None:
