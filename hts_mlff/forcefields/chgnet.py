@@ -22,10 +22,10 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceOutput
 from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.graph_edges import environment_restored, import_package
+from hts_mlff.forcefields.graph_edges import GraphModelForceField, environment_restored, import_package
 
 #: CHGNet computes in float32 (its ``TORCH_DTYPE``).
 COMPUTE_DTYPE = torch.float32
@@ -55,7 +55,7 @@ def angle_pairs(center: torch.Tensor, short: torch.Tensor, n_atoms: int) -> tupl
     return short[owner[keep]], short[partner[keep]]
 
 
-class CHGNetForceField(ForceField):
+class CHGNetForceField(GraphModelForceField):
     """A CHGNet model driven over whole packs on the engine's neighbour list.
 
     Args:
@@ -63,29 +63,14 @@ class CHGNetForceField(ForceField):
         description: JSON identity (pretrained name, package version) for the checksum.
     """
 
-    neighbor_layout = "pairs"
-    single_threaded_on_cpu = True  # a replica's bits never depend on its pack
+    family = "chgnet"
 
     def __init__(self, model: torch.nn.Module, *, description: dict[str, Any] | None = None) -> None:
         self._graph_class = import_package("chgnet.graph.crystalgraph", extra="chgnet").CrystalGraph
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self._hold(model, description=description)
         converter = model.graph_converter
         self.cutoff_A = float(converter.atom_graph_cutoff)
         self.bond_cutoff_A = float(converter.bond_graph_cutoff)
-        self.description = dict(description or {})
-        self._copies: dict[torch.device, torch.nn.Module] = {}
-
-    def config(self) -> dict[str, Any]:
-        return {"chgnet": self.description}
-
-    def _model_for(self, device: torch.device) -> torch.nn.Module:
-        if device not in self._copies:
-            import copy
-
-            self._copies[device] = copy.deepcopy(self.model).to(device)
-        return self._copies[device]
 
     def crystal_graphs(self, state: BatchState, *, neighbors: NeighborList | None) -> list[Any]:
         """The pack as CHGNet's crystal graphs (one per system, local atom indices, float32)."""
@@ -134,7 +119,7 @@ class CHGNetForceField(ForceField):
         """Energies (eV), forces (eV/Å) and stresses (eV/Å³) of the whole pack in one forward."""
         from ase.units import GPa
 
-        model = self._model_for(state.device)
+        model = self.model_on(state.device)
         graphs = self.crystal_graphs(state, neighbors=neighbors)
         with torch.enable_grad():
             out = model(graphs, task="efs" if compute_stress else "ef")

@@ -11,6 +11,8 @@
   the model's cutoff), on the state's device, without a CPU round trip.
 * :func:`load_pickled_model` opens a model file that is a pickle or a TorchScript archive, the
   only place such a file is read.
+* :class:`GraphModelForceField` is what their force fields share: the frozen model, one copy
+  per device (and dtype), pairs layout, one torch thread per pack on a CPU.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 import torch
 
+from hts_mlff.engine.forcefield import ForceField
 from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState
 
@@ -143,3 +146,36 @@ def species_lookup(known_atomic_numbers: list[int], atomic_numbers: torch.Tensor
         known = [chemical_symbols[int(z)] for z in known_atomic_numbers]
         raise ValueError(f"{model} knows the elements {known}; the system has {missing}")
     return index
+
+
+class GraphModelForceField(ForceField):
+    """Base of the force fields that drive another package's graph model over whole packs.
+
+    Subclasses call :meth:`_hold` with the loaded model and implement ``forward`` (reading
+    :meth:`model_on`); ``family`` names their entry in :meth:`config`.
+    """
+
+    neighbor_layout = "pairs"
+    single_threaded_on_cpu = True  # see ForceField: a replica's bits then depend on its pack least
+    family = "model"
+
+    def _hold(self, model: torch.nn.Module, *, description: dict[str, Any] | None) -> None:
+        """Keep ``model`` frozen (eval mode, no parameter gradients) with its JSON identity."""
+        self.model = model.eval()
+        for parameter in self.model.parameters():
+            parameter.requires_grad_(False)
+        self.description = dict(description or {})
+        self._copies: dict[tuple[torch.device, torch.dtype | None], torch.nn.Module] = {}
+
+    def config(self) -> dict[str, Any]:
+        return {self.family: self.description}
+
+    def model_on(self, device: torch.device, dtype: torch.dtype | None = None) -> torch.nn.Module:
+        """The model on ``device`` (in ``dtype`` when given): one converted copy per pair."""
+        key = (device, dtype)
+        if key not in self._copies:
+            import copy
+
+            moved = copy.deepcopy(self.model).to(device)
+            self._copies[key] = moved if dtype is None else moved.to(dtype)
+        return self._copies[key]

@@ -20,21 +20,26 @@ environment with ``[nequip]``/``[sevennet]``).
 
 from __future__ import annotations
 
-import copy
 import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceOutput
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.graph_edges import directed_edges, import_package, load_pickled_model, species_lookup
+from hts_mlff.forcefields.graph_edges import (
+    GraphModelForceField,
+    directed_edges,
+    import_package,
+    load_pickled_model,
+    species_lookup,
+)
 from hts_mlff.spec.trust import file_digest
 
 
-class MaceForceField(ForceField):
+class MaceForceField(GraphModelForceField):
     """A MACE-family ``torch.nn.Module`` driven over whole packs.
 
     Args:
@@ -44,8 +49,7 @@ class MaceForceField(ForceField):
         description: JSON identity (the model file and its digest) for the checksum.
     """
 
-    neighbor_layout = "pairs"
-    single_threaded_on_cpu = True  # a replica's bits never depend on its pack
+    family = "mace"
 
     def __init__(
         self,
@@ -55,9 +59,10 @@ class MaceForceField(ForceField):
         compute_dtype: torch.dtype | None = None,
         description: dict[str, Any] | None = None,
     ) -> None:
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self._hold(
+            model,
+            description=description or {"class": type(model).__qualname__, "weights_blake2b": weights_digest(model)},
+        )
         self.cutoff_A = float(model.r_max)
         self.atomic_numbers = [int(z) for z in model.atomic_numbers.tolist()]
         heads = list(getattr(model, "heads", None) or ["default"])
@@ -66,20 +71,9 @@ class MaceForceField(ForceField):
         self.head = head or heads[0]
         self.head_index = heads.index(self.head)
         self.compute_dtype = compute_dtype
-        self.description = dict(
-            description or {"class": type(model).__qualname__, "weights_blake2b": weights_digest(model)}
-        )
-        self._copies: dict[tuple[torch.device, torch.dtype], torch.nn.Module] = {}
 
     def config(self) -> dict[str, Any]:
-        return {"mace": self.description, "head": self.head, "compute_dtype": str(self.compute_dtype)}
-
-    def _model_for(self, device: torch.device, dtype: torch.dtype) -> torch.nn.Module:
-        """The model on ``device`` in ``dtype`` (one converted copy per device and dtype)."""
-        key = (device, dtype)
-        if key not in self._copies:
-            self._copies[key] = copy.deepcopy(self.model).to(device=device, dtype=dtype)
-        return self._copies[key]
+        return {**super().config(), "head": self.head, "compute_dtype": str(self.compute_dtype)}
 
     def graph(self, state: BatchState, *, neighbors: NeighborList | None, dtype: torch.dtype) -> dict[str, Any]:
         """The pack as MACE's input dictionary (every tensor on the state's device, in ``dtype``)."""
@@ -109,7 +103,7 @@ class MaceForceField(ForceField):
     ) -> ForceOutput:
         """Energies (eV), forces (eV/Å) and stresses (eV/Å³) of the whole pack in one forward."""
         dtype = self.compute_dtype or state.dtype
-        model = self._model_for(state.device, dtype)
+        model = self.model_on(state.device, dtype)
         data = self.graph(state, neighbors=neighbors, dtype=dtype)
         with torch.enable_grad():
             out = model(data, training=False, compute_force=True, compute_stress=compute_stress)

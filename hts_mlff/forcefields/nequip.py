@@ -22,14 +22,20 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceOutput
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.graph_edges import directed_edges, environment_restored, import_package, species_lookup
+from hts_mlff.forcefields.graph_edges import (
+    GraphModelForceField,
+    directed_edges,
+    environment_restored,
+    import_package,
+    species_lookup,
+)
 from hts_mlff.spec.trust import file_digest
 
 
-class NequIPForceField(ForceField):
+class NequIPForceField(GraphModelForceField):
     """A NequIP-framework ``GraphModel`` (NequIP, Allegro) driven over whole packs.
 
     Args:
@@ -39,8 +45,7 @@ class NequIPForceField(ForceField):
         description: JSON identity (file, digest) for the checksum.
     """
 
-    neighbor_layout = "pairs"
-    single_threaded_on_cpu = True  # a replica's bits never depend on its pack
+    family = "nequip"
 
     def __init__(
         self,
@@ -52,31 +57,17 @@ class NequIPForceField(ForceField):
         description: dict[str, Any] | None = None,
     ) -> None:
         self._keys = import_package("nequip.data", extra="nequip").AtomicDataDict
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self._hold(model, description=description)
         self.cutoff_A = float(cutoff_A)
         self.type_atomic_numbers = list(type_atomic_numbers)
         self.compute_dtype = dtype
-        self.description = dict(description or {})
-        self._copies: dict[torch.device, torch.nn.Module] = {}
-
-    def config(self) -> dict[str, Any]:
-        return {"nequip": self.description}
-
-    def _model_for(self, device: torch.device) -> torch.nn.Module:
-        if device not in self._copies:
-            import copy
-
-            self._copies[device] = copy.deepcopy(self.model).to(device)
-        return self._copies[device]
 
     def forward(
         self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
     ) -> ForceOutput:
         """Energies (eV), forces (eV/Å) and stresses (eV/Å³) of the whole pack in one forward."""
         key, dtype = self._keys, self.compute_dtype
-        model = self._model_for(state.device)
+        model = self.model_on(state.device)
         types = species_lookup(self.type_atomic_numbers, state.atomic_numbers, model="the NequIP model")
         edges = directed_edges(state, neighbors, cutoff_A=self.cutoff_A)
         data = {

@@ -23,10 +23,16 @@ from typing import Any
 
 import torch
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceOutput
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
-from hts_mlff.forcefields.graph_edges import directed_edges, environment_restored, import_package, species_lookup
+from hts_mlff.forcefields.graph_edges import (
+    GraphModelForceField,
+    directed_edges,
+    environment_restored,
+    import_package,
+    species_lookup,
+)
 from hts_mlff.spec.trust import file_digest
 
 #: SevenNet computes in float32 whatever the campaign's dtype: its e3nn tensor products are
@@ -45,7 +51,7 @@ def pretrained_checkpoint(name: str) -> Path:
         return Path(util.pretrained_name_to_path(name))
 
 
-class SevenNetForceField(ForceField):
+class SevenNetForceField(GraphModelForceField):
     """A SevenNet ``AtomGraphSequential`` driven over whole packs.
 
     Args:
@@ -55,8 +61,7 @@ class SevenNetForceField(ForceField):
         description: JSON identity (checkpoint, digest) for the checksum.
     """
 
-    neighbor_layout = "pairs"
-    single_threaded_on_cpu = True  # a replica's bits never depend on its pack
+    family = "sevennet"
 
     def __init__(
         self,
@@ -70,27 +75,16 @@ class SevenNetForceField(ForceField):
         self._keys = import_package("sevenn._keys", extra="sevennet")
         self._data_class = import_package("sevenn.atom_graph_data", extra="sevennet").AtomGraphData
         model.set_is_batch_data(True)
-        self.model = model.eval()
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
+        self._hold(model, description=description)
         self.cutoff_A = float(cutoff_A)
         self.atomic_numbers = sorted(int(z) for z in type_map)
         modal_map = getattr(model, "modal_map", None) or {}
         if modal_map and modal not in modal_map:
             raise ValueError(f"the SevenNet model is multi-fidelity: modal must be one of {sorted(modal_map)}")
         self.modal = modal if modal_map else None
-        self.description = dict(description or {})
-        self._copies: dict[torch.device, torch.nn.Module] = {}
 
     def config(self) -> dict[str, Any]:
-        return {"sevennet": self.description, "modal": self.modal}
-
-    def _model_for(self, device: torch.device) -> torch.nn.Module:
-        if device not in self._copies:
-            import copy
-
-            self._copies[device] = copy.deepcopy(self.model).to(device)
-        return self._copies[device]
+        return {**super().config(), "modal": self.modal}
 
     def forward(
         self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True
@@ -98,7 +92,7 @@ class SevenNetForceField(ForceField):
         """Energies (eV), forces (eV/Å) and stresses (eV/Å³) of the whole pack in one forward."""
         key = self._keys
         dtype = COMPUTE_DTYPE
-        model = self._model_for(state.device)
+        model = self.model_on(state.device)
         species_lookup(self.atomic_numbers, state.atomic_numbers, model="the SevenNet model")
         edges = directed_edges(state, neighbors, cutoff_A=self.cutoff_A)
         positions = state.positions.detach()
