@@ -48,6 +48,31 @@ def environment_restored() -> Iterator[None]:
                 os.environ[key] = value
 
 
+@contextlib.contextmanager
+def torch_globals_restored() -> Iterator[None]:
+    """Undo what a package's set-up changes process-wide in torch and e3nn inside the block:
+    the default dtype, the CPU random state, TF32 flags, e3nn's optimisation defaults, and the
+    environment. (``nequip``'s ``set_global_state`` sets float64 as the default dtype and seeds
+    torch: left in place, SevenNet built afterwards in the same process fails, and a user's own
+    random stream is reset.)"""
+    import sys
+
+    dtype = torch.get_default_dtype()
+    rng = torch.random.get_rng_state()
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    e3nn = sys.modules.get("e3nn")
+    e3nn_defaults = e3nn.get_optimization_defaults() if e3nn is not None else None
+    try:
+        with environment_restored():
+            yield
+    finally:
+        torch.set_default_dtype(dtype)
+        torch.random.set_rng_state(rng)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        if e3nn_defaults is not None:
+            e3nn.set_optimization_defaults(**e3nn_defaults)
+
+
 def import_package(name: str, *, extra: str) -> ModuleType:
     """``importlib.import_module(name)`` with the environment restored afterwards.
 

@@ -28,9 +28,9 @@ from hts_mlff.engine.state import BatchState
 from hts_mlff.forcefields.graph_edges import (
     GraphModelForceField,
     directed_edges,
-    environment_restored,
     import_package,
     species_lookup,
+    torch_globals_restored,
 )
 from hts_mlff.spec.trust import file_digest
 
@@ -95,7 +95,7 @@ def load_nequip(path: Path, *, species_to_type: dict[str, str] | None = None) ->
     load_utils = import_package("nequip.model.saved_models.load_utils", extra="nequip")
     global_state = import_package("nequip.utils.global_state", extra="nequip")
     graph_model = import_package("nequip.nn.graph_model", extra="nequip")
-    with environment_restored():
+    with torch_globals_restored():  # set_global_state makes float64 the default dtype and seeds torch
         global_state.set_global_state()
         model = load_utils.load_saved_model(str(path), compile_mode="eager")
     metadata = model.metadata

@@ -45,6 +45,20 @@ def nequip():
         return build_forcefield(spec, base_dir=SHIPPED.parent)
 
 
+def test_loading_a_model_leaves_torchs_default_dtype_and_random_state_alone(tmp_path):
+    """nequip's set-up makes float64 torch's default dtype and seeds torch for the process: a
+    SevenNet built after it failed ("Float did not match Double"), a user's stream was reset."""
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    spec = NequIPSpec(kind="nequip", model=SHIPPED.name)
+    with approved([file_approval(SHIPPED)]):
+        ff = build_forcefield(spec, base_dir=SHIPPED.parent)
+    assert torch.get_default_dtype() == torch.float32
+    assert torch.equal(torch.rand(3), expected)
+    assert ff(batch(different_sizes()[:1])).forces.dtype == torch.float64  # runs on float32 defaults
+
+
 def test_a_pack_of_three_sizes_passes_the_contract(nequip):
     assert check_forcefield(nequip, batch(different_sizes()), atol_eV_per_A=1e-7) == []
     assert nequip.cutoff_A == 5.0 and nequip.compute_dtype == torch.float64
@@ -55,7 +69,14 @@ def test_energy_forces_and_stress_equal_the_packages_own_calculator(nequip):
         from nequip.integrations.ase import NequIPCalculator
 
         calc = NequIPCalculator._from_saved_model(str(SHIPPED), device="cpu", chemical_species_to_atom_type_map=True)
-    assert_matches_calculator(nequip, different_sizes(), calc, energy_rtol=1e-12, relative=1e-12)
+    # NequIP's own calculator builds its inputs in torch's default dtype, which its set-up makes
+    # float64; our adapter leaves the default alone and converts to the model's dtype itself
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        assert_matches_calculator(nequip, different_sizes(), calc, energy_rtol=1e-12, relative=1e-12)
+    finally:
+        torch.set_default_dtype(default)
 
 
 def test_the_stress_is_the_strain_derivative_of_the_energy(nequip):
