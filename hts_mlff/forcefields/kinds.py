@@ -1,7 +1,7 @@
 """Force-field kinds: one record per campaign ``kind``, the registry that builds them.
 
-A kind's record has two halves. Its spec class (:mod:`hts_mlff.spec.model`, a
-:class:`~hts_mlff.spec.model.ForceFieldKindSpec`, torch-free so ``validate`` stays light)
+A kind's record has two halves. Its spec class (:mod:`hts_mlff.spec.forcefields`, a
+:class:`~hts_mlff.spec.forcefields.ForceFieldKindSpec`, torch-free so ``validate`` stays light)
 holds the fields and what the kind declares about itself: the files that define its identity
 (their bytes enter every task id), the imports it runs, whether it partitions its energy per
 atom (heat current) and whether a store's copy of the spec can be rebuilt without running code.
@@ -9,7 +9,7 @@ Its :class:`ForceFieldKind` here adds how the spec becomes a
 :class:`~hts_mlff.engine.forcefield.ForceField`.
 
 Adding a kind: its module under ``hts_mlff/forcefields/`` (the force field and its ``build``), its
-spec class in :data:`hts_mlff.spec.model.FORCEFIELD_SPECS`, and one :func:`register` line below;
+spec class in :data:`hts_mlff.spec.forcefields.FORCEFIELD_SPECS`, and one :func:`register` line below;
 ``tests/forcefields/test_kinds.py`` checks that specs and records agree.
 """
 
