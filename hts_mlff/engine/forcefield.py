@@ -134,6 +134,16 @@ class ForceField(ABC):
         return hashlib.blake2b(payload.encode(), digest_size=16).hexdigest()
 
 
+def weights_digest(module: torch.nn.Module) -> str:
+    """blake2b-128 of a module's parameters and buffers (names and float64 bytes, sorted by
+    name): the weights part of a force field's checksum."""
+    digest = hashlib.blake2b(digest_size=16)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().double().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def check_forcefield(
     forcefield: ForceField,
     state: BatchState,

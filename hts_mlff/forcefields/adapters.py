@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 from collections.abc import Callable
@@ -22,7 +21,7 @@ import numpy as np
 import torch
 from ase import Atoms
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceField, ForceOutput, weights_digest
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 
@@ -124,11 +123,7 @@ class TorchSimForceField(ForceField):
         self.cutoff_A = float(cutoff_A)
 
     def config(self) -> dict[str, Any]:
-        digest = hashlib.blake2b(digest_size=16)
-        for name, tensor in sorted(self.model.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(tensor.detach().cpu().double().numpy().tobytes())
-        return {"torchsim": self.description, "weights_blake2b": digest.hexdigest()}
+        return {"torchsim": self.description, "weights_blake2b": weights_digest(self.model)}
 
     def forward(
         self, state: BatchState, *, neighbors: NeighborList | None = None, compute_stress: bool = True

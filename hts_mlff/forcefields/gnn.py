@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from hts_mlff.engine.forcefield import ForceField, ForceOutput
+from hts_mlff.engine.forcefield import ForceField, ForceOutput, weights_digest
 from hts_mlff.engine.neighbors import NeighborList, pairs_for
 from hts_mlff.engine.state import BatchState, sum_per_system
 
@@ -304,13 +304,7 @@ class GNNForceField(ForceField):
 
     def config(self) -> dict[str, Any]:
         if self._weights_digest is None:
-            import hashlib
-
-            digest = hashlib.blake2b(digest_size=16)
-            for name, tensor in sorted(self.module.state_dict().items()):
-                digest.update(name.encode())
-                digest.update(tensor.detach().cpu().double().numpy().tobytes())
-            self._weights_digest = digest.hexdigest()
+            self._weights_digest = weights_digest(self.module)
         return {
             "gnn": self.gnn_config.to_dict(),
             "weights_blake2b": self._weights_digest,

@@ -20,13 +20,12 @@ environment with ``[nequip]``/``[sevennet]``).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from hts_mlff.engine.forcefield import ForceOutput
+from hts_mlff.engine.forcefield import ForceOutput, weights_digest
 from hts_mlff.engine.neighbors import NeighborList
 from hts_mlff.engine.state import BatchState
 from hts_mlff.forcefields.graph_edges import (
@@ -134,12 +133,3 @@ def load_mace(path: Path, *, head: str | None = None, compute_dtype: str | None 
         compute_dtype=dtype,
         description={"file": Path(path).name, "blake2b": digest, "class": type(model).__qualname__},
     )
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """blake2b-128 of a model's parameters and buffers (for models built in memory)."""
-    digest = hashlib.blake2b(digest_size=16)
-    for name, tensor in sorted(model.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().double().numpy().tobytes())
-    return digest.hexdigest()
